@@ -1,0 +1,52 @@
+"""Entry point of the `nas-recon` command."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+from rich.markup import escape
+
+from nas_recon import __version__
+from nas_recon.cli.common import Parser, add_verbose, err_console
+from nas_recon.errors import NasReconError
+
+# Each command module has register(subparsers); its parsers set `func`.
+COMMANDS = ["data"]
+
+
+def build_parser() -> Parser:
+    """The full argument parser."""
+    parser = Parser(prog="nas-recon", description="DARTS search of compressed-sensing MRI reconstruction networks")
+    parser.add_argument("--version", action="version", version=f"nas-recon {__version__}")
+    add_verbose(parser)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>", parser_class=Parser)
+    for name in COMMANDS:
+        importlib.import_module(f"nas_recon.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and return 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except NasReconError as e:
+        if getattr(args, "verbose", False):
+            err_console.print(escape(traceback.format_exc()))
+        err_console.print(f"error: {escape(str(e))}")
+        return 2
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the run directory keeps its last checkpoint; rerun with --resume")
+        return 130
+
+
+def entry() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

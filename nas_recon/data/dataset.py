@@ -1,0 +1,176 @@
+"""Slice dataset over a folder of fastMRI single-coil volumes (lazy, a file handle per worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from nas_recon.data.hdf5 import VolumeInfo, check_finite, inspect_volume, open_h5
+from nas_recon.data.sample import Sample
+from nas_recon.errors import ConfigError, DataError
+from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
+from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
+
+INPUT_MAX = 6.0  # SPEC: each slice scaled so that max |x0| = 6
+
+
+def list_volumes(folder: str | Path) -> list[Path]:
+    """Sorted .h5 files of a folder; DataError when it is missing or holds none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: data folder not found")
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".h5", ".hdf5") and p.is_file())
+    if not files:
+        raise DataError(f"{folder}: no .h5 files in the data folder")
+    return files
+
+
+def split_volumes(files: list[Path], fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
+    """Split volumes (not slices) into two disjoint non-empty sets by a seeded permutation."""
+    if len(files) < 2:
+        raise DataError(f"need at least 2 volumes to split into disjoint sets, got {len(files)}")
+    order = np.random.default_rng([seed, 7919]).permutation(len(files))
+    k = min(len(files) - 1, max(1, int(round(fraction * len(files)))))
+    first = sorted(files[i] for i in order[:k])
+    second = sorted(files[i] for i in order[k:])
+    return first, second
+
+
+class SliceDataset(Dataset):
+    """Paired (zero-filled, target) slices: ifft2c -> centre crop to `size` -> fft2c -> mask.
+
+    mode "train": a fresh (mask, acceleration, crop) per draw from (seed, epoch, index);
+    mode "eval": every slice once per acceleration, mask fixed per (file, slice, acceleration), centre crop;
+    mode "given": the file's own `mask` dataset (fastMRI test/challenge files).
+    """
+
+    def __init__(
+        self,
+        source: str | Path | list[Path],
+        size: int = 320,
+        crop: int | None = None,
+        masks: MaskSpec | None = None,
+        mode: str = "train",
+        seed: int = 0,
+        max_slices: int | None = None,
+        max_volumes: int | None = None,
+    ) -> None:
+        if mode not in ("train", "eval", "given"):
+            raise ConfigError(f"mode: unknown '{mode}', expected train, eval or given")
+        if crop is not None and crop > size:
+            raise ConfigError(f"crop: {crop} is larger than the image size {size}")
+        if crop is not None and crop < 8:
+            raise ConfigError(f"crop: expected at least 8, got {crop}")
+        files = list_volumes(source) if isinstance(source, (str, Path)) else sorted(Path(p) for p in source)
+        if not files:
+            raise DataError("no volumes given")
+        if max_volumes is not None:
+            files = files[:max_volumes]
+        self.size, self.crop = size, crop
+        self.masks = masks or MaskSpec()
+        self.mode, self.seed, self.epoch = mode, seed, 0
+        self.volumes: list[VolumeInfo] = [inspect_volume(p, min_size=size) for p in files]
+        if mode == "given":
+            for v in self.volumes:
+                if not v.has_mask:
+                    raise DataError(f"{v.path}: no 'mask' dataset, needed to use the file's own mask")
+        slices = [(vi, s) for vi, v in enumerate(self.volumes) for s in range(v.num_slices)]
+        if max_slices is not None and max_slices < len(slices):
+            if max_slices < 1:
+                raise ConfigError(f"max_slices: expected at least 1, got {max_slices}")
+            picks = np.unique(np.linspace(0, len(slices) - 1, max_slices).round().astype(int))
+            slices = [slices[i] for i in picks]
+        self.slices = slices
+        accs = self.masks.accelerations if mode == "eval" else (None,)
+        self.items: list[tuple[int, int, float | None]] = [(v, s, a) for v, s in slices for a in accs]
+        self._handles: dict[int, h5py.File] = {}
+        self._vmax: dict[int, float] = {}
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Training draws depend on (seed, epoch, index): set the epoch before each pass."""
+        self.epoch = int(epoch)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}  # each worker opens its own handles
+        return state
+
+    def _file(self, vi: int) -> h5py.File:
+        if vi not in self._handles:
+            self._handles[vi] = open_h5(self.volumes[vi].path)
+        return self._handles[vi]
+
+    def close(self) -> None:
+        """Close the open file handles."""
+        for f in self._handles.values():
+            f.close()
+        self._handles.clear()
+
+    def paired_image(self, vi: int, s: int) -> torch.Tensor:
+        """Fully sampled complex image of slice `s`, centre-cropped to size x size."""
+        path = self.volumes[vi].path
+        raw = self._file(vi)["kspace"][s]
+        check_finite(path, s, raw)
+        img = ifft2c(torch.from_numpy(np.asarray(raw, dtype=np.complex64)))
+        return center_crop(img, self.size, self.size)
+
+    def volume_max(self, vi: int) -> float:
+        """Max of the target volume in original units (from reconstruction_esc when present)."""
+        if vi not in self._vmax:
+            f = self._file(vi)
+            if "reconstruction_esc" in f and f["reconstruction_esc"].shape[-2:] == (self.size, self.size):
+                self._vmax[vi] = float(np.max(f["reconstruction_esc"][()]))
+            else:
+                n = self.volumes[vi].num_slices
+                self._vmax[vi] = max(float(self.paired_image(vi, s).abs().max()) for s in range(n))
+        return self._vmax[vi]
+
+    def __getitem__(self, index: int) -> Sample:
+        vi, s, acc = self.items[index]
+        vol = self.volumes[vi]
+        img = self.paired_image(vi, s)
+        if self.mode == "train":
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+        else:
+            rng = np.random.default_rng(eval_seed(self.seed, vol.path.name, s, acc or 0.0))
+        if self.crop is not None and self.crop < self.size:
+            if self.mode == "train":
+                top, left = (int(v) for v in rng.integers(0, self.size - self.crop + 1, size=2))
+                img = img[top : top + self.crop, left : left + self.crop]
+            else:
+                img = center_crop(img, self.crop, self.crop)
+        k = fft2c(img)
+        width = k.shape[-1]
+        if self.mode == "given":
+            m = np.asarray(self._file(vi)["mask"][()]).astype(bool).reshape(-1)
+            if m.shape[0] != width:
+                raise DataError(f"{vol.path}: 'mask' has {m.shape[0]} columns, expected {width}")
+            acc = float(width / max(1, m.sum()))
+        elif self.mode == "train":
+            m, acc = self.masks.draw(width, rng)
+        else:
+            m = make_mask(width, acc, None, self.masks.kind, rng)
+        mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
+        k_meas = k * mask[0]
+        x0 = ifft2c(k_meas)
+        peak = float(x0.abs().max())
+        scale = INPUT_MAX / peak if peak > 0 else 1.0
+        return Sample(
+            input=complex_to_chan(x0 * scale),
+            target=complex_to_chan(img * scale),
+            kspace=complex_to_chan(k_meas * scale),
+            mask=mask,
+            scale=scale,
+            file=vol.path.name,
+            slice=s,
+            acceleration=float(acc),
+            max_value=self.volume_max(vi),
+        )

@@ -1,0 +1,172 @@
+"""Offline demo dataset: fastMRI-style single-coil files made from a magnitude NIfTI volume.
+
+Rule (documented in README): take the axial slices (last NIfTI axis) whose foreground
+(> 10 % of the volume max) covers at least 15 % of the slice, keep `slices` of them evenly spaced,
+cut them into `volumes` contiguous slabs, and send slab i to train / val / test by i mod 5
+(0, 1, 3 -> train; 2 -> val; 4 -> test). Slabs are disjoint, so no slice is in two splits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from nas_recon import __version__
+from nas_recon.errors import ConfigError, DataError
+from nas_recon.physics.fft import fft2c, ifft2c
+
+MNI152_FILE = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+SPLIT_OF_SLAB = {0: "train", 1: "train", 2: "val", 3: "train", 4: "test"}
+PEAK = 2e-4  # intensity of the brightest voxel, about fastMRI's single-coil scale
+
+
+def mni152_path() -> Path:
+    """Path of the MNI152 T1 template inside the installed nilearn package."""
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or spec.origin is None:
+        raise DataError("source mni152: nilearn is not installed (pip install nilearn), or pass --source PATH.nii")
+    path = Path(spec.origin).parent / MNI152_FILE
+    if not path.is_file():
+        raise DataError(f"source mni152: {path} not found in the installed nilearn")
+    return path
+
+
+def load_nifti(path: Path) -> np.ndarray:
+    """A 3-D magnitude volume from a NIfTI file, as float32."""
+    import nibabel as nib
+
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except Exception as e:  # nibabel raises many types for unreadable files
+        raise DataError(f"{path}: not a readable NIfTI file ({str(e).splitlines()[0]})") from e
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise DataError(f"{path}: NIfTI volume has shape {data.shape}, expected 3-D")
+    if not np.isfinite(data).all():
+        raise DataError(f"{path}: NIfTI volume contains NaN or Inf")
+    return data
+
+
+def pad_or_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """Centre-pad with zeros and/or centre-crop a 2-D image to size x size."""
+    out = np.zeros((size, size), dtype=img.dtype)
+    h, w = img.shape
+    sh, sw = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    dh, dw = max(0, (size - h) // 2), max(0, (size - w) // 2)
+    ch, cw = min(h, size), min(w, size)
+    out[dh : dh + ch, dw : dw + cw] = img[sh : sh + ch, sw : sw + cw]
+    return out
+
+
+def smooth_phase(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth low-order random phase map (constant + linear + quadratic terms) in radians."""
+    y, x = np.meshgrid(np.linspace(-1, 1, size), np.linspace(-1, 1, size), indexing="ij")
+    c = rng.normal(size=6) * np.array([np.pi, 1.0, 1.0, 0.5, 0.5, 0.5])
+    return (c[0] + c[1] * x + c[2] * y + c[3] * x * y + c[4] * x**2 + c[5] * y**2).astype(np.float32)
+
+
+def content_slices(vol: np.ndarray) -> list[int]:
+    """Axial indices whose foreground (> 10 % of max) covers at least 15 % of the slice."""
+    thr = 0.1 * float(vol.max())
+    frac = (vol > thr).mean(axis=(0, 1))
+    return [int(i) for i in np.nonzero(frac >= 0.15)[0]]
+
+
+def build_demo(
+    out: Path,
+    source: str = "mni152",
+    size: int = 320,
+    seed: int = 0,
+    slices: int = 60,
+    volumes: int = 10,
+    noise: float = 0.01,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Write train/ val/ test/ fastMRI-style files under `out` (atomically) and return the manifest."""
+    out = Path(out)
+    if size < 16:
+        raise ConfigError(f"size: expected at least 16, got {size}")
+    if volumes < 5:
+        raise ConfigError(f"volumes: expected at least 5 (one slab per split rule), got {volumes}")
+    if out.exists() and any(out.iterdir()) and not force:
+        raise DataError(f"{out}: folder exists and is not empty (use --force to replace it)")
+    src_path = mni152_path() if source == "mni152" else Path(source)
+    vol = load_nifti(src_path)
+    if float(vol.max()) <= 0:
+        raise DataError(f"{src_path}: NIfTI volume has no positive intensity")
+    keep = content_slices(vol)
+    if len(keep) < volumes:
+        raise DataError(f"{src_path}: only {len(keep)} slices with content, need at least {volumes}")
+    picks = [keep[i] for i in np.unique(np.linspace(0, len(keep) - 1, min(slices, len(keep))).round().astype(int))]
+    if len(picks) < volumes:
+        raise ConfigError(f"slices: {slices} is fewer than the {volumes} volumes to fill")
+    slabs = np.array_split(np.array(picks), volumes)
+    rng = np.random.default_rng(seed)
+    vmax = float(vol.max())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    manifest: dict = {
+        "format": "nas-recon-demo", "version": 1, "package_version": __version__,
+        "source": source if source == "mni152" else str(src_path), "size": size, "seed": seed,
+        "noise": noise, "rule": "axial content slices, evenly spaced, contiguous slabs; slab i -> "
+        "train if i%5 in (0,1,3), val if 2, test if 4", "files": {},
+    }
+    try:
+        for name in ("train", "val", "test"):
+            (tmp / name).mkdir()
+        for i, slab in enumerate(slabs):
+            split = SPLIT_OF_SLAB[i % 5]
+            imgs = []
+            for z in slab:
+                mag = pad_or_crop(np.rot90(vol[:, :, z]), size) / vmax * PEAK
+                img = mag * np.exp(1j * smooth_phase(size, rng))
+                img = img + noise * PEAK * (rng.normal(size=img.shape) + 1j * rng.normal(size=img.shape)) / np.sqrt(2)
+                imgs.append(img.astype(np.complex64))
+            kspace = fft2c(torch.from_numpy(np.stack(imgs))).numpy().astype(np.complex64)
+            recon = ifft2c(torch.from_numpy(kspace)).abs().numpy().astype(np.float32)
+            fname = f"demo_slab{i:02d}.h5"
+            write_volume(tmp / split / fname, kspace, recon, manifest["source"], [int(z) for z in slab])
+            manifest["files"][f"{split}/{fname}"] = {"slices": [int(z) for z in slab]}
+            if progress is not None:
+                progress(i + 1, len(slabs))
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def write_volume(path: Path, kspace: np.ndarray, recon: np.ndarray, source: str, slices: list[int]) -> None:
+    """One fastMRI-style single-coil file."""
+    n, h, w = kspace.shape
+    header = (
+        '<?xml version="1.0" encoding="utf-8"?><ismrmrdHeader><encoding><encodedSpace><matrixSize>'
+        f"<x>{h}</x><y>{w}</y><z>1</z></matrixSize></encodedSpace><reconSpace><matrixSize>"
+        f"<x>{recon.shape[1]}</x><y>{recon.shape[2]}</y><z>1</z></matrixSize></reconSpace></encoding>"
+        "</ismrmrdHeader>"
+    )
+    with h5py.File(path, "w") as f:
+        f.create_dataset("kspace", data=kspace)
+        f.create_dataset("reconstruction_esc", data=recon)
+        f.create_dataset("ismrmrd_header", data=header)
+        f.attrs["max"] = float(recon.max())
+        f.attrs["norm"] = float(np.linalg.norm(recon))
+        f.attrs["acquisition"] = "AXT1"
+        f.attrs["source"] = source
+        f.attrs["source_slices"] = np.asarray(slices, dtype=np.int32)

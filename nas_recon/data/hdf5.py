@@ -1,0 +1,79 @@
+"""Opening and checking fastMRI single-coil HDF5 volumes, with one-line errors naming the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from nas_recon.errors import DataError
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """What a valid single-coil volume holds."""
+
+    path: Path
+    num_slices: int
+    height: int
+    width: int
+    has_target: bool
+    has_mask: bool
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open an HDF5 file read-only, or raise DataError saying why it cannot be read."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        is_h5 = h5py.is_hdf5(str(path))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read the file ({e.strerror or e})") from e
+    if not is_h5:
+        raise DataError(f"{path}: not an HDF5 file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"{path}: HDF5 file is truncated or corrupt ({str(e).splitlines()[0]})") from e
+
+
+def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> VolumeInfo:
+    """Check the `kspace` dataset of an open file: present, complex, rank 3, slices, size."""
+    if "kspace" not in f:
+        raise DataError(f"{path}: missing dataset 'kspace' (expected complex64 [slices, H, W])")
+    ks = f["kspace"]
+    if not isinstance(ks, h5py.Dataset):
+        raise DataError(f"{path}: 'kspace' is not a dataset")
+    if ks.dtype.kind != "c":
+        raise DataError(f"{path}: 'kspace' has dtype {ks.dtype}, expected complex (complex64)")
+    if ks.ndim == 4:
+        raise DataError(
+            f"{path}: 'kspace' has rank 4 [slices, coils, H, W]: multi-coil is not supported yet"
+        )
+    if ks.ndim != 3:
+        raise DataError(f"{path}: 'kspace' has rank {ks.ndim} {tuple(ks.shape)}, expected [slices, H, W]")
+    n, h, w = (int(s) for s in ks.shape)
+    if n == 0:
+        raise DataError(f"{path}: 'kspace' has zero slices")
+    if min_size is not None and (h < min_size or w < min_size):
+        raise DataError(f"{path}: image {h}x{w} is smaller than the crop {min_size}x{min_size}")
+    return VolumeInfo(path, n, h, w, "reconstruction_esc" in f, "mask" in f)
+
+
+def inspect_volume(path: Path, min_size: int | None = None, check_values: bool = False) -> VolumeInfo:
+    """Open and check one volume; with `check_values`, also reject NaN/Inf anywhere in k-space."""
+    path = Path(path)
+    with open_h5(path) as f:
+        info = check_kspace(path, f, min_size)
+        if check_values:
+            for i in range(info.num_slices):
+                check_finite(path, i, f["kspace"][i])
+    return info
+
+
+def check_finite(path: Path, slice_index: int, kspace: np.ndarray) -> None:
+    """Raise DataError if a k-space slice holds NaN or Inf."""
+    if not np.isfinite(kspace).all():
+        raise DataError(f"{path}: 'kspace' slice {slice_index} contains NaN or Inf")

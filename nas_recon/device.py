@@ -1,0 +1,18 @@
+"""Device choice: auto, cpu or cuda."""
+
+from __future__ import annotations
+
+import torch
+
+from nas_recon.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """torch.device for 'auto' (cuda when available), 'cpu' or 'cuda'."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise ConfigError(f"--device: unknown '{name}', expected auto, cpu or cuda")
+    return torch.device(name)

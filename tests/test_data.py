@@ -1,0 +1,154 @@
+"""The slice dataset on tiny synthetic HDF5 fixtures, and every bad input."""
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import SIZE, write_volume
+
+from nas_recon.data import SliceDataset, list_volumes, split_volumes
+from nas_recon.errors import ConfigError, DataError
+from nas_recon.physics import MaskSpec, center_crop, chan_to_complex, fft2c, ifft2c
+
+
+def test_sample_layout_and_physics(volume_dir):
+    ds = SliceDataset(volume_dir, size=SIZE, mode="train", seed=0)
+    assert len(ds) == 12
+    s = ds[4]
+    assert s.input.shape == s.target.shape == s.kspace.shape == (2, SIZE, SIZE)
+    assert s.mask.shape == (1, 1, SIZE)
+    assert s.acceleration in (4.0, 8.0)
+    # scaled so that max |x0| = 6, and x0 = ifft2c(mask * k)
+    x0 = chan_to_complex(s.input)
+    assert float(x0.abs().max()) == pytest.approx(6.0, rel=1e-5)
+    torch.testing.assert_close(fft2c(x0), chan_to_complex(s.kspace), atol=1e-4, rtol=1e-4)
+    k_full = fft2c(chan_to_complex(s.target))
+    torch.testing.assert_close(k_full * s.mask[0], chan_to_complex(s.kspace), atol=1e-4, rtol=1e-4)
+    # the target is the paper's pairing: centre crop of ifft2c(raw k-space), times the scale
+    with h5py.File(volume_dir / s.file) as f:
+        raw = torch.from_numpy(f["kspace"][s.slice])
+        esc = f["reconstruction_esc"][s.slice]
+    expected = center_crop(ifft2c(raw), SIZE, SIZE) * s.scale
+    torch.testing.assert_close(chan_to_complex(s.target), expected, atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(chan_to_complex(s.target).abs().numpy() / s.scale, esc, rtol=1e-4, atol=1e-9)
+    assert s.max_value == pytest.approx(float(np.max(h5py.File(volume_dir / s.file)["reconstruction_esc"][()])))
+
+
+def test_eval_masks_fixed_per_file_slice(volume_dir):
+    a = SliceDataset(volume_dir, size=SIZE, mode="eval", seed=3)
+    b = SliceDataset(volume_dir, size=SIZE, mode="eval", seed=3)
+    assert len(a) == 24  # every slice at 4x and at 8x
+    for i in (0, 1, 7):
+        assert torch.equal(a[i].mask, b[i].mask) and a[i].acceleration == b[i].acceleration
+    a.set_epoch(5)
+    assert torch.equal(a[1].mask, b[1].mask)
+    accs = sorted({a[i].acceleration for i in range(len(a))})
+    assert accs == [4.0, 8.0]
+
+
+def test_train_draws_deterministic_by_seed_and_epoch(volume_dir):
+    a = SliceDataset(volume_dir, size=SIZE, crop=16, seed=1)
+    b = SliceDataset(volume_dir, size=SIZE, crop=16, seed=1)
+    assert all(torch.equal(a[i].target, b[i].target) and torch.equal(a[i].mask, b[i].mask) for i in range(4))
+    masks0 = [a[i].mask for i in range(len(a))]
+    a.set_epoch(1)
+    masks1 = [a[i].mask for i in range(len(a))]
+    assert any(not torch.equal(m0, m1) for m0, m1 in zip(masks0, masks1, strict=True))
+    assert a[0].input.shape == (2, 16, 16)
+
+
+def test_limits_and_volume_split(volume_dir):
+    assert len(SliceDataset(volume_dir, size=SIZE, max_volumes=2)) == 6
+    ds = SliceDataset(volume_dir, size=SIZE, max_slices=5)
+    assert len(ds) == 5 and len({ds.slices[i][0] for i in range(5)}) == 4  # spread over the volumes
+    files = list_volumes(volume_dir)
+    w, a = split_volumes(files, 0.5, seed=0)
+    assert set(w).isdisjoint(a) and sorted(w + a) == files
+    assert split_volumes(files, 0.5, seed=0) == (w, a)
+
+
+def test_loader_batches_samples(volume_dir):
+    ds = SliceDataset(volume_dir, size=SIZE, mode="eval")
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=3)))
+    assert batch.input.shape == (3, 2, SIZE, SIZE) and batch.mask.shape == (3, 1, 1, SIZE)
+    assert len(batch.file) == 3
+
+
+def test_given_mask_mode(tmp_path):
+    mask = np.zeros(SIZE, dtype=bool)
+    mask[::4] = True
+    write_volume(tmp_path / "t.h5", mask=mask)
+    s = SliceDataset(tmp_path, size=SIZE, mode="given")[0]
+    assert torch.equal(s.mask.view(-1).bool(), torch.from_numpy(mask))
+    with pytest.raises(DataError, match="no 'mask' dataset"):
+        write_volume(tmp_path / "u.h5")
+        SliceDataset([tmp_path / "u.h5"], size=SIZE, mode="given")
+
+
+def write_raw(path: Path, **datasets) -> Path:
+    with h5py.File(path, "w") as f:
+        for k, v in datasets.items():
+            f.create_dataset(k, data=v)
+    return path
+
+
+BAD_FILES = {
+    "not_hdf5": (lambda p: p.write_text("hello"), "not an HDF5 file"),
+    "missing_kspace": (lambda p: write_raw(p, image=np.zeros((1, 40, 40))), "missing dataset 'kspace'"),
+    "real_kspace": (lambda p: write_raw(p, kspace=np.zeros((1, 40, 40), np.float32)), "expected complex"),
+    "rank2": (lambda p: write_raw(p, kspace=np.zeros((40, 40), np.complex64)), "rank 2"),
+    "multicoil": (
+        lambda p: write_raw(p, kspace=np.zeros((1, 4, 40, 40), np.complex64)),
+        "multi-coil is not supported yet",
+    ),
+    "zero_slices": (lambda p: write_raw(p, kspace=np.zeros((0, 40, 40), np.complex64)), "zero slices"),
+    "too_small": (lambda p: write_raw(p, kspace=np.zeros((1, 20, 40), np.complex64)), "smaller than the crop"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_files_name_the_file(tmp_path, case):
+    make, message = BAD_FILES[case]
+    path = tmp_path / f"{case}.h5"
+    make(path)
+    with pytest.raises(DataError, match=message) as e:
+        SliceDataset(tmp_path, size=SIZE)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_truncated_file(tmp_path):
+    good = write_volume(tmp_path / "good.h5")
+    data = good.read_bytes()
+    (tmp_path / "good.h5").unlink()
+    (tmp_path / "cut.h5").write_bytes(data[: len(data) // 3])
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        SliceDataset(tmp_path, size=SIZE)
+
+
+def test_nan_in_kspace(tmp_path):
+    path = write_volume(tmp_path / "nan.h5")
+    with h5py.File(path, "a") as f:
+        k = f["kspace"][()]
+        k[1, 3, 3] = np.nan
+        f["kspace"][...] = k
+    ds = SliceDataset(tmp_path, size=SIZE, mode="eval")
+    with pytest.raises(DataError, match="slice 1 contains NaN or Inf"):
+        ds[2]
+
+
+def test_empty_or_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="no .h5 files"):
+        SliceDataset(tmp_path, size=SIZE)
+    with pytest.raises(DataError, match="not found"):
+        SliceDataset(tmp_path / "nope", size=SIZE)
+
+
+def test_bad_options(volume_dir):
+    with pytest.raises(ConfigError, match="unknown 'radial'"):
+        SliceDataset(volume_dir, size=SIZE, masks=MaskSpec("radial"))
+    with pytest.raises(ConfigError, match=">= 1"):
+        SliceDataset(volume_dir, size=SIZE, masks=MaskSpec("random", (0.5,)))
+    with pytest.raises(ConfigError, match="crop"):
+        SliceDataset(volume_dir, size=SIZE, crop=64)

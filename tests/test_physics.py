@@ -1,0 +1,90 @@
+"""FFT identities, complex layout and k-space fusion."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nas_recon.physics import KSpaceFusion, center_crop, chan_to_complex, complex_to_chan, fft2c, fuse, ifft2c
+
+
+def rand_complex(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.complex(torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (2, 3, 17, 12), (1, 2, 320, 320)])
+def test_fft_round_trip(shape):
+    x = rand_complex(*shape)
+    torch.testing.assert_close(ifft2c(fft2c(x)), x, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fft2c(ifft2c(x)), x, atol=1e-5, rtol=1e-5)
+
+
+def test_parseval():
+    x = rand_complex(3, 33, 20)
+    assert torch.allclose(fft2c(x).abs().pow(2).sum((-2, -1)), x.abs().pow(2).sum((-2, -1)), rtol=1e-4)
+
+
+def test_fft_is_centered_numpy_convention():
+    x = rand_complex(16, 10).numpy()
+    ref = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(x), norm="ortho"))
+    np.testing.assert_allclose(fft2c(torch.from_numpy(x)).numpy(), ref, atol=1e-5)
+    # a centred delta has a flat spectrum
+    d = torch.zeros(8, 8, dtype=torch.complex64)
+    d[4, 4] = 1
+    assert torch.allclose(fft2c(d).abs(), torch.full((8, 8), 1 / 8))
+
+
+def test_complex_chan_round_trip():
+    x = rand_complex(2, 5, 7)
+    c = complex_to_chan(x)
+    assert c.shape == (2, 2, 5, 7)
+    assert torch.equal(chan_to_complex(c), x)
+    with pytest.raises(ValueError, match="2 channels"):
+        chan_to_complex(torch.zeros(1, 3, 4, 4))
+
+
+def test_center_crop():
+    x = torch.arange(36.0).view(6, 6)
+    assert torch.equal(center_crop(x, 2, 4), x[2:4, 1:5])
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        center_crop(x, 8, 2)
+
+
+def masked_pair(seed=1):
+    x = complex_to_chan(rand_complex(2, 12, 10, seed=seed))
+    k_full = complex_to_chan(rand_complex(2, 12, 10, seed=seed + 1))
+    mask = (torch.rand(2, 1, 1, 10, generator=torch.Generator().manual_seed(seed)) > 0.5).float()
+    return x, k_full * mask, mask
+
+
+def test_hard_fusion_keeps_measured_values():
+    x, k0, mask = masked_pair()
+    out = KSpaceFusion()(x, k0, mask)
+    k_out = fft2c(chan_to_complex(out))
+    sel = mask[:, 0].expand(2, 12, 10).bool()
+    torch.testing.assert_close(k_out[sel], chan_to_complex(k0)[sel], atol=1e-5, rtol=1e-5)
+    # unsampled points keep the network's k-space
+    torch.testing.assert_close(k_out[~sel], fft2c(chan_to_complex(x))[~sel], atol=1e-5, rtol=1e-5)
+
+
+def test_soft_fusion_closed_form():
+    x, k0, mask = masked_pair(3)
+    lam = 0.7
+    out = KSpaceFusion(lam)(x, k0, mask)
+    k = fft2c(chan_to_complex(x))
+    m = mask[:, 0]
+    expected = (1 - m) * k + m * (k + lam * chan_to_complex(k0)) / (1 + lam)
+    torch.testing.assert_close(fft2c(chan_to_complex(out)), expected, atol=1e-5, rtol=1e-5)
+    # large lambda approaches hard replacement
+    torch.testing.assert_close(fuse(x, k0, mask, 1e9), fuse(x, k0, mask, None), atol=1e-4, rtol=1e-4)
+
+
+def test_learnable_lambda_gets_gradient():
+    x, k0, mask = masked_pair(5)
+    layer = KSpaceFusion(2.0, learnable=True)
+    assert math.isclose(float(layer.lam.detach()), 2.0, rel_tol=1e-5)
+    layer(x, k0, mask).pow(2).sum().backward()
+    assert layer.raw_lam.grad is not None and layer.raw_lam.grad.abs() > 0
+    assert sum(p.numel() for p in KSpaceFusion().parameters()) == 0
