@@ -84,7 +84,7 @@ def test_soft_fusion_closed_form():
 def test_learnable_lambda_gets_gradient():
     x, k0, mask = masked_pair(5)
     layer = KSpaceFusion(2.0, learnable=True)
-    assert math.isclose(float(layer.lam.detach()), 2.0, rel_tol=1e-5)
+    assert math.isclose(float(layer.current_lam().detach()), 2.0, rel_tol=1e-5)
     layer(x, k0, mask).pow(2).sum().backward()
     assert layer.raw_lam.grad is not None and layer.raw_lam.grad.abs() > 0
     assert sum(p.numel() for p in KSpaceFusion().parameters()) == 0

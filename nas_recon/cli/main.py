@@ -13,7 +13,7 @@ from nas_recon.cli.common import Parser, add_verbose, err_console
 from nas_recon.errors import NasReconError
 
 # Each command module has register(subparsers); its parsers set `func`.
-COMMANDS = ["data"]
+COMMANDS = ["data", "search"]
 
 
 def build_parser() -> Parser:

@@ -27,7 +27,7 @@ def complex_to_chan(x: torch.Tensor) -> torch.Tensor:
 def chan_to_complex(x: torch.Tensor) -> torch.Tensor:
     """Real [..., 2, H, W] -> complex [..., H, W]."""
     if x.shape[-3] != 2:
-        raise ValueError(f"expected 2 channels [re, im] at dim -3, got shape {tuple(x.shape)}")
+        raise ValueError("expected 2 channels [re, im] at dim -3")
     return torch.complex(x[..., 0, :, :].contiguous(), x[..., 1, :, :].contiguous())
 
 

@@ -10,45 +10,47 @@ from torch import nn
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan, fft2c, ifft2c
 
 
-def fuse(x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, lam: float | torch.Tensor | None) -> torch.Tensor:
+def fuse(x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, lam: float | None) -> torch.Tensor:
     """Data consistency on 2-channel images: sampled k-space points pulled towards the measurement `k0`.
 
     x: [B, 2, H, W] image; k0: [B, 2, H, W] measured k-space (zero where unsampled);
-    mask: broadcastable to [B, 1, H, W], 1 where sampled; lam None = hard replacement.
+    mask: [B, 1, 1, W] or [B, 1, H, W], 1 where sampled; lam None = hard replacement.
     """
-    k = fft2c(chan_to_complex(x))
-    k0c = chan_to_complex(k0)
-    m = mask.squeeze(-3) if mask.dim() == 4 else mask
-    m = m.to(k.real.dtype)
-    if lam is None:
-        k_out = (1 - m) * k + m * k0c
-    else:
-        k_out = (1 - m) * k + m * (k + lam * k0c) / (1 + lam)
-    return complex_to_chan(ifft2c(k_out))
+    layer = KSpaceFusion() if lam is None else KSpaceFusion(float(lam))
+    return layer(x, k0, mask)
 
 
 class KSpaceFusion(nn.Module):
-    """k-space fusion layer: hard replacement (lam = inf, default), soft with lam, or learnable lam."""
+    """k_out = (1 - m) k + m (k + lam k0) / (1 + lam); lam = inf (default) replaces sampled lines.
+
+    With `learnable`, lam = softplus(raw) is a trainable parameter started at `lam` (1 if inf).
+    """
 
     def __init__(self, lam: float = math.inf, learnable: bool = False) -> None:
         super().__init__()
+        self.learnable = learnable
         self.hard = math.isinf(lam) and not learnable
         if learnable:
             start = 1.0 if math.isinf(lam) else float(lam)
-            # softplus-parametrised so lam stays positive while it is learnt
             self.raw_lam = nn.Parameter(torch.tensor(math.log(math.expm1(start))))
-            self.fixed_lam = None
         else:
-            self.raw_lam = None
-            self.fixed_lam = None if math.isinf(lam) else float(lam)
+            self.register_buffer("raw_lam", torch.tensor(0.0 if math.isinf(lam) else float(lam)), persistent=False)
 
-    @property
-    def lam(self) -> float | torch.Tensor | None:
-        """Current lambda (None for hard replacement)."""
-        if self.raw_lam is not None:
+    def current_lam(self) -> torch.Tensor:
+        """Lambda as a tensor (meaningless when `hard`)."""
+        if self.learnable:
             return nn.functional.softplus(self.raw_lam)
-        return self.fixed_lam
+        return self.raw_lam
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Fuse image `x` with measured k-space `k0` on `mask`."""
-        return fuse(x, k0, mask, self.lam)
+        k = fft2c(chan_to_complex(x))
+        k0c = chan_to_complex(k0)
+        m = mask[:, 0] if mask.dim() == 4 else mask
+        m = m.to(x.dtype)
+        if self.hard:
+            k_out = (1 - m) * k + m * k0c
+        else:
+            lam = self.current_lam()
+            k_out = (1 - m) * k + m * (k + lam * k0c) / (1 + lam)
+        return complex_to_chan(ifft2c(k_out))

@@ -1,0 +1,141 @@
+"""The genotype: a derived cell, saved as versioned JSON that rebuilds the network without search code."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas_recon.errors import ConfigError
+from nas_recon.space.ops import OPS
+
+FORMAT = "nas-recon-genotype"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Node:
+    """node = ops[0](state[inputs[0]]) + ops[1](state[inputs[1]]); 0 = C_{l-2}, 1 = C_{l-1}, 2+k = node k."""
+
+    inputs: tuple[int, int]
+    ops: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A discrete cell and the backbone sizes; `extra` keeps alphas, settings and provenance."""
+
+    cell: tuple[Node, ...]
+    space: str = "paper_a"
+    channels: int = 32
+    cells: int = 3
+    cascades: int = 3
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def nodes(self) -> int:
+        """Number of internal nodes."""
+        return len(self.cell)
+
+    def same_cell(self, other: Genotype) -> bool:
+        """True when both describe the same discrete cell."""
+        return self.cell == other.cell
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON contract (extra keys after the fixed ones)."""
+        d: dict[str, Any] = {
+            "format": FORMAT, "version": VERSION, "space": self.space, "channels": self.channels,
+            "cells": self.cells, "cascades": self.cascades, "nodes": self.nodes,
+            "cell": [{"inputs": list(n.inputs), "ops": list(n.ops)} for n in self.cell],
+        }
+        for k, v in self.extra.items():
+            d.setdefault(k, v)
+        return d
+
+    def describe(self) -> str:
+        """Compact one-line form, e.g. `n0=sep_conv_3x3(0)+dil_2_conv_3x3(1) | ...`."""
+        return " | ".join(
+            f"n{i}={n.ops[0]}({n.inputs[0]})+{n.ops[1]}({n.inputs[1]})" for i, n in enumerate(self.cell)
+        )
+
+
+def _int(d: dict, key: str, where: str) -> int:
+    val = d.get(key)
+    if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+        raise ConfigError(f"{where}: field '{key}' must be a positive integer, got {val!r}")
+    return val
+
+
+def genotype_from_dict(d: Any, where: str = "genotype") -> Genotype:
+    """Validate a genotype dict; every error names the field."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{where}: expected a JSON object")
+    if d.get("format") != FORMAT:
+        raise ConfigError(f"{where}: field 'format' is {d.get('format')!r}, expected '{FORMAT}'")
+    if d.get("version") != VERSION:
+        raise ConfigError(f"{where}: field 'version' is {d.get('version')!r}, this nas-recon reads version {VERSION}")
+    sizes = {k: _int(d, k, where) for k in ("channels", "cells", "cascades", "nodes")}
+    space = d.get("space", "custom")
+    if not isinstance(space, str):
+        raise ConfigError(f"{where}: field 'space' must be a string")
+    cell = d.get("cell")
+    if not isinstance(cell, list):
+        raise ConfigError(f"{where}: field 'cell' must be a list of nodes")
+    if len(cell) != sizes["nodes"]:
+        raise ConfigError(f"{where}: field 'cell' has {len(cell)} nodes, field 'nodes' says {sizes['nodes']}")
+    nodes = []
+    for i, n in enumerate(cell):
+        at = f"{where}: cell[{i}]"
+        if not isinstance(n, dict) or set(n) - {"inputs", "ops"}:
+            raise ConfigError(f"{at}: expected an object with 'inputs' and 'ops'")
+        inputs, ops = n.get("inputs"), n.get("ops")
+        if not isinstance(inputs, list) or len(inputs) != 2 or not all(
+            isinstance(j, int) and not isinstance(j, bool) for j in inputs
+        ):
+            raise ConfigError(f"{at}: field 'inputs' must be a list of 2 integers")
+        for j in inputs:
+            if not 0 <= j < i + 2:
+                raise ConfigError(f"{at}: input index {j} out of range, node {i} may use 0..{i + 1}")
+        if not isinstance(ops, list) or len(ops) != 2 or not all(isinstance(o, str) for o in ops):
+            raise ConfigError(f"{at}: field 'ops' must be a list of 2 op names")
+        for o in ops:
+            if o not in OPS or o == "none":
+                known = ", ".join(sorted(k for k in OPS if k != "none"))
+                raise ConfigError(f"{at}: unknown op '{o}', expected one of {known}")
+        nodes.append(Node(tuple(inputs), tuple(ops)))  # type: ignore[arg-type]
+    fixed = {"format", "version", "space", "channels", "cells", "cascades", "nodes", "cell"}
+    extra = {k: v for k, v in d.items() if k not in fixed}
+    return Genotype(tuple(nodes), space, sizes["channels"], sizes["cells"], sizes["cascades"], extra)
+
+
+def load_genotype(path: str | Path) -> Genotype:
+    """Read and validate a genotype JSON file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: genotype file not found")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid JSON ({e})") from e
+    return genotype_from_dict(data, str(path))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to a temp file in the same folder, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_genotype(genotype: Genotype, path: str | Path) -> None:
+    """Write the genotype JSON atomically."""
+    atomic_write_text(Path(path), json.dumps(genotype.to_dict(), indent=1) + "\n")

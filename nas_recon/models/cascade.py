@@ -1,0 +1,25 @@
+"""Cascades of [reconstruction module] -> [k-space fusion], shared by the searched net and baselines."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nas_recon.physics.fusion import KSpaceFusion
+
+
+class CascadeNet(nn.Module):
+    """x <- fusion(body_c(x), k0, mask) for each cascade c; bodies may be one shared module."""
+
+    def __init__(self, bodies: list[nn.Module], lam: float = math.inf, learnable_lam: bool = False) -> None:
+        super().__init__()
+        self.bodies = nn.ModuleList(bodies)
+        self.fusions = nn.ModuleList(KSpaceFusion(lam, learnable_lam) for _ in bodies)
+
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x: zero-filled [B, 2, H, W]; k0: measured k-space [B, 2, H, W]; mask: [B, 1, 1, W]."""
+        for body, fusion in zip(self.bodies, self.fusions, strict=True):
+            x = fusion(body(x), k0, mask)
+        return x

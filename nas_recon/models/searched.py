@@ -1,0 +1,80 @@
+"""The one builder from a genotype to a plain nn.Module (used by search export, retrain, cost, report)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nas_recon.genotype import Genotype
+from nas_recon.models.cascade import CascadeNet
+from nas_recon.space.ops import build_op
+
+
+def conv3x3(cin: int, cout: int, bias: bool = False) -> nn.Conv2d:
+    """3x3 convolution, size-preserving."""
+    return nn.Conv2d(cin, cout, 3, padding=1, bias=bias)
+
+
+def preprocess(cin: int, cout: int) -> nn.Sequential:
+    """A cell input's preprocessing: ReLU -> 1x1 conv to C channels, no bias."""
+    return nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(cin, cout, 1, bias=False))
+
+
+def cell_input_channels(channels: int, nodes: int, cell_index: int) -> tuple[int, int]:
+    """Channels of C_{l-2} and C_{l-1} for cell `cell_index` (stem outputs have C, cells nodes*C)."""
+    c_pp = channels if cell_index < 2 else nodes * channels
+    c_p = channels if cell_index < 1 else nodes * channels
+    return c_pp, c_p
+
+
+class DerivedCell(nn.Module):
+    """A discrete cell: two preprocessed inputs, nodes of two ops each, output = concat of nodes."""
+
+    def __init__(self, genotype: Genotype, c_pp: int, c_p: int) -> None:
+        super().__init__()
+        c = genotype.channels
+        self.pre0 = preprocess(c_pp, c)
+        self.pre1 = preprocess(c_p, c)
+        self.ops = nn.ModuleList()
+        self.idx: list[int] = []
+        for node in genotype.cell:
+            for j, op in zip(node.inputs, node.ops, strict=True):
+                self.ops.append(build_op(op, c))
+                self.idx.append(j)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        acc = states[0]
+        for k, op in enumerate(self.ops):
+            y = op(states[self.idx[k]])
+            if k % 2 == 0:
+                acc = y
+            else:
+                states.append(acc + y)
+        return torch.cat(states[2:], dim=1)
+
+
+class SearchedBody(nn.Module):
+    """One reconstruction module D(x) = x + body(x): stem (two 3x3), cells, 3x3 from the concat."""
+
+    def __init__(self, genotype: Genotype) -> None:
+        super().__init__()
+        c, n = genotype.channels, genotype.nodes
+        self.stem0 = conv3x3(2, c)
+        self.stem1 = conv3x3(c, c)
+        self.cells = nn.ModuleList(DerivedCell(genotype, *cell_input_channels(c, n, i)) for i in range(genotype.cells))
+        self.out = conv3x3(n * c, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1)
+        return x + self.out(s1)
+
+
+def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False) -> CascadeNet:
+    """Searched network: `cascades` x [SearchedBody -> k-space fusion], each cascade its own weights."""
+    return CascadeNet([SearchedBody(genotype) for _ in range(genotype.cascades)], lam, learnable_lam)

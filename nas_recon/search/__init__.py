@@ -1,0 +1,1 @@
+"""Search: the NNI supernet, the bilevel DARTS driver, the derivation rule (the only NNI users)."""

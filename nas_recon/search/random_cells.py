@@ -1,0 +1,34 @@
+"""Uniform sampling of derivable cells (two distinct inputs per node, no `none`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas_recon.genotype import Genotype, Node
+
+
+def sample_cell(nodes: int, ops: tuple[str, ...], rng: np.random.Generator) -> tuple[Node, ...]:
+    """A random derivable cell: per node two distinct inputs (index order) and two real ops."""
+    real = [o for o in ops if o != "none"]
+    cell = []
+    for i in range(nodes):
+        a, b = sorted(int(j) for j in rng.choice(i + 2, size=2, replace=False))
+        o1, o2 = (real[int(k)] for k in rng.integers(len(real), size=2))
+        cell.append(Node((a, b), (o1, o2)))
+    return tuple(cell)
+
+
+def sample_genotype(space, rng: np.random.Generator, extra: dict | None = None) -> Genotype:
+    """A random Genotype of `space`."""
+    return Genotype(sample_cell(space.nodes, space.ops, rng), space.name, space.channels, space.cells,
+                    space.cascades, dict(extra or {}))
+
+
+def to_nni_sample(cell: tuple[Node, ...], label: str = "cell") -> dict:
+    """NNI path-sampling cell choices for a cell (node i of ours is NNI node i + 2)."""
+    sample: dict = {}
+    for i, node in enumerate(cell):
+        for k, (j, op) in enumerate(zip(node.inputs, node.ops, strict=True)):
+            sample[f"{label}/op_{i + 2}_{k}"] = op
+            sample[f"{label}/input_{i + 2}_{k}"] = [j]
+    return sample

@@ -1,0 +1,351 @@
+"""Bilevel first-order DARTS search driven by NNI's one-shot strategy (no experiment manager)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Sampler
+
+from nas_recon import __version__
+from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
+from nas_recon.device import resolve_device
+from nas_recon.errors import ConfigError
+from nas_recon.genotype import Genotype, atomic_write_text, save_genotype
+from nas_recon.physics.masks import MaskSpec
+from nas_recon.search.derive import EdgeWeights, derive_genotype, weights_to_json
+from nas_recon.search.random_cells import sample_genotype, to_nni_sample
+from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy
+from nas_recon.space.spaces import SearchSpace, load_space
+
+for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+# settings that must match when a run is resumed
+FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
+                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations")
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search run depends on (saved as run.json)."""
+
+    data: str
+    out: str
+    space: str = "paper_a"
+    epochs: int = 50
+    patience: int = 10
+    crop: int | None = 64
+    size: int = 320
+    batch_size: int = 4
+    max_slices: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    strategy: str = "darts"
+    split: float = 0.5
+    lr: float = 1e-3
+    arch_lr: float = 3e-4
+    arch_weight_decay: float = 1e-3
+    grad_clip: float | None = 5.0
+    mask_type: str = "random"
+    accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
+    candidates: int = 16
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first bad option."""
+        if self.strategy not in ("darts", "random"):
+            raise ConfigError(f"--strategy: unknown '{self.strategy}', expected darts or random")
+        for name in ("epochs", "patience", "batch_size", "candidates"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+        if not 0 < self.split < 1:
+            raise ConfigError(f"--split: expected a fraction in (0, 1), got {self.split}")
+        for name in ("lr", "arch_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive number")
+
+
+@dataclass
+class SearchResult:
+    """What a finished search produced."""
+
+    genotype: Genotype
+    epochs_run: int
+    stopped_early: bool
+    run_dir: Path
+
+
+class SearchProgress:
+    """Progress hooks the CLI implements (library code never prints)."""
+
+    def start(self, total_epochs: int, steps_per_epoch: int, start_epoch: int) -> None: ...
+
+    def step(self, epoch: int, step: int, w_loss: float, a_loss: float | None) -> None: ...
+
+    def epoch_end(self, row: dict[str, Any]) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles with a permutation drawn from (seed, epoch): resumable and worker-count independent."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch, 31]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class SearchTask(pl.LightningModule):
+    """The inner Lightning module NNI wraps: L1 loss on the 2-channel output, Adam on the weights."""
+
+    def __init__(self, model: torch.nn.Module, lr: float, bilevel: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.bilevel = bilevel
+        self.reset_sums()
+
+    def reset_sums(self) -> None:
+        self.sums = {"w": 0.0, "a": 0.0, "nw": 0, "na": 0}
+        self.last = {"w": float("nan"), "a": float("nan")}
+
+    def set_model(self, model: torch.nn.Module) -> None:
+        self.model = model
+
+    def forward(self, batch) -> torch.Tensor:
+        return self.model(batch.input, batch.kspace, batch.mask)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = F.l1_loss(self(batch), batch.target)
+        key = "a" if self.bilevel and batch_idx % 2 == 0 else "w"
+        self.sums[key] += float(loss.detach())
+        self.sums["n" + key] += 1
+        self.last[key] = float(loss.detach())
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite a CSV atomically from rows."""
+    if not rows:
+        return
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write_text(path, buf.getvalue())
+
+
+class Monitor(Callback):
+    """Per-epoch bookkeeping: losses, alphas, derived genotype, early stopping; saved in checkpoints."""
+
+    def __init__(self, cfg: SearchConfig, space: SearchSpace, task: SearchTask, datasets: list[SliceDataset],
+                 progress: SearchProgress) -> None:
+        self.cfg, self.space, self.task, self.datasets, self.progress = cfg, space, task, datasets, progress
+        self.history: list[dict[str, Any]] = []
+        self.alpha_rows: list[dict[str, Any]] = []
+        self.stable = 0
+        self.last_cell: list | None = None
+        self.weights: EdgeWeights | None = None
+        self.t0 = time.time()
+
+    @property
+    def state_key(self) -> str:
+        return "nas_recon_monitor"
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "alpha_rows": self.alpha_rows, "stable": self.stable,
+                "last_cell": self.last_cell}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = state["history"]
+        self.alpha_rows = state["alpha_rows"]
+        self.stable = state["stable"]
+        self.last_cell = state["last_cell"]
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        for ds in self.datasets:
+            ds.set_epoch(trainer.current_epoch)
+        self.task.reset_sums()
+        self.t0 = time.time()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        a = self.task.last["a"] if self.task.bilevel else None
+        self.progress.step(trainer.current_epoch, batch_idx + 1, self.task.last["w"], a)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        epoch = trainer.current_epoch + 1
+        s = self.task.sums
+        row: dict[str, Any] = {
+            "epoch": epoch,
+            "w_loss": s["w"] / max(1, s["nw"]),
+            "alpha_loss": s["a"] / max(1, s["na"]) if self.task.bilevel else "",
+            "seconds": round(time.time() - self.t0, 3),
+        }
+        if self.task.bilevel:
+            self.weights = edge_weights(self.task.model, self.space)
+            g = derive_genotype(self.weights, self.space)
+            cell = [[list(n.inputs), list(n.ops)] for n in g.cell]
+            self.stable = self.stable + 1 if cell == self.last_cell else 0
+            self.last_cell = cell
+            row.update({"genotype": g.describe(), "unchanged_epochs": self.stable})
+            for (i, j), w in sorted(self.weights.items()):
+                for op, v in w.items():
+                    self.alpha_rows.append({"epoch": epoch, "node": i, "input": j, "op": op, "weight": v})
+            if self.stable >= self.cfg.patience:
+                trainer.should_stop = True
+        self.history.append(row)
+        out = Path(self.cfg.out)
+        write_csv(out / "search_log.csv", self.history)
+        write_csv(out / "alphas.csv", self.alpha_rows)
+        self.progress.epoch_end(row)
+
+
+def load_splits(cfg: SearchConfig) -> tuple[list[Path], list[Path]]:
+    """train_w and train_alpha: disjoint volume-level splits of the training folder."""
+    root = Path(cfg.data)
+    folder = root / "train" if (root / "train").is_dir() else root
+    return split_volumes(list_volumes(folder), cfg.split, cfg.seed)
+
+
+def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
+    """Create or check the run folder; return the checkpoint to resume from (or None)."""
+    out = Path(cfg.out)
+    run_json = out / "run.json"
+    ckpt = out / "checkpoints" / "last.ckpt"
+    if run_json.exists() and not resume:
+        raise ConfigError(f"{out}: a search run is already there (use --resume, or another --out)")
+    if resume and run_json.exists():
+        saved = json.loads(run_json.read_text())["config"]
+        for key in FIXED_ON_RESUME:
+            if saved.get(key) != asdict(cfg).get(key):
+                raise ConfigError(f"--resume: setting '{key}' was {saved.get(key)!r}, now {asdict(cfg).get(key)!r}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_json, json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg)}, indent=1))
+    return ckpt if resume and ckpt.exists() else None
+
+
+def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
+    """Run (or resume) a search and write genotype.json, alphas.csv, search_log.csv, cell.svg/png."""
+    cfg.check()
+    progress = progress or SearchProgress()
+    space = load_space(cfg.space)
+    device = resolve_device(cfg.device)
+    w_files, a_files = load_splits(cfg)
+    masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
+    ds_w = SliceDataset(w_files, cfg.size, cfg.crop, masks, "train", cfg.seed, cfg.max_slices)
+    ds_a = SliceDataset(a_files, cfg.size, cfg.crop, masks, "train", cfg.seed + 1, cfg.max_slices)
+    ckpt = prepare_run_dir(cfg, resume)
+    out = Path(cfg.out)
+
+    torch.manual_seed(cfg.seed)
+    bilevel = cfg.strategy == "darts"
+    strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip)
+    supernet = build_supernet(space, strategy)
+    task = SearchTask(supernet, cfg.lr, bilevel)
+    oneshot = strategy.configure_oneshot_module(task)
+    if bilevel:
+        # NNI orders its arch parameters through a set (id order), so a resumed optimiser state could land on
+        # other alphas; a fixed traversal order makes checkpoints portable across processes.
+        ordered = arch_parameters(supernet)
+        oneshot.arch_parameters = lambda: ordered  # type: ignore[method-assign]
+        oneshot.configure_architecture_optimizers = lambda: torch.optim.Adam(  # type: ignore[method-assign]
+            ordered, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay
+        )
+    w_loader = DataLoader(ds_w, cfg.batch_size, sampler=EpochSampler(len(ds_w), cfg.seed))
+    a_loader = DataLoader(ds_a, cfg.batch_size, sampler=EpochSampler(len(ds_a), cfg.seed + 1))
+    loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)
+
+    monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress)
+    saver = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1,
+                            save_on_train_epoch_end=True, enable_version_counter=False)
+    trainer = pl.Trainer(
+        max_epochs=cfg.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+        logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=0, callbacks=[monitor, saver], default_root_dir=str(out),
+        gradient_clip_val=None if bilevel else cfg.grad_clip,
+    )
+    steps = max(len(w_loader), len(a_loader)) if bilevel else len(w_loader)
+    progress.start(cfg.epochs, steps, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            trainer.fit(oneshot, train_dataloaders=loaders, ckpt_path=str(ckpt) if ckpt else None)
+        except SystemExit:
+            if trainer.interrupted:
+                raise KeyboardInterrupt from None
+            raise
+    if trainer.interrupted:
+        raise KeyboardInterrupt
+
+    epochs_run = len(monitor.history)
+    stopped_early = bilevel and epochs_run < cfg.epochs
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
+    extra: dict[str, Any] = {
+        "search": settings, "package_version": __version__, "seed": cfg.seed, "device": str(device),
+        "data": {"folder": str(cfg.data), "train_w": [p.name for p in w_files],
+                 "train_alpha": [p.name for p in a_files]},
+        "epochs_run": epochs_run, "stopped_early": stopped_early,
+    }
+    if bilevel:
+        weights = edge_weights(supernet, space)
+        genotype = derive_genotype(weights, space, {**extra, "alphas": weights_to_json(weights)})
+    else:
+        genotype = pick_random(cfg, space, supernet, a_loader, device, extra)
+    save_genotype(genotype, out / "genotype.json")
+    from nas_recon.draw import draw_cell
+
+    draw_cell(genotype, out / "cell")
+    return SearchResult(genotype, epochs_run, stopped_early, out)
+
+
+@torch.no_grad()
+def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoader, device: torch.device,
+                extra: dict[str, Any]) -> Genotype:
+    """Random search with weight sharing: score seeded random cells on train_alpha, keep the best."""
+    from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
+
+    rng = np.random.default_rng([cfg.seed, 4242])
+    supernet = supernet.to(device).eval()
+    loader.dataset.set_epoch(0)
+    loader.sampler.set_epoch(0)
+    batches = [b for _, b in zip(range(8), loader, strict=False)]
+    scored = []
+    for _ in range(cfg.candidates):
+        g = sample_genotype(space, rng)
+        memo = to_nni_sample(g.cell)
+        for m in supernet.modules():
+            if isinstance(m, BaseSuperNetModule):
+                m.resample(memo=dict(memo))
+        loss = float(np.mean([
+            F.l1_loss(supernet(b.input.to(device), b.kspace.to(device), b.mask.to(device)), b.target.to(device)).item()
+            for b in batches
+        ]))
+        scored.append((loss, g))
+    scored.sort(key=lambda t: t[0])
+    best_loss, best = scored[0]
+    ranked = [{"cell": c.describe(), "alpha_split_l1": v} for v, c in scored]
+    return Genotype(best.cell, space.name, space.channels, space.cells, space.cascades,
+                    {**extra, "random_candidates": ranked, "alpha_split_l1": best_loss})

@@ -1,0 +1,132 @@
+"""The DARTS supernet: the SPEC backbone with every cell edge an NNI mixed op, one alpha for all cells."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch releases added
+    warnings.simplefilter("ignore")
+    from nni.nas.nn.pytorch import Cell, ModelSpace
+
+from nas_recon.models.cascade import CascadeNet
+from nas_recon.models.searched import cell_input_channels, conv3x3, preprocess
+from nas_recon.search.derive import EdgeWeights
+from nas_recon.space.ops import build_op
+from nas_recon.space.spaces import SearchSpace
+
+CELL_LABEL = "cell"  # one label: every cell of every cascade shares its architecture parameters
+
+logging.getLogger("nni").setLevel(logging.WARNING)
+
+
+class CellPreprocessor(nn.Module):
+    """ReLU -> 1x1 conv on each of C_{l-2}, C_{l-1} (NNI Cell's preprocessor)."""
+
+    def __init__(self, c_pp: int, c_p: int, c: int) -> None:
+        super().__init__()
+        self.pre0 = preprocess(c_pp, c)
+        self.pre1 = preprocess(c_p, c)
+
+    def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.pre0(inputs[0]), self.pre1(inputs[1])]
+
+
+def op_factory(name: str, channels: int):
+    """NNI op-candidate factory: called with (node_index, op_index, input_index)."""
+
+    def make(node_index: int, op_index: int, input_index: int | None = None) -> nn.Module:
+        return build_op(name, channels)
+
+    return make
+
+
+class SuperBody(nn.Module):
+    """One reconstruction module with NNI cells in place of derived cells."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        c, n = space.channels, space.nodes
+        self.stem0 = conv3x3(2, c)
+        self.stem1 = conv3x3(c, c)
+        cells = []
+        for i in range(space.cells):
+            c_pp, c_p = cell_input_channels(c, n, i)
+            cells.append(
+                Cell(
+                    {name: op_factory(name, c) for name in space.real_ops},
+                    num_nodes=n, num_ops_per_node=2, num_predecessors=2, merge_op="all",
+                    preprocessor=CellPreprocessor(c_pp, c_p, c), concat_dim=1, label=CELL_LABEL,
+                )
+            )
+        self.cells = nn.ModuleList(cells)
+        self.out = conv3x3(n * c, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.stem0(x)
+        s1 = self.stem1(s0)
+        for cell in self.cells:
+            s0, s1 = s1, cell([s0, s1])
+        return x + self.out(s1)
+
+
+class Supernet(ModelSpace):
+    """NNI model space of the searched network (cascades with k-space fusion)."""
+
+    def __init__(self, space: SearchSpace) -> None:
+        super().__init__()
+        self.net = CascadeNet([SuperBody(space) for _ in range(space.cascades)])
+
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(x, k0, mask)
+
+
+def make_strategy(name: str, arch_lr: float, grad_clip: float | None):
+    """NNI one-shot strategy: DARTS (first order) or random one-shot."""
+    from nni.nas.strategy import DARTS, RandomOneShot
+
+    if name == "darts":
+        return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip)
+    return RandomOneShot()
+
+
+def build_supernet(space: SearchSpace, strategy) -> Supernet:
+    """Instantiate the model space and let the NNI strategy mutate it into a supernet."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = Supernet(space)
+        return strategy.mutate_model(model)
+
+
+def first_cell(supernet: nn.Module) -> nn.Module:
+    """The first (mutated) cell; all cells share its architecture parameters."""
+    return supernet.net.bodies[0].cells[0]
+
+
+def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
+    """Softmax weights per edge from NNI's alphas; NNI's implicit zero op is reported as `none`."""
+    cell = first_cell(supernet)
+    alphas = cell._arch_alpha
+    names = list(cell.op_names)
+    out: EdgeWeights = {}
+    for i in range(space.nodes):
+        for j in range(i + 2):
+            a = alphas[f"{CELL_LABEL}/{i + 2}_{j}"].detach().float().cpu()
+            w = torch.softmax(a, 0).tolist()
+            d = dict(zip(names, w[: len(names)], strict=True))
+            d["none"] = w[len(names)] if len(w) > len(names) else 0.0
+            out[(i, j)] = d
+    return out
+
+
+def arch_parameters(supernet: nn.Module) -> list[nn.Parameter]:
+    """The distinct architecture parameters (shared across cells)."""
+    seen: dict[int, nn.Parameter] = {}
+    for m in supernet.modules():
+        if hasattr(m, "_arch_alpha"):
+            for p in m._arch_alpha.values():
+                seen.setdefault(id(p), p)
+    return list(seen.values())

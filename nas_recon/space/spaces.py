@@ -1,0 +1,81 @@
+"""Search spaces as TOML data files (search_spaces/*.toml), validated with key-naming errors."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from nas_recon.errors import ConfigError
+from nas_recon.paths import shipped_dir
+from nas_recon.space.ops import OPS
+
+INT_KEYS = ("nodes", "cells", "cascades", "channels")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Candidate ops and the backbone's sizes."""
+
+    name: str
+    ops: tuple[str, ...]
+    nodes: int = 3
+    cells: int = 3
+    cascades: int = 3
+    channels: int = 32
+
+    @property
+    def real_ops(self) -> tuple[str, ...]:
+        """Candidate ops without `none` (which the supernet models as NNI's implicit zero)."""
+        return tuple(o for o in self.ops if o != "none")
+
+
+def shipped_spaces() -> list[str]:
+    """Names of the search spaces shipped in search_spaces/."""
+    return sorted(p.stem for p in shipped_dir("search_spaces").glob("*.toml"))
+
+
+def load_space(name_or_path: str) -> SearchSpace:
+    """Load a shipped space by name (`paper_a`) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = shipped_dir("search_spaces") / f"{name_or_path}.toml"
+        if not path.is_file():
+            raise ConfigError(
+                f"--space: unknown space '{name_or_path}', expected a path or one of {', '.join(shipped_spaces())}"
+            )
+    if not path.is_file():
+        raise ConfigError(f"{path}: search space file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    return space_from_dict(data, str(path), default_name=path.stem)
+
+
+def space_from_dict(data: dict, where: str, default_name: str = "custom") -> SearchSpace:
+    """Validate a space dict; errors name the key."""
+    allowed = {"name", "ops", *INT_KEYS}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key '{key}', expected {', '.join(sorted(allowed))}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}: key 'name' must be a non-empty string")
+    ops = data.get("ops")
+    if not isinstance(ops, list) or not all(isinstance(o, str) for o in ops):
+        raise ConfigError(f"{where}: key 'ops' must be a list of op names")
+    for o in ops:
+        if o not in OPS:
+            raise ConfigError(f"{where}: key 'ops': unknown op '{o}', expected one of {', '.join(sorted(OPS))}")
+    if len(set(ops)) != len(ops):
+        raise ConfigError(f"{where}: key 'ops' lists an op twice")
+    if not [o for o in ops if o != "none"]:
+        raise ConfigError(f"{where}: key 'ops' needs at least one op other than 'none'")
+    ints = {}
+    for key in INT_KEYS:
+        val = data.get(key, getattr(SearchSpace, key))
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            raise ConfigError(f"{where}: key '{key}' must be a positive integer, got {val!r}")
+        ints[key] = val
+    return SearchSpace(name=name, ops=tuple(ops), **ints)

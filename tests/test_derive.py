@@ -1,0 +1,57 @@
+"""The derivation rule on hand-made weights."""
+
+import numpy as np
+
+from nas_recon.genotype import Node
+from nas_recon.search.derive import derive_cell
+from nas_recon.search.random_cells import sample_cell, to_nni_sample
+
+OPS = ("sep_conv_3x3", "dil_2_conv_3x3", "dil_3_conv_3x3", "skip_connect", "none")
+
+
+def ws(*weights):
+    return dict(zip(OPS, weights, strict=True))
+
+
+def uniform(nodes=3):
+    return {(i, j): {o: 0.2 for o in OPS} for i in range(nodes) for j in range(i + 2)}
+
+
+def test_two_strongest_edges_with_their_best_ops():
+    w = uniform()
+    w[(0, 1)] = ws(0.1, 0.5, 0.1, 0.1, 0.2)
+    w[(0, 0)] = ws(0.3, 0.1, 0.1, 0.1, 0.4)
+    w[(1, 2)] = ws(0.05, 0.05, 0.6, 0.1, 0.2)
+    w[(1, 0)] = ws(0.1, 0.1, 0.1, 0.5, 0.2)
+    w[(2, 3)] = ws(0.45, 0.05, 0.1, 0.1, 0.3)
+    w[(2, 1)] = ws(0.05, 0.05, 0.42, 0.1, 0.38)
+    cell = derive_cell(w, 3, OPS)
+    assert cell[0] == Node((0, 1), ("sep_conv_3x3", "dil_2_conv_3x3"))
+    assert cell[1] == Node((0, 2), ("skip_connect", "dil_3_conv_3x3"))
+    assert cell[2] == Node((1, 3), ("dil_3_conv_3x3", "sep_conv_3x3"))
+
+
+def test_none_strongest_is_ignored():
+    w = uniform()
+    # edge 2->node2 is mostly `none`, but its best real op still counts with its own weight
+    w[(2, 2)] = ws(0.01, 0.01, 0.01, 0.02, 0.95)
+    w[(2, 0)] = ws(0.3, 0.1, 0.1, 0.1, 0.4)
+    cell = derive_cell(w, 3, OPS)
+    assert 2 not in cell[2].inputs and "none" not in cell[2].ops
+    assert cell[2].inputs[0] == 0 and cell[2].ops[0] == "sep_conv_3x3"
+
+
+def test_ties_break_deterministically():
+    cell = derive_cell(uniform(), 3, OPS)
+    # all equal: first op of the space, the two lowest input indices
+    assert all(n == Node((0, 1), ("sep_conv_3x3", "sep_conv_3x3")) for n in cell)
+
+
+def test_random_cells_are_derivable():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        cell = sample_cell(4, OPS, rng)
+        for i, n in enumerate(cell):
+            assert n.inputs[0] < n.inputs[1] < i + 2 and "none" not in n.ops
+    s = to_nni_sample(cell)
+    assert s["cell/op_2_0"] == cell[0].ops[0] and s["cell/input_5_1"] == [cell[3].inputs[1]]

@@ -1,0 +1,99 @@
+"""Supernet shapes, a tiny end-to-end search, determinism and resume after a kill."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import SIZE
+
+from nas_recon.errors import ConfigError
+from nas_recon.genotype import load_genotype
+from nas_recon.search.run import SearchConfig, run_search
+from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy
+from nas_recon.space import load_space
+
+
+def test_supernet_shapes_and_shared_alphas():
+    space = load_space("paper_b")
+    torch.manual_seed(0)
+    net = build_supernet(space, make_strategy("darts", 3e-4, 5.0))
+    assert len(arch_parameters(net)) == sum(i + 2 for i in range(space.nodes))  # one alpha per edge, shared
+    x = torch.randn(2, 2, 21, 15)
+    mask = torch.ones(2, 1, 1, 15)
+    y = net(x, x, mask)
+    assert y.shape == x.shape
+    y.abs().mean().backward()
+    assert all(p.grad is not None for p in arch_parameters(net))
+    w = edge_weights(net, space)
+    assert set(w[(0, 0)]) == set(space.ops) and sum(w[(2, 3)].values()) == pytest.approx(1.0)
+
+
+def tiny_config(data_root, out, **kw):
+    base = dict(data=str(data_root), out=str(out), epochs=2, patience=5, crop=16, size=SIZE, batch_size=2,
+                device="cpu")
+    base.update(kw)
+    return SearchConfig(**base)
+
+
+def test_tiny_search_writes_a_valid_genotype_and_is_deterministic(data_root, tmp_path):
+    r1 = run_search(tiny_config(data_root, tmp_path / "a"))
+    g = load_genotype(tmp_path / "a" / "genotype.json")
+    assert g.nodes == 3 and g.same_cell(r1.genotype)
+    d = json.loads((tmp_path / "a" / "genotype.json").read_text())
+    assert set(d["data"]["train_w"]).isdisjoint(d["data"]["train_alpha"])
+    assert len(d["alphas"]) == 2 + 3 + 4
+    for name in ("alphas.csv", "search_log.csv", "cell.svg", "cell.png", "checkpoints/last.ckpt"):
+        assert (tmp_path / "a" / name).is_file(), name
+    log = (tmp_path / "a" / "search_log.csv").read_text().splitlines()
+    assert len(log) == 3 and log[0].startswith("epoch,w_loss,alpha_loss")
+    run_search(tiny_config(data_root, tmp_path / "b"))
+    a = json.loads((tmp_path / "a" / "genotype.json").read_text())
+    b = json.loads((tmp_path / "b" / "genotype.json").read_text())
+    assert a["cell"] == b["cell"] and a["alphas"] == b["alphas"]
+
+
+def test_early_stopping(data_root, tmp_path):
+    r = run_search(tiny_config(data_root, tmp_path / "s", epochs=30, patience=1, arch_lr=1e-9))
+    assert r.stopped_early and r.epochs_run == 2
+
+
+def test_random_strategy(data_root, tmp_path):
+    r = run_search(tiny_config(data_root, tmp_path / "r", epochs=1, strategy="random", candidates=3))
+    d = json.loads((tmp_path / "r" / "genotype.json").read_text())
+    assert len(d["random_candidates"]) == 3 and r.genotype.nodes == 3
+
+
+def test_existing_run_and_changed_settings(data_root, tmp_path):
+    cfg = tiny_config(data_root, tmp_path / "x", epochs=1)
+    run_search(cfg)
+    with pytest.raises(ConfigError, match="already there"):
+        run_search(cfg)
+    with pytest.raises(ConfigError, match="setting 'seed'"):
+        run_search(tiny_config(data_root, tmp_path / "x", epochs=1, seed=9), resume=True)
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_the_uninterrupted_result(data_root, tmp_path):
+    args = ["--data", str(data_root), "--size", str(SIZE), "--crop", "16", "--batch-size", "1", "--epochs", "4",
+            "--device", "cpu"]
+    cli = [sys.executable, "-m", "nas_recon.cli.main", "search"]
+    subprocess.run([*cli, *args, "--out", str(tmp_path / "full")], check=True, capture_output=True)
+    proc = subprocess.Popen([*cli, *args, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    ckpt = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "genotype.json").exists(), "the run finished before it could be killed"
+    subprocess.run([*cli, *args, "--out", str(tmp_path / "killed"), "--resume"], check=True, capture_output=True)
+    a = json.loads((tmp_path / "full" / "genotype.json").read_text())
+    b = json.loads((tmp_path / "killed" / "genotype.json").read_text())
+    assert a["cell"] == b["cell"] and a["alphas"] == b["alphas"]
+    assert len((tmp_path / "killed" / "search_log.csv").read_text().splitlines()) == 5
