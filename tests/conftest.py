@@ -13,6 +13,15 @@ from nas_recon.physics.fft import fft2c
 
 SIZE = 32  # pairing crop used by the fixtures
 
+EXAMPLE = {
+    "format": "nas-recon-genotype", "version": 1, "space": "paper_a",
+    "channels": 32, "cells": 3, "cascades": 3, "nodes": 3,
+    "cell": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "dil_2_conv_3x3"]},
+             {"inputs": [1, 2], "ops": ["dil_2_conv_3x3", "dil_3_conv_3x3"]},
+             {"inputs": [0, 3], "ops": ["sep_conv_3x3", "dil_3_conv_3x3"]}],
+}
+
+
 
 def phantom(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A smooth complex image with a few ellipses and a smooth phase."""

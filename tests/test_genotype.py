@@ -5,18 +5,11 @@ import json
 
 import pytest
 import torch
+from conftest import EXAMPLE
 
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import genotype_from_dict, load_genotype, save_genotype
 from nas_recon.models import build_from_genotype
-
-EXAMPLE = {
-    "format": "nas-recon-genotype", "version": 1, "space": "paper_a",
-    "channels": 32, "cells": 3, "cascades": 3, "nodes": 3,
-    "cell": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "dil_2_conv_3x3"]},
-             {"inputs": [1, 2], "ops": ["dil_2_conv_3x3", "dil_3_conv_3x3"]},
-             {"inputs": [0, 3], "ops": ["sep_conv_3x3", "dil_3_conv_3x3"]}],
-}
 
 
 def test_round_trip_keeps_extra_keys(tmp_path):

@@ -13,7 +13,10 @@ from nas_recon.cli.common import Parser, add_verbose, err_console
 from nas_recon.errors import NasReconError
 
 # Each command module has register(subparsers); its parsers set `func`.
-COMMANDS = ["data", "search"]
+MODULES = {"data": "data", "search": "search", "retrain": "train", "evaluate": "train", "reconstruct": "train",
+           "export": "train", "cost": "cost", "sample": "cost",
+           "report": "report", "demo": "demo"}
+COMMANDS = ["data", "search", "retrain", "evaluate", "reconstruct", "export", "cost", "sample", "report", "demo"]
 
 
 def build_parser() -> Parser:
@@ -22,8 +25,8 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"nas-recon {__version__}")
     add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>", parser_class=Parser)
-    for name in COMMANDS:
-        importlib.import_module(f"nas_recon.cli.{name}").register(sub)
+    for module in dict.fromkeys(MODULES[c] for c in COMMANDS):
+        importlib.import_module(f"nas_recon.cli.{module}").register(sub)
     return parser
 
 

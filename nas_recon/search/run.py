@@ -17,10 +17,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
+from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, atomic_write_text, save_genotype
@@ -97,22 +98,6 @@ class SearchProgress:
     def epoch_end(self, row: dict[str, Any]) -> None: ...
 
     def message(self, text: str) -> None: ...
-
-
-class EpochSampler(Sampler[int]):
-    """Shuffles with a permutation drawn from (seed, epoch): resumable and worker-count independent."""
-
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch, 31]).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 class SearchTask(pl.LightningModule):

@@ -1,0 +1,97 @@
+"""`nas-recon cost` and `nas-recon sample`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from nas_recon.cli.common import add_device, add_verbose, console
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `cost` and `sample`."""
+    p = sub.add_parser("cost", help="params, FLOPs (conv MACs) and latency of a model")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--genotype", type=Path, help="genotype JSON")
+    g.add_argument("--model", help="baseline name (zero-filled, tv, unet, dccnn-N, modl-N, rdn-N)")
+    g.add_argument("--reference", action="store_true", help="the reference report: paper baselines + examples")
+    p.add_argument("--size", type=int, default=320)
+    p.add_argument("--repeats", type=int, default=10, help="timed runs for the latency median")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--write", type=Path, help="with --reference: write STEM.md and STEM.json")
+    add_device(p)
+    add_verbose(p)
+    p.set_defaults(func=run_cost)
+
+    s = sub.add_parser("sample", help="random genotypes (the random-architecture control)")
+    s.add_argument("--space", default="paper_a")
+    s.add_argument("--n", type=int, default=5)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, type=Path, help="folder for random_XX.json")
+    s.add_argument("--flops-like", type=Path, help="keep only cells within --tolerance of this genotype's FLOPs")
+    s.add_argument("--tolerance", type=float, default=0.1)
+    add_verbose(s)
+    s.set_defaults(func=run_sample)
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    """Compute and print the cost."""
+    from nas_recon.cost import model_cost
+    from nas_recon.device import resolve_device
+    from nas_recon.errors import ConfigError
+    from nas_recon.genotype import load_genotype
+    from nas_recon.models.registry import ModelSpec, build_model, parse_name, spec_for_genotype
+
+    if args.reference:
+        from nas_recon.costreport import reference_report, write_reference_report
+
+        if args.write:
+            paths = write_reference_report(args.write, args.size)
+            console.print("wrote " + ", ".join(str(p) for p in paths))
+            return 0
+        data, md = reference_report(args.size)
+        console.print(json.dumps(data, indent=1) if args.json else md, soft_wrap=True)
+        return 0
+    if args.size < 16:
+        raise ConfigError(f"--size: expected at least 16, got {args.size}")
+    device = resolve_device(args.device)
+    if args.model == "tv":
+        result = {"model": "tv", "params": 0, "flops": None, "latency_ms": None, "device": str(device),
+                  "note": "iterative solver: FLOPs not applicable"}
+    else:
+        if args.genotype:
+            spec = spec_for_genotype(load_genotype(args.genotype))
+            name = str(args.genotype)
+        else:
+            parse_name(args.model)
+            spec, name = ModelSpec(args.model), args.model
+        c = model_cost(build_model(spec), args.size, device, args.repeats)
+        result = {"model": name, **c, "device": str(device), "size": args.size}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    t = Table(title=f"cost at {args.size} x {args.size}")
+    for col in ("model", "params", "FLOPs (G MACs)", "latency (ms/slice)", "device"):
+        t.add_column(col, justify="right")
+    flops = "n/a" if result["flops"] is None else f"{result['flops'] / 1e9:.3f}"
+    lat = "n/a" if result["latency_ms"] is None else f"{result['latency_ms']:.1f}"
+    t.add_row(result["model"], f"{result['params']:,}", flops, lat, result["device"])
+    console.print(t)
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    """Write random genotypes."""
+    from nas_recon.genotype import load_genotype
+    from nas_recon.sample import sample_genotypes, write_samples
+    from nas_recon.space import load_space
+
+    like = load_genotype(args.flops_like) if args.flops_like else None
+    gs = sample_genotypes(load_space(args.space), args.n, args.seed, like, args.tolerance)
+    paths = write_samples(gs, args.out)
+    for p, g in zip(paths, gs, strict=True):
+        console.print(f"{p}: {g.describe()}", soft_wrap=True)
+    return 0

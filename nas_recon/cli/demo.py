@@ -1,0 +1,63 @@
+"""`nas-recon demo`: the whole pipeline on the offline demo data, resumable."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from nas_recon.cli.common import add_device, add_verbose, console
+from nas_recon.cli.report import summary_table
+from nas_recon.cli.search import RichSearchProgress
+from nas_recon.cli.train import RichRetrainProgress, progress_bar
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add `demo`."""
+    p = sub.add_parser("demo", help="the whole job on the offline demo data: search, retrain, evaluate, report")
+    p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
+    p.add_argument("--budget", default="quick", choices=["quick", "full", "tiny"],
+                   help="quick (<= 15 min on 2 CPU cores), full (paper recipe, GPU), tiny (CI smoke run)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--source", default="mni152", help="demo data source: mni152 or PATH.nii[.gz]")
+    add_device(p)
+    add_verbose(p)
+    p.set_defaults(func=run)
+
+
+class RichDemoProgress:
+    """Stage lines and per-stage progress bars on one rich Progress."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+        self.t0 = time.time()
+
+    def stage(self, text: str) -> None:
+        self.bar.console.print(f"[bold cyan]{time.time() - self.t0:6.0f}s[/] {text}")
+
+    def search_progress(self) -> RichSearchProgress:
+        return RichSearchProgress(self.bar)
+
+    def retrain_progress(self, label: str) -> RichRetrainProgress:
+        p = RichRetrainProgress(self.bar)
+        orig = p.start
+
+        def start(epochs: int, steps: int, start_epoch: int) -> None:
+            orig(epochs, steps, start_epoch)
+            self.bar.update(p.task, description=label)
+
+        p.start = start  # type: ignore[method-assign]
+        return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo and print the summary."""
+    from nas_recon.demo import run_demo
+
+    t0 = time.time()
+    with progress_bar() as bar:
+        report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source)
+    console.print(summary_table(report))
+    console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
+                  "(rerun the same command to continue an interrupted demo)")
+    return 0

@@ -1,0 +1,178 @@
+"""`nas-recon retrain | evaluate | reconstruct | export`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from nas_recon.cli.common import add_device, add_verbose, console
+
+
+def progress_bar() -> Progress:
+    """The standard rich progress bar."""
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the training-side commands."""
+    p = sub.add_parser("retrain", help="train a genotype or a baseline from scratch under a recipe")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--genotype", type=Path, help="genotype JSON of a searched cell")
+    g.add_argument("--model", help="baseline name: unet, dccnn-N, modl-N, rdn-N")
+    p.add_argument("--data", required=True, type=Path, help="data folder with train/ and val/")
+    p.add_argument("--out", required=True, type=Path, help="run folder")
+    p.add_argument("--recipe", default="paper", help="paper, quick or a TOML path (default paper)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--crop", type=int, help="random training crop (0 = full image)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--loss", help="l1, mse, ssim, ms-ssim or e.g. l1+ms-ssim:0.16")
+    p.add_argument("--lr", type=float, help="learning rate of the first part of the schedule")
+    p.add_argument("--max-slices", type=int, help="at most this many training slices (0 = all)")
+    p.add_argument("--size", type=int, default=320, help="pairing crop of the images (default 320)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    add_device(p)
+    add_verbose(p)
+    p.set_defaults(func=run_retrain_cmd)
+
+    e = sub.add_parser("evaluate", help="metrics on a data folder with fixed masks, split by acceleration")
+    g = e.add_mutually_exclusive_group(required=True)
+    g.add_argument("--checkpoint", type=Path, help="a retrain checkpoint (best.pt or last.pt)")
+    g.add_argument("--model", choices=["zero-filled", "tv"], help="a method without training")
+    e.add_argument("--data", required=True, type=Path, help="folder of .h5 volumes (e.g. DATA/test)")
+    e.add_argument("--out", required=True, type=Path, help="metrics.json to write")
+    e.add_argument("--size", type=int, default=320)
+    e.add_argument("--crop", type=int, default=0, help="evaluate on centre crops (0 = full image)")
+    e.add_argument("--mask-type", default="random", choices=["random", "equispaced"])
+    e.add_argument("--accelerations", type=float, nargs="+", default=[4.0, 8.0])
+    e.add_argument("--max-slices", type=int)
+    e.add_argument("--seed", type=int, default=0, help="seed of the fixed evaluation masks")
+    add_device(e)
+    add_verbose(e)
+    e.set_defaults(func=run_evaluate_cmd)
+
+    r = sub.add_parser("reconstruct", help="write fastMRI-style reconstructions of files")
+    r.add_argument("--checkpoint", required=True, type=Path)
+    r.add_argument("--input", required=True, type=Path, help="an .h5 file or a folder of them")
+    r.add_argument("--out", required=True, type=Path, help="output folder")
+    r.add_argument("--acceleration", type=float, default=4.0, help="used when a file carries no mask")
+    r.add_argument("--mask-type", default="random", choices=["random", "equispaced"])
+    r.add_argument("--size", type=int, default=320)
+    r.add_argument("--seed", type=int, default=0)
+    add_device(r)
+    add_verbose(r)
+    r.set_defaults(func=run_reconstruct_cmd)
+
+    x = sub.add_parser("export", help="export a checkpoint to TorchScript or ONNX")
+    x.add_argument("--checkpoint", required=True, type=Path)
+    x.add_argument("--format", required=True, choices=["torchscript", "onnx"])
+    x.add_argument("--out", required=True, type=Path)
+    x.add_argument("--size", type=int, default=320, help="ONNX input size (TorchScript takes any size)")
+    add_verbose(x)
+    x.set_defaults(func=run_export_cmd)
+
+
+class RichRetrainProgress:
+    """Progress for retraining."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.task, self.steps, self.epochs, self.val = bar, None, 0, 0, ""
+
+    def start(self, epochs: int, steps: int, start_epoch: int) -> None:
+        self.steps, self.epochs = steps, epochs
+        self.task = self.bar.add_task("retrain", total=epochs * steps, completed=start_epoch * steps, info="")
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        self.bar.update(self.task, completed=epoch * self.steps + step,
+                        info=f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}{self.val}")
+
+    def epoch_end(self, row: dict[str, Any]) -> None:
+        self.val = f"  val PSNR {row['val_psnr']:.2f} SSIM {row['val_ssim']:.4f}"
+
+
+def run_retrain_cmd(args: argparse.Namespace) -> int:
+    """Retrain with a progress bar."""
+    from nas_recon.train.recipe import load_recipe
+    from nas_recon.train.retrain import RetrainConfig, run_retrain
+
+    recipe = load_recipe(args.recipe)
+    for key in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices"):
+        val = getattr(args, key)
+        if val is not None:
+            setattr(recipe, key, val)
+    if recipe.epochs < 1 or recipe.batch_size < 1:
+        from nas_recon.errors import ConfigError
+
+        raise ConfigError("--epochs and --batch-size must be at least 1")
+    cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
+                        str(args.genotype) if args.genotype else None, args.seed, args.device, args.size)
+    with progress_bar() as bar:
+        res = run_retrain(cfg, resume=args.resume, progress=RichRetrainProgress(bar))
+    last = res["history"][-1] if res["history"] else {}
+    console.print(f"{res['spec'].name}: {res['params']:,} params; best val PSNR {res['best_psnr']:.2f} dB"
+                  f"{'; last epoch ' + str(last.get('epoch')) if last else ''}; wrote {res['run_dir']}")
+    return 0
+
+
+def metrics_table(title: str, agg: dict[str, Any]) -> Table:
+    """Mean +- std per acceleration."""
+    t = Table(title=title)
+    for col in ("acceleration", "MSE", "NMSE", "PSNR (dB)", "SSIM", "slices"):
+        t.add_column(col, justify="right")
+    for acc, m in agg.items():
+        t.add_row(acc, f"{m['mse']['mean']:.3e} ± {m['mse']['std']:.1e}",
+                  f"{m['nmse']['mean']:.4f} ± {m['nmse']['std']:.4f}",
+                  f"{m['psnr']['mean']:.2f} ± {m['psnr']['std']:.2f}",
+                  f"{m['ssim']['mean']:.4f} ± {m['ssim']['std']:.4f}", str(m["psnr"]["n"]))
+    return t
+
+
+def run_evaluate_cmd(args: argparse.Namespace) -> int:
+    """Evaluate and print the table."""
+    from nas_recon.evaluate import evaluate, predictor_for, write_metrics
+    from nas_recon.physics.masks import MaskSpec
+
+    predict, info = predictor_for(str(args.checkpoint) if args.checkpoint else None, args.model, args.device)
+    with progress_bar() as bar:
+        task = bar.add_task("evaluate", total=None, info="")
+        result = evaluate(predict, args.data, args.size, MaskSpec(args.mask_type, tuple(args.accelerations)),
+                          args.seed, args.crop or None, args.max_slices,
+                          progress=lambda i, n: bar.update(task, completed=i, total=n))
+    result["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
+    write_metrics(result, args.out)
+    console.print(metrics_table(f"{info['model']} on {args.data}", result["aggregate"]))
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+def run_reconstruct_cmd(args: argparse.Namespace) -> int:
+    """Reconstruct files."""
+    from nas_recon.device import resolve_device
+    from nas_recon.evaluate import network_predictor
+    from nas_recon.reconstruct import reconstruct
+    from nas_recon.train.checkpoint import model_from_checkpoint
+
+    net, spec, _ = model_from_checkpoint(args.checkpoint)
+    predict = network_predictor(net, resolve_device(args.device))
+    with progress_bar() as bar:
+        task = bar.add_task("reconstruct", total=None, info="")
+        outs = reconstruct(predict, args.input, args.out, args.size, args.acceleration, args.mask_type, args.seed,
+                           progress=lambda i, n: bar.update(task, completed=i, total=n))
+    console.print(f"{spec.name}: wrote {len(outs)} file(s) to {args.out}")
+    return 0
+
+
+def run_export_cmd(args: argparse.Namespace) -> int:
+    """Export a checkpoint."""
+    from nas_recon.export import export_model
+    from nas_recon.train.checkpoint import model_from_checkpoint
+
+    net, spec, _ = model_from_checkpoint(args.checkpoint)
+    export_model(net, args.format, args.out, args.size)
+    console.print(f"{spec.name}: wrote {args.format} to {args.out}")
+    return 0

@@ -1,0 +1,73 @@
+"""Cost of a model: learnable parameters, conv multiply-accumulates (thop) and measured latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+import warnings
+
+import torch
+from thop import profile
+from thop.profile import register_hooks
+from thop.vision.basic_hooks import zero_ops
+from torch import nn
+
+from nas_recon.models.registry import count_params
+
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+def conv_macs(model: nn.Module, size: int = 320) -> int:
+    """Multiply-accumulates of all conv layers for one 2 x size x size input through the whole network.
+
+    thop's own conv counter; every other layer type thop knows is counted as zero (SPEC: conv MACs only).
+    Shared or recurrent modules count once per call, so all cascades and recursions are included.
+    """
+    custom = {t: zero_ops for t in register_hooks if not issubclass(t, CONV_TYPES)}
+    x = torch.zeros(1, 2, size, size)
+    mask = torch.ones(1, 1, 1, size)
+    was_training = model.training
+    model.eval()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        macs, _ = profile(model, inputs=(x, x, mask), custom_ops=custom, verbose=False)
+    model.train(was_training)
+    strip_thop_buffers(model)
+    return int(macs)
+
+
+def strip_thop_buffers(model: nn.Module) -> None:
+    """Remove the counters thop leaves on modules (so state dicts stay clean)."""
+    for m in model.modules():
+        for key in ("total_ops", "total_params"):
+            m._buffers.pop(key, None)
+
+
+def latency_ms(model: nn.Module, size: int = 320, device: torch.device | None = None, repeats: int = 10,
+               warmup: int = 2) -> float:
+    """Median wall time of one slice (batch 1) after warm-up, under torch.inference_mode."""
+    device = device or torch.device("cpu")
+    model = model.to(device).eval()
+    x = torch.randn(1, 2, size, size, device=device)
+    mask = torch.ones(1, 1, 1, size, device=device)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            model(x, x, mask)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times.append((time.perf_counter() - t) * 1000)
+    return float(statistics.median(times))
+
+
+def model_cost(model: nn.Module, size: int = 320, device: torch.device | None = None, repeats: int = 10,
+               latency: bool = True) -> dict:
+    """{'params', 'flops', 'latency_ms'} of a network."""
+    out = {"params": count_params(model), "flops": conv_macs(model, size)}
+    if latency:
+        out["latency_ms"] = latency_ms(model, size, device, repeats)
+    return out

@@ -1,0 +1,152 @@
+"""`nas-recon demo`: demo data -> search -> random controls -> retrain everything -> evaluate -> report.
+
+Every stage is resumable: finished stages are skipped on a rerun, an interrupted one continues from its
+last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas_recon.errors import ConfigError
+from nas_recon.genotype import load_genotype
+from nas_recon.train.recipe import load_recipe
+
+BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
+
+
+@dataclass
+class Budget:
+    """How much work the demo does."""
+
+    name: str
+    size: int = 320
+    slices: int = 60
+    search_epochs: int = 8
+    search_patience: int = 3
+    search_crop: int = 48
+    search_batch: int = 4
+    search_max_slices: int = 12
+    recipe: str = "quick"
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    random_cells: int = 3
+    eval_crop: int | None = None
+    eval_max_slices: int | None = None
+    baselines: tuple[str, ...] = BASELINES
+    tv: bool = True
+
+
+BUDGETS = {
+    "quick": Budget("quick"),
+    "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
+                   recipe="paper", recipe_overrides={"crop": 128, "val_crop": 0, "val_max_slices": 0}),
+    # CI's integration test: tiny everything, same code path
+    "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,
+                   search_max_slices=4, recipe="quick",
+                   recipe_overrides={"epochs": 1, "crop": 32, "val_crop": 0, "val_max_slices": 2, "max_slices": 8},
+                   random_cells=1, eval_max_slices=2, baselines=("dccnn-3", "unet"), tv=False),
+}
+
+
+class DemoProgress:
+    """Hooks the CLI implements: stage messages plus the search/retrain progress objects."""
+
+    def stage(self, text: str) -> None: ...
+
+    def search_progress(self): ...
+
+    def retrain_progress(self, label: str): ...
+
+
+def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
+             progress: DemoProgress | None = None, source: str = "mni152") -> dict[str, Any]:
+    """Run (or continue) the whole demo under OUT; return the report object."""
+    from nas_recon.data.demo import build_demo
+    from nas_recon.report import make_report
+    from nas_recon.sample import sample_genotypes, write_samples
+    from nas_recon.search.run import SearchConfig, run_search
+    from nas_recon.space import load_space
+    from nas_recon.train.retrain import RetrainConfig, run_retrain
+
+    if budget not in BUDGETS:
+        raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
+    b = BUDGETS[budget]
+    progress = progress or DemoProgress()
+    out.mkdir(parents=True, exist_ok=True)
+    state_file = out / "demo.json"
+    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    if state and (state.get("budget") != budget or state.get("seed") != seed):
+        raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}; "
+                          "use another --out")
+    state_file.write_text(json.dumps({"budget": budget, "seed": seed}))
+
+    data = out / "data"
+    if not (data / "manifest.json").is_file():
+        progress.stage("building the offline demo dataset")
+        build_demo(data, source, b.size, seed, b.slices, force=True)
+
+    search_dir = out / "search"
+    if not (search_dir / "genotype.json").is_file():
+        progress.stage("searching a cell (DARTS, space paper_a)")
+        cfg = SearchConfig(data=str(data), out=str(search_dir), space="paper_a", epochs=b.search_epochs,
+                           patience=b.search_patience, crop=b.search_crop, size=b.size, batch_size=b.search_batch,
+                           max_slices=b.search_max_slices, seed=seed, device=device)
+        run_search(cfg, resume=(search_dir / "run.json").exists(), progress=progress.search_progress())
+    genotype_file = search_dir / "genotype.json"
+    searched = load_genotype(genotype_file)
+
+    random_dir = out / "random"
+    if len(list(random_dir.glob("random_*.json"))) < b.random_cells:
+        progress.stage(f"sampling {b.random_cells} random cells of similar FLOPs (+-15 %)")
+        gs = sample_genotypes(load_space("paper_a"), b.random_cells, seed, like=searched, tolerance=0.15)
+        write_samples(gs, random_dir)
+    random_files = sorted(random_dir.glob("random_*.json"))[: b.random_cells]
+
+    recipe = load_recipe(b.recipe)
+    for k, v in b.recipe_overrides.items():
+        setattr(recipe, k, v)
+    jobs: list[tuple[str, str | None, str | None]] = [("searched", None, str(genotype_file))]
+    jobs += [(name, name, None) for name in b.baselines]
+    jobs += [(f.stem, None, str(f)) for f in random_files]
+    run_dirs = [search_dir]
+    for label, model, gfile in jobs:
+        rdir = out / "runs" / label
+        run_dirs.append(rdir)
+        done = (rdir / "last.pt").is_file() and _epochs_done(rdir) >= recipe.epochs
+        if done:
+            continue
+        progress.stage(f"retraining {label}")
+        cfg = RetrainConfig(str(data), str(rdir), recipe, model=model, genotype=gfile, seed=seed, device=device,
+                            size=b.size)
+        run_retrain(cfg, resume=(rdir / "run.json").exists(), progress=progress.retrain_progress(label))
+
+    progress.stage("evaluating on test/ at 4x and 8x and writing the report")
+    notes = [f"`nas-recon demo --budget {budget}` on the offline demo data ({b.slices} slices of the MNI152 "
+             f"template at {b.size} x {b.size}, train/val/test by slab)",
+             f"search: paper_a, {b.search_epochs} epochs max (patience {b.search_patience}), {b.search_crop} x "
+             f"{b.search_crop} crops, batch {b.search_batch}, at most {b.search_max_slices} slices per split",
+             f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: "
+             f"{recipe.epochs} epochs, {recipe.crop or 'full'} crops, batch {recipe.batch_size}, loss {recipe.loss}",
+             f"random controls: {b.random_cells} cells uniform over derivable cells within 15 % of the searched "
+             "cell's FLOPs",
+             f"evaluation: every test slice at 4x and 8x"
+             f"{'' if b.eval_max_slices is None else f' (at most {b.eval_max_slices} slices)'}"]
+    classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
+    return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
+                       seed, classical, notes=notes, progress=progress.stage)
+
+
+def _epochs_done(run_dir: Path) -> int:
+    from nas_recon.train.checkpoint import read_checkpoint
+
+    try:
+        return int(read_checkpoint(run_dir / "last.pt")["epoch"])
+    except ConfigError:
+        return 0
+
+
+Stage = Callable[[str], None]

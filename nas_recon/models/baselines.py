@@ -1,0 +1,138 @@
+"""Handcrafted baselines of SPEC section 5 (their convs keep a bias, as in their papers)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nas_recon.models.searched import conv3x3
+
+
+class ZeroFilled(nn.Module):
+    """x0 itself: no learning."""
+
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class ResBlock(nn.Module):
+    """conv3x3, ReLU, conv3x3, + identity."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(c, c, bias=True)
+        self.conv2 = conv3x3(c, c, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
+
+
+class DCCNNBody(nn.Module):
+    """D(x) = x + [conv3x3 2->C, ReLU, n residual blocks, conv3x3 C->2](x)."""
+
+    def __init__(self, n: int, c: int = 32) -> None:
+        super().__init__()
+        self.head = conv3x3(2, c, bias=True)
+        self.blocks = nn.Sequential(*[ResBlock(c) for _ in range(n)])
+        self.tail = conv3x3(c, 2, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.tail(self.blocks(F.relu(self.head(x))))
+
+
+class DilatedBlock(nn.Module):
+    """conv3x3 dilation 1, ReLU, dilation 2, ReLU, dilation 4, ReLU, + identity."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(c, c, 3, padding=d, dilation=d, bias=True) for d in (1, 2, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x
+        for conv in self.convs:
+            y = F.relu(conv(y))
+        return x + y
+
+
+class RDNBody(nn.Module):
+    """D(x) = x + [conv3x3 2->C, one dilated block applied n times (shared weights), conv3x3 C->2](x)."""
+
+    def __init__(self, n: int, c: int = 32) -> None:
+        super().__init__()
+        self.n = n
+        self.head = conv3x3(2, c, bias=True)
+        self.block = DilatedBlock(c)
+        self.tail = conv3x3(c, 2, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.head(x)
+        for _ in range(self.n):
+            y = self.block(y)
+        return x + self.tail(y)
+
+
+class UNetBlock(nn.Module):
+    """fastMRI U-Net conv block: (conv3x3 no bias, InstanceNorm, LeakyReLU 0.2) x 2."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class UNetUp(nn.Module):
+    """fastMRI U-Net up block: transpose conv 2x2 stride 2 (no bias), InstanceNorm, LeakyReLU 0.2."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.ConvTranspose2d(cin, cout, 2, stride=2, bias=False), nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+class UNet(nn.Module):
+    """The fastMRI U-Net (image domain, no fusion): `chans` at the top, `pools` pooling levels, 1x1 output."""
+
+    def __init__(self, chans: int = 32, pools: int = 4, cin: int = 2, cout: int = 2) -> None:
+        super().__init__()
+        self.down = nn.ModuleList([UNetBlock(cin, chans)])
+        ch = chans
+        for _ in range(pools - 1):
+            self.down.append(UNetBlock(ch, ch * 2))
+            ch *= 2
+        self.bottom = UNetBlock(ch, ch * 2)
+        self.up_t = nn.ModuleList()
+        self.up_c = nn.ModuleList()
+        for _ in range(pools - 1):
+            self.up_t.append(UNetUp(ch * 2, ch))
+            self.up_c.append(UNetBlock(ch * 2, ch))
+            ch //= 2
+        self.up_t.append(UNetUp(ch * 2, ch))
+        self.up_c.append(nn.Sequential(UNetBlock(ch * 2, ch), nn.Conv2d(ch, cout, 1, bias=True)))
+
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        stack: list[torch.Tensor] = []
+        y = x
+        for layer in self.down:
+            y = layer(y)
+            stack.append(y)
+            y = F.avg_pool2d(y, 2)
+        y = self.bottom(y)
+        for t, c in zip(self.up_t, self.up_c, strict=True):
+            skip = stack.pop()
+            y = t(y)
+            # reflect-pad when an odd size was halved
+            ph, pw = skip.shape[-2] - y.shape[-2], skip.shape[-1] - y.shape[-1]
+            if ph != 0 or pw != 0:
+                y = F.pad(y, [0, pw, 0, ph], mode="reflect")
+            y = c(torch.cat([y, skip], dim=1))
+        return y

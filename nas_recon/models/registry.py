@@ -1,0 +1,129 @@
+"""Model registry by name: the searched net (from a genotype) and the handcrafted baselines."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from torch import nn
+
+from nas_recon.errors import ConfigError
+from nas_recon.genotype import Genotype, genotype_from_dict
+from nas_recon.models.baselines import DCCNNBody, RDNBody, UNet, ZeroFilled
+from nas_recon.models.cascade import CascadeNet
+from nas_recon.models.searched import build_from_genotype
+
+
+@dataclass
+class ModelSpec:
+    """Everything needed to rebuild a model (stored in checkpoints)."""
+
+    name: str
+    channels: int = 32
+    cascades: int = 3
+    lam: float = math.inf
+    learnable_lam: bool = False
+    genotype: dict[str, Any] | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["lam"] = "inf" if math.isinf(self.lam) else self.lam
+        return d
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> ModelSpec:
+        d = dict(d)
+        d["lam"] = math.inf if d.get("lam") == "inf" else float(d.get("lam", math.inf))
+        return ModelSpec(**d)
+
+
+Builder = Callable[[ModelSpec, int | None], nn.Module]
+FAMILIES: dict[str, tuple[bool, Builder, str]] = {}  # name -> (takes -N, builder, description)
+
+
+def register_model(name: str, takes_n: bool, description: str) -> Callable[[Builder], Builder]:
+    """Decorator: register a model family; `takes_n` families are named `name-N`."""
+
+    def deco(fn: Builder) -> Builder:
+        FAMILIES[name] = (takes_n, fn, description)
+        return fn
+
+    return deco
+
+
+@register_model("zero-filled", False, "zero-filled input, no learning")
+def _zero(spec: ModelSpec, n: int | None) -> nn.Module:
+    return ZeroFilled()
+
+
+@register_model("unet", False, "fastMRI U-Net, image domain, no fusion (channels at the top, 4 pools)")
+def _unet(spec: ModelSpec, n: int | None) -> nn.Module:
+    return UNet(spec.channels, 4)
+
+
+@register_model("dccnn", True, "DC-CNN: N residual blocks per cascade, cascades not shared")
+def _dccnn(spec: ModelSpec, n: int | None) -> nn.Module:
+    return CascadeNet([DCCNNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam)
+
+
+@register_model("modl", True, "MoDL: the DC-CNN-N body shared by all cascades")
+def _modl(spec: ModelSpec, n: int | None) -> nn.Module:
+    body = DCCNNBody(n, spec.channels)
+    return CascadeNet([body] * spec.cascades, spec.lam, spec.learnable_lam)
+
+
+@register_model("rdn", True, "RDN: a dilated block applied N times (shared), cascades not shared")
+def _rdn(spec: ModelSpec, n: int | None) -> nn.Module:
+    return CascadeNet([RDNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam)
+
+
+@register_model("searched", False, "the searched network of a genotype JSON")
+def _searched(spec: ModelSpec, n: int | None) -> nn.Module:
+    if spec.genotype is None:
+        raise ConfigError("model 'searched' needs a genotype (--genotype FILE)")
+    g = genotype_from_dict(spec.genotype)
+    return build_from_genotype(g, spec.lam, spec.learnable_lam)
+
+
+CLASSICAL = ("tv",)  # solvers, not networks: evaluate/reconstruct only
+
+
+def parse_name(name: str) -> tuple[str, int | None]:
+    """'dccnn-3' -> ('dccnn', 3); errors name the model."""
+    m = re.fullmatch(r"([a-z][a-z-]*?)(?:-(\d+))?", name)
+    if m and m.group(1) in FAMILIES:
+        family, n = m.group(1), m.group(2)
+    elif name in FAMILIES:
+        family, n = name, None
+    else:
+        family, n = "", None
+    if family not in FAMILIES:
+        known = ", ".join(f"{k}-N" if FAMILIES[k][0] else k for k in FAMILIES if k != "searched")
+        raise ConfigError(f"--model: unknown model '{name}', expected one of {known}, tv (or --genotype FILE)")
+    takes_n = FAMILIES[family][0]
+    if takes_n and (n is None or int(n) < 1):
+        raise ConfigError(f"--model: '{name}' needs a positive depth, e.g. {family}-3")
+    if not takes_n and n is not None:
+        raise ConfigError(f"--model: '{family}' takes no depth, got '{name}'")
+    return family, int(n) if n is not None else None
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    """Instantiate the model a ModelSpec names."""
+    family, n = parse_name(spec.name)
+    return FAMILIES[family][1](spec, n)
+
+
+def spec_for_genotype(genotype: Genotype, lam: float = math.inf) -> ModelSpec:
+    """ModelSpec of a searched network."""
+    d = genotype.to_dict()
+    d = {k: d[k] for k in ("format", "version", "space", "channels", "cells", "cascades", "nodes", "cell")}
+    return ModelSpec("searched", genotype.channels, genotype.cascades, lam, False, d)
+
+
+def count_params(model: nn.Module) -> int:
+    """Learnable parameters, shared weights counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

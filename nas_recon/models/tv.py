@@ -1,0 +1,110 @@
+"""Total-variation CS reconstruction: BART's `pics` when installed, else a built-in PyTorch solver.
+
+Objective (as `bart pics -S -R T:7:0:lam -i iters`): min_x 0.5 ||M F x - y||^2 + lam (||D_h x||_1 + ||D_w x||_1),
+anisotropic TV with circular differences, on data scaled BART's way (1 / 90th percentile of |x0|, or 1 / max
+when the top of the distribution is long), rescaled afterwards. The built-in solver is Chambolle-Pock with
+anisotropic TV; at 200 iterations it lands within about 0.5 dB PSNR of BART 0.8's ADMM on noisy slices
+(both are short of convergence on noise-free piecewise-constant phantoms, where they differ more).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nas_recon.errors import NasReconError
+from nas_recon.physics.fft import fft2c, ifft2c
+
+LAMBDA = 0.01
+ITERATIONS = 200
+
+
+def bart_scale(x0: torch.Tensor) -> float:
+    """BART's automatic scaling factor for a zero-filled complex image."""
+    a = np.sort(x0.abs().flatten().cpu().numpy())
+    if a[-1] == 0:
+        return 1.0
+    med, p90, mx = a[int(a.size * 0.5)], a[int(a.size * 0.9)], a[-1]
+    ref = p90 if (mx - p90) < 2 * (p90 - med) else mx
+    return float(1.0 / ref) if ref > 0 else 1.0
+
+
+def _grad(x: torch.Tensor) -> torch.Tensor:
+    """Circular forward differences along H and W: [..., 2, H, W]."""
+    return torch.stack((torch.roll(x, -1, -2) - x, torch.roll(x, -1, -1) - x), dim=-3)
+
+
+def _grad_adj(p: torch.Tensor) -> torch.Tensor:
+    """Adjoint of _grad."""
+    ph, pw = p[..., 0, :, :], p[..., 1, :, :]
+    return (torch.roll(ph, 1, -2) - ph) + (torch.roll(pw, 1, -1) - pw)
+
+
+def tv_torch(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iters: int = ITERATIONS) -> torch.Tensor:
+    """Built-in solver. kspace: complex [H, W] (zeros where unsampled); mask: [W] or [H, W]. Returns complex [H, W]."""
+    m = mask.to(kspace.real.dtype).expand(kspace.shape)
+    x0 = ifft2c(kspace)
+    s = bart_scale(x0)
+    y = kspace * s
+    x = ifft2c(y)
+    xbar = x.clone()
+    p = torch.zeros((2, *x.shape), dtype=x.dtype)
+    tau = sigma = 0.99 / np.sqrt(8.0)
+    for _ in range(iters):
+        p = p + sigma * _grad(xbar)
+        p = p / torch.clamp(p.abs() / lam, min=1.0)  # projection onto |p_d| <= lam, per direction
+        v = x - tau * _grad_adj(p)
+        x_new = ifft2c((fft2c(v) + tau * m * y) / (1 + tau * m))
+        xbar = 2 * x_new - x
+        x = x_new
+    return x / s
+
+
+def bart_available() -> bool:
+    """True when BART's `bart` binary is on PATH."""
+    return shutil.which("bart") is not None
+
+
+def _write_cfl(stem: Path, arr: np.ndarray) -> None:
+    dims = list(arr.shape) + [1] * (16 - arr.ndim)
+    stem.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in dims) + "\n")
+    arr.astype(np.complex64).flatten(order="F").tofile(stem.with_suffix(".cfl"))
+
+
+def _read_cfl(stem: Path) -> np.ndarray:
+    dims = [int(d) for d in stem.with_suffix(".hdr").read_text().splitlines()[1].split()]
+    n = int(np.prod(dims))
+    data = np.fromfile(stem.with_suffix(".cfl"), dtype=np.complex64, count=n)
+    last = max(i for i, d in enumerate(dims) if d > 1) + 1 if n > 1 else 1
+    return data.reshape(dims[:last], order="F")
+
+
+def tv_bart(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iters: int = ITERATIONS) -> torch.Tensor:
+    """`bart pics -S -R T:7:0:lam -i iters` through .cfl/.hdr files in a temp dir."""
+    m = mask.to(torch.float32).expand(kspace.shape).numpy()
+    k = (kspace.numpy() * m).astype(np.complex64)  # unsampled points exactly 0
+    h, w = k.shape
+    with tempfile.TemporaryDirectory(prefix="nas-recon-bart-") as d:
+        d = Path(d)
+        _write_cfl(d / "ksp", k.reshape(h, w, 1, 1))
+        _write_cfl(d / "sens", np.ones((h, w, 1, 1), np.complex64))
+        cmd = ["bart", "pics", "-S", "-R", f"T:7:0:{lam}", "-i", str(iters), str(d / "ksp"), str(d / "sens"),
+               str(d / "out")]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise NasReconError(f"bart pics failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+        out = _read_cfl(d / "out").reshape(h, w)
+    return torch.from_numpy(np.ascontiguousarray(out))
+
+
+def tv_reconstruct(kspace: torch.Tensor, mask: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, str]:
+    """TV reconstruction of one complex slice; returns (image, backend used: 'bart' or 'torch')."""
+    use_bart = backend == "bart" or (backend == "auto" and bart_available())
+    if use_bart:
+        return tv_bart(kspace, mask), "bart"
+    return tv_torch(kspace, mask), "torch"

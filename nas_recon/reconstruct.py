@@ -1,0 +1,60 @@
+"""Reconstruct fastMRI files with a trained checkpoint into fastMRI-style `reconstruction` files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from nas_recon.data.dataset import SliceDataset, list_volumes
+from nas_recon.data.hdf5 import inspect_volume
+from nas_recon.evaluate import Predictor
+from nas_recon.physics.fft import chan_to_complex
+from nas_recon.physics.masks import MaskSpec
+
+
+def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 320, acceleration: float = 4.0,
+                     mask_type: str = "random", seed: int = 0) -> Path:
+    """Write OUT/<name> with `reconstruction` float32 [slices, size, size] in the input's intensity units."""
+    info = inspect_volume(path, min_size=size)
+    mode = "given" if info.has_mask else "eval"
+    ds = SliceDataset([path], size, None, MaskSpec(mask_type, (acceleration,)), mode, seed)
+    recon = np.zeros((info.num_slices, size, size), dtype=np.float32)
+    for i in range(len(ds)):
+        s = ds[i]
+        batch = type(s)(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in s))
+        out = predict(batch)[0]
+        recon[s.slice] = chan_to_complex(out).abs().numpy() / s.scale
+    ds.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / path.name
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("reconstruction", data=recon)
+            f.attrs["acceleration"] = float(acceleration) if mode == "eval" else float(ds[0].acceleration)
+            f.attrs["mask"] = "from file" if mode == "given" else mask_type
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320, acceleration: float = 4.0,
+                mask_type: str = "random", seed: int = 0,
+                progress: Callable[[int, int], None] | None = None) -> list[Path]:
+    """Reconstruct one file or every .h5 file of a folder."""
+    files = [source] if source.is_file() else list_volumes(source)
+    outs = []
+    for i, f in enumerate(files):
+        outs.append(reconstruct_file(predict, f, out_dir, size, acceleration, mask_type, seed))
+        if progress is not None:
+            progress(i + 1, len(files))
+    return outs

@@ -1,0 +1,362 @@
+"""The report: params, FLOPs, latency and accuracy of searched nets against the baselines, with plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from nas_recon import __version__  # noqa: E402
+from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
+from nas_recon.data.dataset import SliceDataset  # noqa: E402
+from nas_recon.errors import ConfigError  # noqa: E402
+from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
+from nas_recon.genotype import atomic_write_text, genotype_from_dict, load_genotype  # noqa: E402
+from nas_recon.metrics import METRICS  # noqa: E402
+from nas_recon.physics.fft import chan_to_complex  # noqa: E402
+from nas_recon.physics.masks import MaskSpec  # noqa: E402
+from nas_recon.train.checkpoint import model_from_checkpoint  # noqa: E402
+
+LOWER_BETTER = {"params", "flops", "latency_ms", "mse", "nmse"}
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """A search or retrain run folder, as a dict with its kind."""
+    rj = path / "run.json"
+    if not rj.is_file():
+        raise ConfigError(f"{path}: not a run folder (no run.json)")
+    meta = json.loads(rj.read_text())
+    return {"path": path, "kind": meta.get("kind"), "meta": meta}
+
+
+def model_kind(meta: dict[str, Any]) -> str:
+    """searched, random or baseline."""
+    if meta["model"]["name"] != "searched":
+        return "baseline"
+    return "random" if "sampled" in meta.get("genotype_extra", {}) else "searched"
+
+
+def label_of(run: dict[str, Any]) -> str:
+    """Row label: the model name for baselines, the run folder for searched/random cells."""
+    meta = run["meta"]
+    kind = model_kind(meta)
+    return meta["model"]["name"] if kind == "baseline" else f"{kind}:{run['path'].name}"
+
+
+def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,
+                 device: str, seed: int) -> dict[str, Any]:
+    """metrics-test.json of a retrain run (cached in the run folder)."""
+    cache = run["path"] / "metrics-test.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("data") == str(data) and cached.get("crop") == crop and cached.get("seed") == seed:
+            return cached
+    ckpt = run["path"] / "best.pt"
+    predict, info = predictor_for(str(ckpt), None, device)
+    res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
+    res["method"] = info
+    write_metrics(res, cache)
+    return res
+
+
+def classical_metrics(name: str, data: Path, size: int, crop: int | None, max_slices: int | None, seed: int,
+                      cache_dir: Path) -> dict[str, Any]:
+    """Metrics of zero-filled or TV (cached in the report folder)."""
+    cache = cache_dir / f"metrics-{name}.json"
+    if cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("data") == str(data) and cached.get("crop") == crop and cached.get("seed") == seed:
+            return cached
+    predict, info = predictor_for(None, name, "cpu")
+    res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
+    res["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
+    write_metrics(res, cache)
+    return res
+
+
+def fmt(metric: str, m: dict[str, float]) -> str:
+    """mean +- std in a metric's usual precision."""
+    if metric in ("mse",):
+        return f"{m['mean']:.3e} ± {m['std']:.1e}"
+    if metric == "psnr":
+        return f"{m['mean']:.2f} ± {m['std']:.2f}"
+    return f"{m['mean']:.4f} ± {m['std']:.4f}"
+
+
+def build_rows(runs: list[dict[str, Any]], metrics: dict[str, dict], costs: dict[str, dict]) -> list[dict[str, Any]]:
+    """One row per model per acceleration."""
+    rows = []
+    for label, res in metrics.items():
+        for acc, agg in res["aggregate"].items():
+            rows.append({"model": label, "kind": costs[label]["kind"], "acceleration": acc,
+                         **{k: costs[label].get(k) for k in ("params", "flops", "latency_ms")},
+                         **{m: agg[m] for m in METRICS}})
+    return rows
+
+
+def best_marks(rows: list[dict[str, Any]]) -> dict[tuple[str, str], bool]:
+    """(model, column) -> best in its acceleration (learnt models only for cost columns)."""
+    marks = {}
+    for acc in {r["acceleration"] for r in rows}:
+        group = [r for r in rows if r["acceleration"] == acc]
+        for col in ("params", "flops", "latency_ms", *METRICS):
+            cand = [r for r in group if r[col] is not None and (col not in ("params", "flops", "latency_ms")
+                                                                 or r["kind"] not in ("classical",))]
+            if not cand:
+                continue
+
+            def val(r: dict[str, Any], c: str = col) -> float:
+                return r[c]["mean"] if isinstance(r[c], dict) else r[c]
+
+            if col in LOWER_BETTER:
+                cand = [r for r in cand if val(r) > 0] or cand
+                best = min(val(r) for r in cand)
+            else:
+                best = max(val(r) for r in cand)
+            for r in cand:
+                if val(r) == best:
+                    marks[(r["model"], acc, col)] = True
+    return marks
+
+
+def markdown_tables(rows: list[dict[str, Any]]) -> list[str]:
+    """One Markdown table per acceleration, best per column in bold."""
+    marks = best_marks(rows)
+    out = []
+    for acc in sorted({r["acceleration"] for r in rows}, key=lambda a: float(a[:-1])):
+        out += [f"### {acc}", "",
+                "| model | kind | params | FLOPs (G) | latency (ms) | MSE | NMSE | PSNR (dB) | SSIM |",
+                "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        group = sorted((r for r in rows if r["acceleration"] == acc), key=lambda r: -r["psnr"]["mean"])
+        for r in group:
+            def cell(col: str, text: str, r: dict[str, Any] = r, acc: str = acc) -> str:
+                return f"**{text}**" if marks.get((r["model"], acc, col)) else text
+            params = "–" if r["params"] is None else cell("params", f"{r['params']:,}")
+            flops = "–" if r["flops"] is None else cell("flops", f"{r['flops'] / 1e9:.2f}")
+            lat = "–" if r["latency_ms"] is None else cell("latency_ms", f"{r['latency_ms']:.0f}")
+            out.append(f"| {r['model']} | {r['kind']} | {params} | {flops} | {lat} | "
+                       + " | ".join(cell(m, fmt(m, r[m])) for m in METRICS) + " |")
+        out.append("")
+    return out
+
+
+def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
+    """PSNR vs FLOPs, one panel per acceleration, searched nets highlighted."""
+    accs = sorted({r["acceleration"] for r in rows}, key=lambda a: float(a[:-1]))
+    fig, axes = plt.subplots(1, len(accs), figsize=(5 * len(accs), 4), squeeze=False)
+    style = {"searched": ("*", "#d62728", 160), "random": ("o", "#ff9896", 50), "baseline": ("s", "#1f77b4", 50)}
+    for ax, acc in zip(axes[0], accs, strict=True):
+        for r in rows:
+            if r["acceleration"] != acc or not r["flops"]:
+                continue
+            marker, colour, size = style.get(r["kind"], ("^", "#7f7f7f", 50))
+            ax.scatter(r["flops"] / 1e9, r["psnr"]["mean"], marker=marker, c=colour, s=size, zorder=3)
+            ax.annotate(r["model"], (r["flops"] / 1e9, r["psnr"]["mean"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+        for r in rows:
+            if r["acceleration"] == acc and not r["flops"]:
+                ax.axhline(r["psnr"]["mean"], ls="--", lw=0.8, c="#7f7f7f")
+                ax.text(ax.get_xlim()[0], r["psnr"]["mean"], f" {r['model']}", fontsize=7, va="bottom", c="#555555")
+        ax.set_xscale("log")
+        ax.set_xlabel("FLOPs (G multiply-accumulates, 320 x 320)")
+        ax.set_ylabel("PSNR (dB)")
+        ax.set_title(f"{acc}: PSNR vs FLOPs")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_images(models: dict[str, Any], data: Path, size: int, crop: int | None, seed: int, path: Path) -> None:
+    """One test slice per acceleration: target, each method, and its error map."""
+    ds = SliceDataset(data, size, crop, MaskSpec(), "eval", seed)
+    picks = {}
+    mid = len(ds.slices) // 2
+    for i, (v, s, a) in enumerate(ds.items):
+        if (v, s) == ds.slices[mid]:
+            picks[a] = i
+    names = list(models)
+    fig, axes = plt.subplots(2 * len(picks), len(names) + 1, figsize=(1.9 * (len(names) + 1), 3.8 * len(picks)),
+                             squeeze=False)
+    for row, (acc, idx) in enumerate(sorted(picks.items())):
+        s = ds[idx]
+        batch = type(s)(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in s))
+        gt = chan_to_complex(s.target).abs().numpy()
+        vmax = gt.max()
+        axes[2 * row, 0].imshow(gt, cmap="gray", vmin=0, vmax=vmax)
+        axes[2 * row, 0].set_title(f"target ({acc:g}x)", fontsize=8)
+        axes[2 * row + 1, 0].axis("off")
+        for col, name in enumerate(names, start=1):
+            pred = chan_to_complex(models[name](batch)[0]).abs().numpy()
+            axes[2 * row, col].imshow(pred, cmap="gray", vmin=0, vmax=vmax)
+            axes[2 * row, col].set_title(name, fontsize=7)
+            axes[2 * row + 1, col].imshow(np.abs(pred - gt), cmap="inferno", vmin=0, vmax=0.25 * vmax)
+            axes[2 * row + 1, col].set_title("|error|", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    ds.close()
+
+
+def plot_alphas(alphas_csv: Path, path: Path, title: str) -> None:
+    """Softmax weight of every op on every edge over search epochs (small multiples)."""
+    rows = list(csv.DictReader(alphas_csv.open()))
+    if not rows:
+        return
+    edges = sorted({(int(r["node"]), int(r["input"])) for r in rows})
+    ops = list(dict.fromkeys(r["op"] for r in rows))
+    cols = max(i for i, _ in edges) + 2
+    nodes = max(i for i, _ in edges) + 1
+    fig, axes = plt.subplots(nodes, cols, figsize=(2.3 * cols, 1.9 * nodes), squeeze=False, sharey=True)
+    for ax in axes.flat:
+        ax.axis("off")
+    names = {0: "c_{k-2}", 1: "c_{k-1}"}
+    for i, j in edges:
+        ax = axes[i, j]
+        ax.axis("on")
+        for op in ops:
+            pts = [(int(r["epoch"]), float(r["weight"])) for r in rows
+                   if int(r["node"]) == i and int(r["input"]) == j and r["op"] == op]
+            ax.plot(*zip(*pts, strict=True), label=op, lw=1.2)
+        src = f"${names[j]}$" if j < 2 else f"node {j - 2}"
+        ax.set_title(f"{src} → node {i}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes[0, 0].legend(fontsize=6, loc="upper left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_training(runs: list[dict[str, Any]], path: Path) -> None:
+    """Validation PSNR per epoch of every retrain run."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for run in runs:
+        log = run["path"] / "train_log.csv"
+        if not log.is_file():
+            continue
+        rows = list(csv.DictReader(log.open()))
+        ep = [int(r["epoch"]) for r in rows]
+        axes[0].plot(ep, [float(r["train_loss"]) for r in rows], label=label_of(run), lw=1.2)
+        axes[1].plot(ep, [float(r["val_psnr"]) for r in rows], label=label_of(run), lw=1.2)
+    axes[0].set_ylabel("training loss")
+    axes[1].set_ylabel("validation PSNR (dB)")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size: int = 320, crop: int | None = None,
+                max_slices: int | None = None, device: str = "cpu", seed: int = 0,
+                classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
+                notes: list[str] | None = None, progress=None) -> dict[str, Any]:
+    """Gather runs into OUT/report.md, report.json and PNG plots; return the report object."""
+    runs = [read_run(Path(p)) for p in run_dirs]
+    searches = [r for r in runs if r["kind"] == "search"]
+    retrains = [r for r in runs if r["kind"] == "retrain"]
+    if not retrains:
+        raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
+    if data is None:
+        data = Path(retrains[0]["meta"]["data"]) / "test"
+    out.mkdir(parents=True, exist_ok=True)
+    say = progress or (lambda text: None)
+    metrics: dict[str, dict] = {}
+    costs: dict[str, dict] = {}
+    predictors: dict[str, Any] = {}
+    dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    for name in classical:
+        say(f"evaluating {name}")
+        metrics[name] = classical_metrics(name, data, size, crop, max_slices, seed, out)
+        costs[name] = {"kind": "classical", "params": 0 if name == "zero-filled" else None,
+                       "flops": 0 if name == "zero-filled" else None, "latency_ms": None}
+        predictors[name] = predictor_for(None, name, "cpu")[0]
+    for run in retrains:
+        label = label_of(run)
+        say(f"evaluating {label}")
+        metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed)
+        model, spec, _ = model_from_checkpoint(run["path"] / "best.pt")
+        costs[label] = {"kind": model_kind(run["meta"]), "params": run["meta"]["params"],
+                        "flops": conv_macs(model, 320),
+                        "latency_ms": latency_ms(model, 320, dev, repeats=latency_repeats)}
+        predictors[label] = network_predictor(model, dev)
+    rows = build_rows(runs, metrics, costs)
+    say("drawing plots")
+    plot_pareto(rows, out / "psnr_vs_flops.png")
+    plot_images(predictors, data, size, crop, seed, out / "images.png")
+    plot_training(retrains, out / "training_curves.png")
+    cells = []
+    for run in searches:
+        g = load_genotype(run["path"] / "genotype.json")
+        name = run["path"].name
+        for ext in ("png", "svg"):
+            if (run["path"] / f"cell.{ext}").is_file():
+                shutil.copyfile(run["path"] / f"cell.{ext}", out / f"cell-{name}.{ext}")
+        if (run["path"] / "alphas.csv").is_file():
+            plot_alphas(run["path"] / "alphas.csv", out / f"alphas-{name}.png", f"alpha evolution, search {name}")
+        cells.append({"run": name, "genotype": g.to_dict(), "cell": g.describe(),
+                      "epochs_run": g.extra.get("epochs_run"), "stopped_early": g.extra.get("stopped_early")})
+    settings = {
+        "data": str(data), "size": size, "crop": crop, "max_slices": max_slices, "mask_seed": seed,
+        "accelerations": "4x and 8x, random masks (fastMRI semantics), fixed per (file, slice)",
+        "flops": "conv multiply-accumulates (thop) for one 2 x 320 x 320 input, all cascades",
+        "latency": f"median of {latency_repeats} timed runs, batch 1, 320 x 320, {dev}",
+        "recipes": {label_of(r): r["meta"]["recipe"] for r in retrains},
+        "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),
+    }
+    report = {"format": "nas-recon-report", "version": 1, "package_version": __version__, "settings": settings,
+              "rows": rows, "searched_cells": cells, "notes": notes or []}
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / "report.md", report_markdown(report, out))
+    return report
+
+
+def report_markdown(report: dict[str, Any], out: Path) -> str:
+    """The human-readable report."""
+    s = report["settings"]
+    lines = ["# nas-recon report", "",
+             "Searched reconstruction cells against handcrafted baselines and random cells, all retrained from "
+             "scratch under the same recipe, evaluated on the same test slices and masks.", ""]
+    if report["notes"]:
+        lines += ["## Run", ""] + [f"- {n}" for n in report["notes"]] + [""]
+    lines += ["## Results (mean ± std over slices; best per column in bold)", ""]
+    lines += markdown_tables(report["rows"])
+    lines += ["![PSNR vs FLOPs](psnr_vs_flops.png)", "", "## Searched cells", ""]
+    for c in report["searched_cells"]:
+        early = "stopped early (genotype stable)" if c["stopped_early"] else "ran to the epoch limit"
+        lines += [f"### {c['run']}", "", f"`{c['cell']}` — {c['epochs_run']} search epochs, {early}.", "",
+                  f"![cell {c['run']}](cell-{c['run']}.png)", ""]
+        if (out / f"alphas-{c['run']}.png").is_file():
+            lines += [f"![alphas {c['run']}](alphas-{c['run']}.png)", ""]
+    lines += ["## Images", "", "One test slice per acceleration: target, each method, and |error| (same scale).", "",
+              "![images](images.png)", "", "## Training curves", "", "![training](training_curves.png)", "",
+              "## Settings", ""]
+    for k, v in s.items():
+        if k != "recipes":
+            lines.append(f"- **{k}**: {v}")
+    recipes = {json.dumps(v, sort_keys=True) for v in s["recipes"].values()}
+    lines.append(f"- **recipe** (every retrained model): {'; '.join(sorted(recipes))}")
+    lines += ["", f"nas-recon {report['package_version']}", ""]
+    return "\n".join(lines)
+
+
+def genotype_of_run(run_dir: Path):
+    """The genotype a retrain run trained (or None for baselines)."""
+    meta = read_run(run_dir)["meta"]
+    g = meta["model"].get("genotype")
+    return genotype_from_dict(g) if g else None

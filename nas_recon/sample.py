@@ -1,0 +1,67 @@
+"""Random-architecture control: uniform derivable cells, optionally within a FLOPs band of a reference."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from nas_recon.cost import conv_macs
+from nas_recon.errors import ConfigError
+from nas_recon.genotype import Genotype, save_genotype
+from nas_recon.models.searched import build_from_genotype
+from nas_recon.search.random_cells import sample_genotype
+from nas_recon.space.spaces import SearchSpace
+
+PROXY = 32  # conv MACs scale exactly with H x W here (stride 1, size-preserving), so bands are compared at 32
+
+
+def genotype_macs(g: Genotype, size: int = PROXY) -> int:
+    """Conv MACs of the network a genotype builds."""
+    return conv_macs(build_from_genotype(g), size)
+
+
+def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | None = None, tolerance: float = 0.1,
+                     size: int = 320, max_tries: int = 5000,
+                     progress: Callable[[int, int], None] | None = None) -> list[Genotype]:
+    """`n` distinct random genotypes (seeded); with `like`, only those within +-tolerance of its FLOPs."""
+    if n < 1:
+        raise ConfigError(f"--n: expected at least 1, got {n}")
+    if not 0 < tolerance < 10:
+        raise ConfigError(f"--tolerance: expected a positive fraction, got {tolerance}")
+    rng = np.random.default_rng([seed, 777])
+    ref = genotype_macs(like) if like is not None else None
+    found: list[Genotype] = []
+    seen: set = set()
+    for _ in range(max_tries):
+        g = sample_genotype(space, rng)
+        if g.cell in seen:
+            continue
+        seen.add(g.cell)
+        macs = genotype_macs(g) if ref is not None else None
+        if ref is not None and abs(macs - ref) > tolerance * ref:
+            continue
+        extra = {"sampled": {"seed": seed, "index": len(found), "uniform_over": "derivable cells, no none"}}
+        if ref is not None:
+            extra["sampled"].update({"flops_like": like.describe(), "tolerance": tolerance,
+                                     "flops": macs * (size // PROXY) ** 2 if size % PROXY == 0 else None,
+                                     "flops_ratio": macs / ref})
+        found.append(Genotype(g.cell, g.space, g.channels, g.cells, g.cascades, extra))
+        if progress is not None:
+            progress(len(found), n)
+        if len(found) == n:
+            return found
+    raise ConfigError(f"only {len(found)} of {n} random cells found within {tolerance:.0%} of the reference FLOPs "
+                      f"after {max_tries} draws (widen --tolerance)")
+
+
+def write_samples(genotypes: list[Genotype], out: Path) -> list[Path]:
+    """DIR/random_00.json, ..."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, g in enumerate(genotypes):
+        p = out / f"random_{i:02d}.json"
+        save_genotype(g, p)
+        paths.append(p)
+    return paths

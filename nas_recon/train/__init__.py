@@ -1,0 +1,1 @@
+"""Training glue: recipes, losses, checkpoints, the retraining loop, evaluation."""

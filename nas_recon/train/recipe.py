@@ -1,0 +1,86 @@
+"""Retraining recipes: TOML files in retrain/ (paper, quick) or any path; errors name the key."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nas_recon.errors import ConfigError
+from nas_recon.paths import shipped_dir
+
+
+@dataclass
+class Recipe:
+    """Optimiser schedule, loss and data settings of a retraining run (0 means 'none' for crops/limits)."""
+
+    epochs: int = 80
+    lr: float = 1e-3
+    lr_after: float = 1e-4
+    lr_drop: float = 0.5
+    loss: str = "l1"
+    batch_size: int = 4
+    crop: int = 0
+    mask_type: str = "random"
+    accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
+    max_slices: int = 0
+    val_crop: int = 0
+    val_max_slices: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
+    """Validate types and unknown keys."""
+    known = {f.name: f for f in fields(Recipe)}
+    out: dict[str, Any] = {}
+    for key, val in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}', expected {', '.join(known)}")
+        default = getattr(Recipe(), key)
+        if isinstance(default, bool) or isinstance(val, bool):
+            raise ConfigError(f"{where}: key '{key}' has the wrong type")
+        if isinstance(default, int) and not isinstance(default, bool):
+            if not isinstance(val, int) or val < 0:
+                raise ConfigError(f"{where}: key '{key}' must be a non-negative integer, got {val!r}")
+        elif isinstance(default, float):
+            if not isinstance(val, (int, float)) or val <= 0:
+                raise ConfigError(f"{where}: key '{key}' must be a positive number, got {val!r}")
+            val = float(val)
+        elif isinstance(default, str):
+            if not isinstance(val, str):
+                raise ConfigError(f"{where}: key '{key}' must be a string, got {val!r}")
+        elif isinstance(default, list):
+            if not isinstance(val, list) or not val or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 for v in val
+            ):
+                raise ConfigError(f"{where}: key '{key}' must be a list of accelerations >= 1, got {val!r}")
+            val = [float(v) for v in val]
+        out[key] = val
+    r = Recipe(**out)
+    if r.epochs < 1:
+        raise ConfigError(f"{where}: key 'epochs' must be at least 1")
+    if r.batch_size < 1:
+        raise ConfigError(f"{where}: key 'batch_size' must be at least 1")
+    if not 0 < r.lr_drop <= 1:
+        raise ConfigError(f"{where}: key 'lr_drop' must be a fraction in (0, 1]")
+    return r
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A shipped recipe by name (paper, quick) or a TOML file by path."""
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix != ".toml":
+        path = shipped_dir("retrain") / f"{name_or_path}.toml"
+        if not path.is_file():
+            names = ", ".join(sorted(p.stem for p in shipped_dir("retrain").glob("*.toml")))
+            raise ConfigError(f"--recipe: unknown recipe '{name_or_path}', expected a path or one of {names}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: recipe file not found")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    return recipe_from_dict(data, str(path))

@@ -1,0 +1,195 @@
+"""Retraining from scratch (searched nets and baselines alike) under one recipe, resumable."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from nas_recon import __version__
+from nas_recon.data.dataset import INPUT_MAX, SliceDataset
+from nas_recon.data.sampler import EpochSampler
+from nas_recon.device import resolve_device
+from nas_recon.errors import ConfigError, DataError, NasReconError
+from nas_recon.genotype import atomic_write_text, load_genotype
+from nas_recon.metrics import slice_metrics
+from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
+from nas_recon.physics.fft import chan_to_complex
+from nas_recon.physics.masks import MaskSpec
+from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
+from nas_recon.train.losses import parse_loss
+from nas_recon.train.recipe import Recipe
+
+
+@dataclass
+class RetrainConfig:
+    """A retraining run: what model, what data, which recipe (with overrides applied)."""
+
+    data: str
+    out: str
+    recipe: Recipe
+    model: str | None = None
+    genotype: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    size: int = 320
+
+
+class RetrainProgress:
+    """Hooks the CLI implements (library code never prints)."""
+
+    def start(self, epochs: int, steps: int, start_epoch: int) -> None: ...
+
+    def step(self, epoch: int, step: int, loss: float) -> None: ...
+
+    def epoch_end(self, row: dict[str, Any]) -> None: ...
+
+
+def data_folders(root: str | Path) -> tuple[Path, Path]:
+    """train/ and val/ of a data folder, or a clear error."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+    if missing:
+        raise DataError(f"{root}: data folder has no {' or '.join(s + '/' for s in missing)} subfolder")
+    return root / "train", root / "val"
+
+
+def model_spec(cfg: RetrainConfig) -> ModelSpec:
+    """The ModelSpec from --genotype or --model."""
+    if (cfg.model is None) == (cfg.genotype is None):
+        raise ConfigError("give exactly one of --genotype FILE or --model NAME")
+    if cfg.genotype is not None:
+        return spec_for_genotype(load_genotype(cfg.genotype))
+    if cfg.model in CLASSICAL or cfg.model == "zero-filled":
+        raise ConfigError(f"--model: '{cfg.model}' has nothing to train (use nas-recon evaluate --model {cfg.model})")
+    spec = ModelSpec(cfg.model)
+    build_model(spec)  # validates the name
+    return spec
+
+
+def genotype_extra(path: str | None) -> dict[str, Any]:
+    """Provenance kept from a genotype file (how it was found or sampled)."""
+    if path is None:
+        return {}
+    extra = load_genotype(path).extra
+    keep = ("sampled", "search", "seed", "stopped_early", "epochs_run")
+    return {k: extra[k] for k in keep if k in extra}
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks."""
+    model.eval()
+    rows = []
+    for b in loader:
+        out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device)).cpu()
+        for i in range(out.shape[0]):
+            s = float(b.scale[i])
+            pred = chan_to_complex(out[i]).abs().numpy() / s
+            gt = chan_to_complex(b.target[i]).abs().numpy() / s
+            rows.append(slice_metrics(gt, pred, float(b.max_value[i])))
+    model.train()
+    return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
+
+
+def write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Rewrite a CSV atomically."""
+    if rows:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(path, buf.getvalue())
+
+
+def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgress | None = None) -> dict[str, Any]:
+    """Train a model from scratch with the recipe; keep last.pt (resumable) and best.pt (val PSNR)."""
+    progress = progress or RetrainProgress()
+    r = cfg.recipe
+    loss_fn = parse_loss(r.loss)
+    spec = model_spec(cfg)
+    device = resolve_device(cfg.device)
+    train_dir, val_dir = data_folders(cfg.data)
+    masks = MaskSpec(r.mask_type, tuple(r.accelerations))
+    ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None)
+    val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None)
+    out = Path(cfg.out)
+    last, best = out / "last.pt", out / "best.pt"
+    if (out / "run.json").exists() and not resume:
+        raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(spec).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=r.lr)
+    drop = max(1, math.ceil(r.epochs * r.lr_drop - 1e-9))  # 'first half' rounds up
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop], gamma=r.lr_after / r.lr)
+    history: list[dict[str, Any]] = []
+    start, best_psnr = 0, -math.inf
+    if resume and last.exists():
+        ck = read_checkpoint(last)
+        if ck["model"] != spec.to_dict():
+            raise ConfigError(f"{last}: checkpoint is of model '{ck['model']['name']}', not '{spec.name}'")
+        model.load_state_dict(ck["state_dict"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        start, best_psnr, history = ck["epoch"], ck["best_psnr"], ck["history"]
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
+            "data": str(cfg.data), "seed": cfg.seed, "size": cfg.size, "params": count_params(model),
+            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
+    atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
+
+    sampler = EpochSampler(len(ds), cfg.seed)
+    loader = DataLoader(ds, r.batch_size, sampler=sampler)
+    val_loader = DataLoader(val, r.batch_size)
+    common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
+              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
+    progress.start(r.epochs, len(loader), start)
+    model.train()
+    for epoch in range(start, r.epochs):
+        ds.set_epoch(epoch)
+        sampler.set_epoch(epoch)
+        t0, total, n = time.time(), 0.0, 0
+        for step, b in enumerate(loader):
+            pred = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
+            loss = loss_fn(pred, b.target.to(device))
+            if not torch.isfinite(loss):
+                raise NasReconError(
+                    f"loss became {float(loss.detach())} at epoch {epoch + 1} step {step + 1}; stopped, "
+                    f"the last good checkpoint is {last if last.exists() else 'none (first epoch)'}"
+                )
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach())
+            n += 1
+            progress.step(epoch, step + 1, float(loss.detach()))
+        lr = opt.param_groups[0]["lr"]
+        sched.step()
+        metrics = validate(model, val_loader, device)
+        row = {"epoch": epoch + 1, "train_loss": total / max(1, n), "val_psnr": metrics["psnr"],
+               "val_ssim": metrics["ssim"], "lr": lr, "seconds": round(time.time() - t0, 3)}
+        history.append(row)
+        if metrics["psnr"] > best_psnr:
+            best_psnr = metrics["psnr"]
+            save_checkpoint(best, {**common, "state_dict": model.state_dict(), "epoch": epoch + 1,
+                                   "val": metrics})
+        save_checkpoint(last, {**common, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
+                               "epoch": epoch + 1, "best_psnr": best_psnr, "history": history})
+        write_rows_csv(out / "train_log.csv", history)
+        progress.epoch_end(row)
+    return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(model),
+            "spec": spec, "config": {**asdict(cfg), "recipe": r.to_dict()}}

@@ -1,0 +1,274 @@
+"""Retraining, resume, evaluation, reconstruction, export, recipes and losses."""
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from conftest import SIZE, write_volume
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+from nas_recon.cli.main import main
+from nas_recon.errors import ConfigError, DataError, NasReconError
+from nas_recon.evaluate import evaluate, predictor_for
+from nas_recon.physics import center_crop, fft2c, ifft2c, make_mask
+from nas_recon.physics.masks import eval_seed
+from nas_recon.train.checkpoint import model_from_checkpoint, read_checkpoint
+from nas_recon.train.losses import parse_loss
+from nas_recon.train.recipe import Recipe, load_recipe, recipe_from_dict
+from nas_recon.train.retrain import RetrainConfig, RetrainProgress, run_retrain
+
+
+def tiny_recipe(**kw):
+    base = dict(epochs=3, batch_size=2, crop=16, lr=1e-3, lr_after=1e-4, lr_drop=0.5, val_max_slices=2)
+    base.update(kw)
+    return Recipe(**base)
+
+
+def cfg(data_root, out, model="dccnn-1", **kw):
+    return RetrainConfig(str(data_root), str(out), tiny_recipe(**kw), model=model, device="cpu", size=SIZE)
+
+
+def test_short_retrain_lowers_the_loss_and_writes_checkpoints(data_root, tmp_path):
+    res = run_retrain(cfg(data_root, tmp_path / "r", epochs=5, lr=3e-3))
+    losses = [h["train_loss"] for h in res["history"]]
+    assert losses[-1] < losses[0]
+    for name in ("last.pt", "best.pt", "train_log.csv", "run.json"):
+        assert (tmp_path / "r" / name).is_file()
+    ck = read_checkpoint(tmp_path / "r" / "last.pt")
+    assert ck["model"]["name"] == "dccnn-1" and ck["epoch"] == 5 and ck["data"]["input_max"] == 6.0
+    assert [h["lr"] for h in res["history"]] == pytest.approx([3e-3, 3e-3, 3e-3, 1e-4, 1e-4])
+    model, spec, _ = model_from_checkpoint(tmp_path / "r" / "best.pt")
+    assert spec.name == "dccnn-1"
+
+
+class Interrupt(RetrainProgress):
+    def step(self, epoch, step, loss):
+        if epoch == 1 and step == 2:
+            raise KeyboardInterrupt
+
+
+def test_resume_gives_the_same_weights(data_root, tmp_path):
+    run_retrain(cfg(data_root, tmp_path / "full"))
+    with pytest.raises(KeyboardInterrupt):
+        run_retrain(cfg(data_root, tmp_path / "cut"), progress=Interrupt())
+    assert read_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    run_retrain(cfg(data_root, tmp_path / "cut"), resume=True)
+    a = read_checkpoint(tmp_path / "full" / "last.pt")
+    b = read_checkpoint(tmp_path / "cut" / "last.pt")
+    for k, v in a["state_dict"].items():
+        assert torch.equal(v, b["state_dict"][k]), k
+    assert [h["train_loss"] for h in a["history"]] == [h["train_loss"] for h in b["history"]]
+
+
+def test_retrain_genotype(data_root, tmp_path):
+    from conftest import EXAMPLE
+
+    g = dict(EXAMPLE, channels=8, cascades=1)
+    (tmp_path / "g.json").write_text(json.dumps(g))
+    conf = RetrainConfig(str(data_root), str(tmp_path / "s"), tiny_recipe(epochs=1), genotype=str(tmp_path / "g.json"),
+                         device="cpu", size=SIZE)
+    res = run_retrain(conf)
+    assert res["spec"].name == "searched" and res["spec"].genotype["cell"] == EXAMPLE["cell"]
+
+
+def test_nan_loss_stops_and_keeps_last_good(data_root, tmp_path, monkeypatch):
+    import nas_recon.train.retrain as rt
+
+    calls = {"n": 0}
+
+    def fake_parse(spec):
+        def loss(o, t):
+            calls["n"] += 1
+            val = torch.nn.functional.l1_loss(o, t)
+            return val * float("nan") if calls["n"] > 5 else val
+
+        return loss
+
+    monkeypatch.setattr(rt, "parse_loss", fake_parse)
+    with pytest.raises(NasReconError, match=r"loss became nan at epoch 2 step 2.*last.pt"):
+        run_retrain(cfg(data_root, tmp_path / "n"))
+    assert read_checkpoint(tmp_path / "n" / "last.pt")["epoch"] == 1
+
+
+def test_evaluate_zero_filled_matches_hand_computation(data_root):
+    predict, _ = predictor_for(None, "zero-filled", "cpu")
+    res = evaluate(predict, data_root / "test", size=SIZE, seed=5)
+    assert set(res["aggregate"]) == {"4x", "8x"}
+    path = next((data_root / "test").glob("*.h5"))
+    with h5py.File(path) as f:
+        raw, esc = f["kspace"][()], f["reconstruction_esc"][()]
+    dr = esc.max()
+    for row in res["slices"]:
+        img = center_crop(ifft2c(torch.from_numpy(raw[row["slice"]])), SIZE, SIZE)
+        rng = np.random.default_rng(eval_seed(5, path.name, row["slice"], row["acceleration"]))
+        m = torch.from_numpy(make_mask(SIZE, row["acceleration"], rng=rng).astype(np.float32))
+        x0 = ifft2c(fft2c(img) * m).abs().numpy().astype(np.float64)
+        gt = img.abs().numpy().astype(np.float64)
+        assert row["psnr"] == pytest.approx(peak_signal_noise_ratio(gt, x0, data_range=dr), abs=1e-3)
+        assert row["ssim"] == pytest.approx(structural_similarity(gt, x0, data_range=dr, win_size=7), abs=1e-4)
+        assert row["nmse"] == pytest.approx(np.sum((gt - x0) ** 2) / np.sum(gt**2), rel=1e-3)
+    psnrs = [r["psnr"] for r in res["slices"] if r["acceleration"] == 4.0]
+    assert res["aggregate"]["4x"]["psnr"]["mean"] == pytest.approx(np.mean(psnrs))
+    assert res["aggregate"]["4x"]["psnr"]["std"] == pytest.approx(np.std(psnrs))
+    assert len(res["volumes"]) == 2
+
+
+def test_cli_retrain_evaluate_reconstruct_export(data_root, tmp_path):
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("epochs = 1\nbatch_size = 2\ncrop = 16\nval_max_slices = 2\n")
+    run = tmp_path / "run"
+    assert main(["retrain", "--model", "rdn-1", "--data", str(data_root), "--out", str(run), "--recipe", str(recipe),
+                 "--size", str(SIZE), "--device", "cpu"]) == 0
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(data_root / "test"), "--out",
+                 str(tmp_path / "m.json"), "--size", str(SIZE)]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["method"]["model"] == "rdn-1" and {"4x", "8x"} == set(m["aggregate"])
+    # reconstruct: one file without a mask, one carrying its own mask
+    inp = tmp_path / "inp"
+    inp.mkdir()
+    write_volume(inp / "a.h5", slices=2)
+    mask = np.zeros(SIZE, dtype=bool)
+    mask[::3] = True
+    write_volume(inp / "b.h5", slices=3, mask=mask)
+    assert main(["reconstruct", "--checkpoint", str(run / "best.pt"), "--input", str(inp), "--out",
+                 str(tmp_path / "rec"), "--size", str(SIZE)]) == 0
+    with h5py.File(tmp_path / "rec" / "a.h5") as f:
+        assert f["reconstruction"].dtype == np.float32 and f["reconstruction"].shape == (2, SIZE, SIZE)
+    with h5py.File(tmp_path / "rec" / "b.h5") as f:
+        assert f["reconstruction"].shape == (3, SIZE, SIZE) and f.attrs["mask"] == "from file"
+        rec = f["reconstruction"][()]
+    with h5py.File(inp / "b.h5") as f:
+        ref = f["reconstruction_esc"][()]
+    assert 0.2 < rec.max() / ref.max() < 5  # original intensity scale
+    # export round trip
+    ts = tmp_path / "m.ts"
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--format", "torchscript", "--out", str(ts)]) == 0
+    model, _, _ = model_from_checkpoint(run / "best.pt")
+    loaded = torch.jit.load(str(ts))
+    x = torch.randn(1, 2, 20, 24)
+    mk = torch.ones(1, 1, 1, 24)
+    torch.testing.assert_close(loaded(x, x, mk), model.eval()(x, x, mk))
+
+
+def test_matrix_fusion_equals_fft_fusion():
+    from nas_recon.export import MatrixFusion
+    from nas_recon.physics import KSpaceFusion
+
+    x, k0 = torch.randn(2, 2, 12, 10), torch.randn(2, 2, 12, 10)
+    mask = (torch.rand(2, 1, 1, 10) > 0.5).float()
+    for layer in (KSpaceFusion(), KSpaceFusion(0.3)):
+        torch.testing.assert_close(MatrixFusion(layer, 12, 10)(x, k0 * mask, mask), layer(x, k0 * mask, mask),
+                                   atol=1e-5, rtol=1e-4)
+
+
+def test_bad_inputs(data_root, tmp_path):
+    with pytest.raises(ConfigError, match="unknown model 'vgg'"):
+        run_retrain(cfg(data_root, tmp_path / "a", model="vgg"))
+    (tmp_path / "bad.json").write_text('{"format": "nas-recon-genotype", "version": 1}')
+    with pytest.raises(ConfigError, match="field 'channels'"):
+        run_retrain(RetrainConfig(str(data_root), str(tmp_path / "b"), tiny_recipe(),
+                                  genotype=str(tmp_path / "bad.json")))
+    with pytest.raises(DataError, match="no train/ or val/ subfolder"):
+        run_retrain(cfg(data_root / "test", tmp_path / "c"))
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ConfigError, match="corrupt"):
+        model_from_checkpoint(tmp_path / "corrupt.pt")
+
+
+def test_checkpoint_from_another_model(data_root, tmp_path):
+    run_retrain(cfg(data_root, tmp_path / "a", epochs=1))
+    ck = read_checkpoint(tmp_path / "a" / "last.pt")
+    ck["model"]["name"] = "rdn-1"
+    torch.save(ck, tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="weights do not fit model 'rdn-1'"):
+        model_from_checkpoint(tmp_path / "x.pt")
+    with pytest.raises(ConfigError, match="checkpoint is of model 'dccnn-1', not 'rdn-1'"):
+        run_retrain(cfg(data_root, tmp_path / "a", model="rdn-1", epochs=2), resume=True)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [("epochs = 3\nwarmup = 2", "unknown key 'warmup'"),
+     ('epochs = "3"', "key 'epochs' must be a non-negative integer"),
+     ("lr = -1.0", "key 'lr' must be a positive number"), ("accelerations = [0.5]", "key 'accelerations'"),
+     ("loss = 3", "key 'loss' must be a string")],
+)
+def test_recipe_validation(tmp_path, text, message):
+    p = tmp_path / "r.toml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(str(p))
+
+
+def test_shipped_recipes():
+    paper = load_recipe("paper")
+    assert (paper.epochs, paper.lr, paper.lr_after, paper.lr_drop, paper.loss) == (80, 1e-3, 1e-4, 0.5, "l1")
+    assert paper.accelerations == [4.0, 8.0] and paper.mask_type == "random"
+    assert load_recipe("quick").epochs < paper.epochs
+    with pytest.raises(ConfigError, match="unknown recipe"):
+        load_recipe("slow")
+    assert recipe_from_dict({}, "x") == Recipe()
+
+
+def test_losses():
+    a, b = torch.rand(2, 2, 200, 200), torch.rand(2, 2, 200, 200)
+    l1 = parse_loss("l1")(a, b)
+    ms = parse_loss("ms-ssim")(a, b)
+    mix = parse_loss("l1+ms-ssim:0.16")(a, b)
+    assert float(mix) == pytest.approx(float(0.16 * l1 + 0.84 * ms), rel=1e-5)
+    assert float(parse_loss("ssim")(a, a)) == pytest.approx(0.0, abs=1e-5)
+    assert float(parse_loss("mse")(a, b)) == pytest.approx(float(((a - b) ** 2).mean()))
+    for bad in ("l2", "l1+ssim", "l1+ms-ssim:1.5", "ssim+l1:0.5"):
+        with pytest.raises(ConfigError, match="--loss"):
+            parse_loss(bad)
+    with pytest.raises(ConfigError, match="at least 97 pixels"):
+        parse_loss("ms-ssim")(torch.rand(1, 2, 32, 32), torch.rand(1, 2, 32, 32))
+
+
+def test_tv_improves_on_zero_filled_and_matches_bart_when_present():
+    from conftest import phantom
+
+    from nas_recon.models.tv import bart_available, tv_bart, tv_torch
+
+    rng = np.random.default_rng(0)
+    clean = phantom(64, 64, rng)  # piecewise constant; with 3 % complex noise, as measured data have
+    noise = rng.standard_normal(clean.shape) + 1j * rng.standard_normal(clean.shape)
+    noisy = clean + 0.03 * np.abs(clean).max() * noise
+    img = torch.from_numpy(noisy.astype(np.complex64))
+    mask = torch.from_numpy(make_mask(64, 4, rng=np.random.default_rng(1)).astype(np.float32))
+    k = fft2c(img) * mask
+    gt = img.abs().numpy()
+    zf = ifft2c(k).abs().numpy()
+    tv = tv_torch(k, mask).abs().numpy()
+    p_zf = peak_signal_noise_ratio(gt, zf, data_range=gt.max())
+    p_tv = peak_signal_noise_ratio(gt, tv, data_range=gt.max())
+    assert p_tv > p_zf + 1.0
+    if bart_available():
+        p_bart = peak_signal_noise_ratio(gt, tv_bart(k, mask).abs().numpy(), data_range=gt.max())
+        assert abs(p_bart - p_tv) < 0.5
+    assert math.isfinite(p_tv)
+
+
+def test_onnx_export_round_trip(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from conftest import EXAMPLE
+
+    from nas_recon.export import export_model
+    from nas_recon.genotype import genotype_from_dict
+    from nas_recon.models.registry import build_model, spec_for_genotype
+
+    g = genotype_from_dict(dict(EXAMPLE, channels=8))
+    torch.manual_seed(0)
+    model = build_model(spec_for_genotype(g)).eval()
+    x = torch.randn(1, 2, 16, 16)
+    mask = torch.zeros(1, 1, 1, 16)
+    mask[..., 4:12] = 1
+    with torch.no_grad():
+        ref = model(x, x * mask, mask).numpy()
+    out = export_model(model, "onnx", tmp_path / "m.onnx", size=16)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.numpy(), "kspace": (x * mask).numpy(), "mask": mask.numpy()})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
