@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
+from typing import Any
+
+from nas_recon.errors import ConfigError
 
 
 def shipped_dir(name: str) -> Path:
@@ -16,3 +20,19 @@ def shipped_dir(name: str) -> Path:
         if c.is_dir():
             return c
     return candidates[0]
+
+
+def load_shipped_toml(name_or_path: str, folder: str, option: str, what: str) -> tuple[dict[str, Any], Path]:
+    """TOML by shipped name (folder/NAME.toml) or by path; errors name the option or the file."""
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix != ".toml":
+        path = shipped_dir(folder) / f"{name_or_path}.toml"
+        if not path.is_file():
+            names = ", ".join(sorted(p.stem for p in shipped_dir(folder).glob("*.toml")))
+            raise ConfigError(f"{option}: unknown {what} '{name_or_path}', expected a path or one of {names}")
+    if not path.is_file():
+        raise ConfigError(f"{path}: {what} file not found")
+    try:
+        return tomllib.loads(path.read_text()), path
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from e

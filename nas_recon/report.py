@@ -49,7 +49,10 @@ def label_of(run: dict[str, Any]) -> str:
     """Row label: the model name for baselines, the run folder for searched/random cells."""
     meta = run["meta"]
     kind = model_kind(meta)
-    return meta["model"]["name"] if kind == "baseline" else f"{kind}:{run['path'].name}"
+    if kind == "baseline":
+        return meta["model"]["name"]
+    name = run["path"].name
+    return name if name.startswith(kind) else f"{kind}:{name}"
 
 
 def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,

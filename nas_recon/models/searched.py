@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -56,16 +57,18 @@ class DerivedCell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
-class SearchedBody(nn.Module):
-    """One reconstruction module D(x) = x + body(x): stem (two 3x3), cells, 3x3 from the concat."""
+class CellBody(nn.Module):
+    """One reconstruction module D(x) = x + body(x): stem (two 3x3), cells, 3x3 from the concat.
 
-    def __init__(self, genotype: Genotype) -> None:
+    `make_cell(c_pp, c_p)` builds each cell; the searched net uses DerivedCell, the supernet NNI's Cell.
+    """
+
+    def __init__(self, channels: int, nodes: int, cells: int, make_cell: Callable[[int, int], nn.Module]) -> None:
         super().__init__()
-        c, n = genotype.channels, genotype.nodes
-        self.stem0 = conv3x3(2, c)
-        self.stem1 = conv3x3(c, c)
-        self.cells = nn.ModuleList(DerivedCell(genotype, *cell_input_channels(c, n, i)) for i in range(genotype.cells))
-        self.out = conv3x3(n * c, 2)
+        self.stem0 = conv3x3(2, channels)
+        self.stem1 = conv3x3(channels, channels)
+        self.cells = nn.ModuleList(make_cell(*cell_input_channels(channels, nodes, i)) for i in range(cells))
+        self.out = conv3x3(nodes * channels, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = self.stem0(x)
@@ -73,6 +76,14 @@ class SearchedBody(nn.Module):
         for cell in self.cells:
             s0, s1 = s1, cell(s0, s1)
         return x + self.out(s1)
+
+
+class SearchedBody(CellBody):
+    """CellBody of derived cells."""
+
+    def __init__(self, genotype: Genotype) -> None:
+        super().__init__(genotype.channels, genotype.nodes, genotype.cells,
+                         lambda c_pp, c_p: DerivedCell(genotype, c_pp, c_p))
 
 
 def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False) -> CascadeNet:

@@ -13,7 +13,7 @@ with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch relea
     from nni.nas.nn.pytorch import Cell, ModelSpace
 
 from nas_recon.models.cascade import CascadeNet
-from nas_recon.models.searched import cell_input_channels, conv3x3, preprocess
+from nas_recon.models.searched import CellBody, preprocess
 from nas_recon.search.derive import EdgeWeights
 from nas_recon.space.ops import build_op
 from nas_recon.space.spaces import SearchSpace
@@ -44,33 +44,18 @@ def op_factory(name: str, channels: int):
     return make
 
 
-class SuperBody(nn.Module):
-    """One reconstruction module with NNI cells in place of derived cells."""
+def super_body(space: SearchSpace) -> CellBody:
+    """One reconstruction module with NNI cells (one label: all share their alphas) in place of derived cells."""
+    c, n = space.channels, space.nodes
 
-    def __init__(self, space: SearchSpace) -> None:
-        super().__init__()
-        c, n = space.channels, space.nodes
-        self.stem0 = conv3x3(2, c)
-        self.stem1 = conv3x3(c, c)
-        cells = []
-        for i in range(space.cells):
-            c_pp, c_p = cell_input_channels(c, n, i)
-            cells.append(
-                Cell(
-                    {name: op_factory(name, c) for name in space.real_ops},
-                    num_nodes=n, num_ops_per_node=2, num_predecessors=2, merge_op="all",
-                    preprocessor=CellPreprocessor(c_pp, c_p, c), concat_dim=1, label=CELL_LABEL,
-                )
-            )
-        self.cells = nn.ModuleList(cells)
-        self.out = conv3x3(n * c, 2)
+    def make_cell(c_pp: int, c_p: int) -> nn.Module:
+        return Cell(
+            {name: op_factory(name, c) for name in space.real_ops},
+            num_nodes=n, num_ops_per_node=2, num_predecessors=2, merge_op="all",
+            preprocessor=CellPreprocessor(c_pp, c_p, c), concat_dim=1, label=CELL_LABEL,
+        )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s0 = self.stem0(x)
-        s1 = self.stem1(s0)
-        for cell in self.cells:
-            s0, s1 = s1, cell([s0, s1])
-        return x + self.out(s1)
+    return CellBody(c, n, space.cells, make_cell)
 
 
 class Supernet(ModelSpace):
@@ -78,7 +63,7 @@ class Supernet(ModelSpace):
 
     def __init__(self, space: SearchSpace) -> None:
         super().__init__()
-        self.net = CascadeNet([SuperBody(space) for _ in range(space.cascades)])
+        self.net = CascadeNet([super_body(space) for _ in range(space.cascades)])
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.net(x, k0, mask)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from pathlib import Path
 
 from nas_recon.errors import ConfigError
-from nas_recon.paths import shipped_dir
+from nas_recon.paths import load_shipped_toml, shipped_dir
 from nas_recon.space.ops import OPS
 
 INT_KEYS = ("nodes", "cells", "cascades", "channels")
@@ -37,19 +35,7 @@ def shipped_spaces() -> list[str]:
 
 def load_space(name_or_path: str) -> SearchSpace:
     """Load a shipped space by name (`paper_a`) or a TOML file by path."""
-    path = Path(name_or_path)
-    if not (path.suffix == ".toml" or path.exists()):
-        path = shipped_dir("search_spaces") / f"{name_or_path}.toml"
-        if not path.is_file():
-            raise ConfigError(
-                f"--space: unknown space '{name_or_path}', expected a path or one of {', '.join(shipped_spaces())}"
-            )
-    if not path.is_file():
-        raise ConfigError(f"{path}: search space file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    data, path = load_shipped_toml(name_or_path, "search_spaces", "--space", "space")
     return space_from_dict(data, str(path), default_name=path.stem)
 
 

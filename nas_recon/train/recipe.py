@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from nas_recon.errors import ConfigError
-from nas_recon.paths import shipped_dir
+from nas_recon.paths import load_shipped_toml
 
 
 @dataclass
@@ -71,16 +69,5 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
 
 def load_recipe(name_or_path: str) -> Recipe:
     """A shipped recipe by name (paper, quick) or a TOML file by path."""
-    path = Path(name_or_path)
-    if not path.exists() and path.suffix != ".toml":
-        path = shipped_dir("retrain") / f"{name_or_path}.toml"
-        if not path.is_file():
-            names = ", ".join(sorted(p.stem for p in shipped_dir("retrain").glob("*.toml")))
-            raise ConfigError(f"--recipe: unknown recipe '{name_or_path}', expected a path or one of {names}")
-    if not path.is_file():
-        raise ConfigError(f"{path}: recipe file not found")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from e
+    data, path = load_shipped_toml(name_or_path, "retrain", "--recipe", "recipe")
     return recipe_from_dict(data, str(path))

@@ -1,0 +1,120 @@
+"""Benchmark (not a test): searched cells vs baselines vs random cells of similar FLOPs, same recipe.
+
+On the offline demo data: a search per seed, each searched genotype retrained; dccnn-3, modl-3, rdn-3,
+rdn-8 and unet retrained; N random genotypes within 15 % of the FLOPs of the first searched cell; everything
+evaluated on test/ at 4x and 8x with fixed masks; prints PSNR/SSIM per acceleration, FLOPs, latency, and the
+spread across search seeds and across random cells. Resumable: finished runs are skipped on a rerun.
+
+Usage: python bench/quality_at_cost.py --out bench-out [--seeds 0 1 2] [--random 5] [--budget quick]
+       [--size 320] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+from nas_recon.data.demo import build_demo
+from nas_recon.demo import BUDGETS
+from nas_recon.genotype import load_genotype
+from nas_recon.report import make_report
+from nas_recon.sample import sample_genotypes, write_samples
+from nas_recon.search.run import SearchConfig, run_search
+from nas_recon.space import load_space
+from nas_recon.train.checkpoint import read_checkpoint
+from nas_recon.train.recipe import load_recipe
+from nas_recon.train.retrain import RetrainConfig, run_retrain
+
+BASELINES = ("dccnn-3", "modl-3", "rdn-3", "rdn-8", "unet")
+
+
+def log(t0: float, text: str) -> None:
+    print(f"[{time.time() - t0:7.0f} s] {text}", flush=True)
+
+
+def retrain_once(data: Path, out: Path, recipe, seed: int, device: str, size: int, model=None, genotype=None):
+    done = (out / "last.pt").is_file() and read_checkpoint(out / "last.pt")["epoch"] >= recipe.epochs
+    if not done:
+        cfg = RetrainConfig(str(data), str(out), recipe, model=model, genotype=genotype, seed=seed, device=device,
+                            size=size)
+        run_retrain(cfg, resume=(out / "run.json").exists())
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("bench-out"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--random", type=int, default=5)
+    p.add_argument("--budget", default="quick", choices=sorted(BUDGETS))
+    p.add_argument("--device", default="cpu")
+    a = p.parse_args()
+    b = BUDGETS[a.budget]
+    t0 = time.time()
+    data = a.out / "data"
+    if not (data / "manifest.json").is_file():
+        log(t0, "building demo data")
+        build_demo(data, "mni152", b.size, 0, b.slices, force=True)
+    recipe = load_recipe(b.recipe)
+    for k, v in b.recipe_overrides.items():
+        setattr(recipe, k, v)
+    runs: list[Path] = []
+    searched: list[Path] = []
+    for s in a.seeds:
+        sdir = a.out / f"search-seed{s}"
+        if not (sdir / "genotype.json").is_file():
+            log(t0, f"search, seed {s}")
+            cfg = SearchConfig(data=str(data), out=str(sdir), epochs=b.search_epochs, patience=b.search_patience,
+                               crop=b.search_crop, size=b.size, batch_size=b.search_batch,
+                               max_slices=b.search_max_slices, seed=s, device=a.device)
+            run_search(cfg, resume=(sdir / "run.json").exists())
+        log(t0, f"seed {s}: {load_genotype(sdir / 'genotype.json').describe()}")
+        runs.append(sdir)
+        rdir = a.out / f"searched-seed{s}"
+        log(t0, f"retrain searched-seed{s}")
+        retrain_once(data, rdir, recipe, 0, a.device, b.size, genotype=str(sdir / "genotype.json"))
+        runs.append(rdir)
+        searched.append(rdir)
+    for name in BASELINES:
+        log(t0, f"retrain {name}")
+        retrain_once(data, a.out / name, recipe, 0, a.device, b.size, model=name)
+        runs.append(a.out / name)
+    rand_dir = a.out / "random-genotypes"
+    if len(list(rand_dir.glob("random_*.json"))) < a.random:
+        like = load_genotype(a.out / f"search-seed{a.seeds[0]}" / "genotype.json")
+        write_samples(sample_genotypes(load_space("paper_a"), a.random, 1234, like=like, tolerance=0.15), rand_dir)
+    randoms = []
+    for f in sorted(rand_dir.glob("random_*.json"))[: a.random]:
+        log(t0, f"retrain {f.stem}: {load_genotype(f).describe()}")
+        retrain_once(data, a.out / f.stem, recipe, 0, a.device, b.size, genotype=str(f))
+        runs.append(a.out / f.stem)
+        randoms.append(a.out / f.stem)
+    log(t0, "evaluate + report")
+    rep = make_report(runs, a.out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, a.device, 0,
+                      ("zero-filled", "tv"), notes=[f"bench/quality_at_cost.py --budget {a.budget} seeds {a.seeds}"])
+    rows = rep["rows"]
+    print(f"\nquality at cost, budget {a.budget}, recipe {recipe.to_dict()}, total {time.time() - t0:.0f} s")
+    for acc in ("4x", "8x"):
+        print(f"\n{acc}: model, kind, GFLOPs, latency ms, PSNR, SSIM")
+        for r in sorted((r for r in rows if r["acceleration"] == acc), key=lambda r: -r["psnr"]["mean"]):
+            fl = "-" if r["flops"] is None else f"{r['flops'] / 1e9:.2f}"
+            lat = "-" if r["latency_ms"] is None else f"{r['latency_ms']:.0f}"
+            print(f"  {r['model']:20s} {r['kind']:9s} {fl:>6s} {lat:>6s} {r['psnr']['mean']:7.2f} "
+                  f"{r['ssim']['mean']:.4f}")
+        for kind in ("searched", "random"):
+            ps = [r["psnr"]["mean"] for r in rows if r["acceleration"] == acc and r["kind"] == kind]
+            ss = [r["ssim"]["mean"] for r in rows if r["acceleration"] == acc and r["kind"] == kind]
+            if ps:
+                sd = statistics.pstdev(ps) if len(ps) > 1 else 0.0
+                print(f"  {kind}: n={len(ps)} PSNR mean {statistics.mean(ps):.2f} sd {sd:.2f} "
+                      f"(min {min(ps):.2f}, max {max(ps):.2f}); SSIM mean {statistics.mean(ss):.4f}")
+        base = [r for r in rows if r["acceleration"] == acc and r["kind"] == "baseline"]
+        best = max(base, key=lambda r: r["psnr"]["mean"])
+        print(f"  best baseline: {best['model']} PSNR {best['psnr']['mean']:.2f} SSIM {best['ssim']['mean']:.4f}")
+    (a.out / "summary.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Integration: the demo pipeline end to end on the tiny budget (the main job must never silently break)."""
+
+import json
+
+import pytest
+
+from nas_recon.cli.main import main
+from nas_recon.genotype import load_genotype
+from nas_recon.metrics import METRICS
+
+
+@pytest.mark.slow
+@pytest.mark.realsource
+def test_tiny_demo_end_to_end_and_rerun_continues(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    report = json.loads((out / "report" / "report.json").read_text())
+    models = {r["model"] for r in report["rows"]}
+    assert {"zero-filled", "searched", "dccnn-3", "unet", "random_00"} <= models
+    for r in report["rows"]:
+        assert r["acceleration"] in ("4x", "8x")
+        assert all(set(r[m]) == {"mean", "std", "n"} for m in METRICS)
+    md = (out / "report" / "report.md").read_text()
+    assert "### 4x" in md and "### 8x" in md and "searched" in md
+    for png in ("psnr_vs_flops.png", "images.png", "training_curves.png", "cell-search.png", "alphas-search.png"):
+        assert (out / "report" / png).stat().st_size > 1000, png
+    g = load_genotype(out / "search" / "genotype.json")
+    assert g.nodes == 3
+    # report numbers are evaluate's numbers
+    cached = json.loads((out / "runs" / "dccnn-3" / "metrics-test.json").read_text())
+    row = next(r for r in report["rows"] if r["model"] == "dccnn-3" and r["acceleration"] == "4x")
+    assert row["psnr"] == cached["aggregate"]["4x"]["psnr"]
+    # a rerun continues: nothing is retrained, the report is rebuilt from the same checkpoints
+    before = (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    assert (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns == before
+    assert json.loads((out / "report" / "report.json").read_text())["rows"] == report["rows"]
