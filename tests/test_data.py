@@ -152,3 +152,19 @@ def test_bad_options(volume_dir):
         SliceDataset(volume_dir, size=SIZE, masks=MaskSpec("random", (0.5,)))
     with pytest.raises(ConfigError, match="crop"):
         SliceDataset(volume_dir, size=SIZE, crop=64)
+
+
+def test_crops_are_scaled_like_their_whole_slice(tmp_path):
+    # a slice whose right half is empty: crops of the background must stay near zero, not be scaled up to 6
+    img = np.zeros((64, 64), np.complex64)
+    img[16:48, 4:28] = 1.0
+    k = fft2c(torch.from_numpy(img)).numpy()[None]
+    with h5py.File(tmp_path / "half.h5", "w") as f:
+        f.create_dataset("kspace", data=k)
+    full = SliceDataset(tmp_path, size=64, mode="eval", seed=0)[0]
+    crops = SliceDataset(tmp_path, size=64, crop=16, mode="train", seed=0)
+    for epoch in range(6):
+        crops.set_epoch(epoch)
+        s = crops[0]
+        assert 0.5 < s.scale / full.scale < 2.0
+        assert float(chan_to_complex(s.input).abs().max()) < 8.0

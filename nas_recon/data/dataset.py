@@ -44,7 +44,9 @@ def split_volumes(files: list[Path], fraction: float, seed: int) -> tuple[list[P
 class SliceDataset(Dataset):
     """Paired (zero-filled, target) slices: ifft2c -> centre crop to `size` -> fft2c -> mask.
 
-    mode "train": a fresh (mask, acceleration, crop) per draw from (seed, epoch, index);
+    mode "train": a fresh (mask, acceleration, crop) per draw from (seed, epoch, index), crops centred on a
+    random foreground pixel (|image| > 10 % of the slice max);
+    a crop is scaled like its whole slice (max |zero-filled of the full slice| = 6), a full slice to max |x0| = 6;
     mode "eval": every slice once per acceleration, mask fixed per (file, slice, acceleration), centre crop;
     mode "given": the file's own `mask` dataset (fastMRI test/challenge files).
     """
@@ -133,6 +135,20 @@ class SliceDataset(Dataset):
                 self._vmax[vi] = max(float(self.paired_image(vi, s).abs().max()) for s in range(n))
         return self._vmax[vi]
 
+    def crop_corner(self, img: torch.Tensor, rng: np.random.Generator) -> tuple[int, int]:
+        """Top-left of a training crop centred on a random foreground pixel (|img| > 10 % of its max)."""
+        mag = img.abs()
+        ys, xs = torch.nonzero(mag > 0.1 * mag.max(), as_tuple=True)
+        if ys.numel() == 0:
+            cy, cx = (int(v) for v in rng.integers(0, self.size, size=2))
+        else:
+            i = int(rng.integers(ys.numel()))
+            cy, cx = int(ys[i]), int(xs[i])
+        half = self.crop // 2
+        top = min(max(cy - half, 0), self.size - self.crop)
+        left = min(max(cx - half, 0), self.size - self.crop)
+        return top, left
+
     def __getitem__(self, index: int) -> Sample:
         vi, s, acc = self.items[index]
         vol = self.volumes[vi]
@@ -141,9 +157,17 @@ class SliceDataset(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
         else:
             rng = np.random.default_rng(eval_seed(self.seed, vol.path.name, s, acc or 0.0))
+        if self.mode == "train":
+            acc = float(self.masks.accelerations[int(rng.integers(len(self.masks.accelerations)))])
+        peak_ref = None
         if self.crop is not None and self.crop < self.size:
+            # scale crops like their whole slice (a crop of background must not be blown up to max 6)
+            if self.mode != "given":
+                m_full = make_mask(self.size, acc, None, self.masks.kind, rng)
+                m_full_t = torch.from_numpy(m_full.astype(np.float32))
+                peak_ref = float(ifft2c(fft2c(img) * m_full_t).abs().max())
             if self.mode == "train":
-                top, left = (int(v) for v in rng.integers(0, self.size - self.crop + 1, size=2))
+                top, left = self.crop_corner(img, rng)
                 img = img[top : top + self.crop, left : left + self.crop]
             else:
                 img = center_crop(img, self.crop, self.crop)
@@ -154,14 +178,12 @@ class SliceDataset(Dataset):
             if m.shape[0] != width:
                 raise DataError(f"{vol.path}: 'mask' has {m.shape[0]} columns, expected {width}")
             acc = float(width / max(1, m.sum()))
-        elif self.mode == "train":
-            m, acc = self.masks.draw(width, rng)
         else:
             m = make_mask(width, acc, None, self.masks.kind, rng)
         mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
         k_meas = k * mask[0]
         x0 = ifft2c(k_meas)
-        peak = float(x0.abs().max())
+        peak = float(x0.abs().max()) if peak_ref is None else peak_ref
         scale = INPUT_MAX / peak if peak > 0 else 1.0
         return Sample(
             input=complex_to_chan(x0 * scale),
