@@ -153,27 +153,35 @@ def markdown_tables(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
-    """PSNR vs FLOPs, one panel per acceleration, searched nets highlighted."""
+    """PSNR vs FLOPs, one panel per acceleration, searched nets highlighted, random cells as a cloud."""
     accs = sorted({r["acceleration"] for r in rows}, key=lambda a: float(a[:-1]))
-    fig, axes = plt.subplots(1, len(accs), figsize=(5 * len(accs), 4), squeeze=False)
-    style = {"searched": ("*", "#d62728", 160), "random": ("o", "#ff9896", 50), "baseline": ("s", "#1f77b4", 50)}
+    fig, axes = plt.subplots(1, len(accs), figsize=(5.5 * len(accs), 4.2), squeeze=False)
+    style = {"searched": ("*", "#d62728", 180), "random": ("o", "#ff9896", 45), "baseline": ("s", "#1f77b4", 50)}
+    flops = [r["flops"] for r in rows if r["flops"]]
     for ax, acc in zip(axes[0], accs, strict=True):
+        seen: set[str] = set()
         for r in rows:
             if r["acceleration"] != acc or not r["flops"]:
                 continue
             marker, colour, size = style.get(r["kind"], ("^", "#7f7f7f", 50))
-            ax.scatter(r["flops"] / 1e9, r["psnr"]["mean"], marker=marker, c=colour, s=size, zorder=3)
-            ax.annotate(r["model"], (r["flops"] / 1e9, r["psnr"]["mean"]), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
+            label = r["kind"] if r["kind"] not in seen else None
+            seen.add(r["kind"])
+            ax.scatter(r["flops"] / 1e9, r["psnr"]["mean"], marker=marker, c=colour, s=size, zorder=3, label=label)
+            if r["kind"] != "random":
+                ax.annotate(r["model"], (r["flops"] / 1e9, r["psnr"]["mean"]), fontsize=7, xytext=(5, 4),
+                            textcoords="offset points")
         for r in rows:
             if r["acceleration"] == acc and not r["flops"]:
                 ax.axhline(r["psnr"]["mean"], ls="--", lw=0.8, c="#7f7f7f")
-                ax.text(ax.get_xlim()[0], r["psnr"]["mean"], f" {r['model']}", fontsize=7, va="bottom", c="#555555")
-        ax.set_xscale("log")
+                ax.annotate(r["model"], (0.01, r["psnr"]["mean"]), xycoords=("axes fraction", "data"), fontsize=7,
+                            xytext=(0, 3), textcoords="offset points", color="#555555")
+        if flops and max(flops) / min(flops) > 10:
+            ax.set_xscale("log")
         ax.set_xlabel("FLOPs (G multiply-accumulates, 320 x 320)")
         ax.set_ylabel("PSNR (dB)")
-        ax.set_title(f"{acc}: PSNR vs FLOPs")
+        ax.set_title(f"{acc}: PSNR vs FLOPs (dashed: no-FLOPs methods)", fontsize=9)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

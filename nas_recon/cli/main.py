@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"error: {escape(str(e))}")
         return 2
     except KeyboardInterrupt:
-        err_console.print("interrupted: the run directory keeps its last checkpoint; rerun with --resume")
+        err_console.print("interrupted: the run folder keeps its last checkpoint; "
+                          "continue with --resume (demo: rerun the same command)")
         return 130
 
 
