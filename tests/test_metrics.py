@@ -40,6 +40,7 @@ def test_slice_metrics_use_volume_data_range(volumes):
     assert s["ssim"] == pytest.approx(structural_similarity(gt[1], pred[1], data_range=dr, win_size=7), abs=1e-6)
     perfect = slice_metrics(gt[0], gt[0], dr)
     assert perfect["mse"] == 0 and perfect["nmse"] == 0 and perfect["ssim"] == pytest.approx(1.0)
+    assert perfect["psnr"] == float("inf")
 
 
 def test_aggregate_splits_by_acceleration():
