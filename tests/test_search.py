@@ -79,7 +79,7 @@ def test_existing_run_and_changed_settings(data_root, tmp_path):
 
 @pytest.mark.slow
 def test_resume_after_kill_gives_the_uninterrupted_result(data_root, tmp_path):
-    args = ["--data", str(data_root), "--size", str(SIZE), "--crop", "16", "--batch-size", "1", "--epochs", "4",
+    args = ["--data", str(data_root), "--size", str(SIZE), "--crop", "16", "--batch-size", "1", "--epochs", "6",
             "--device", "cpu"]
     cli = [sys.executable, "-m", "nas_recon.cli.main", "search"]
     subprocess.run([*cli, *args, "--out", str(tmp_path / "full")], check=True, capture_output=True)
@@ -96,4 +96,4 @@ def test_resume_after_kill_gives_the_uninterrupted_result(data_root, tmp_path):
     a = json.loads((tmp_path / "full" / "genotype.json").read_text())
     b = json.loads((tmp_path / "killed" / "genotype.json").read_text())
     assert a["cell"] == b["cell"] and a["alphas"] == b["alphas"]
-    assert len((tmp_path / "killed" / "search_log.csv").read_text().splitlines()) == 5
+    assert len((tmp_path / "killed" / "search_log.csv").read_text().splitlines()) == 7
