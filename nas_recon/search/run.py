@@ -264,8 +264,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)
 
     monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress)
-    saver = ModelCheckpoint(dirpath=out / "checkpoints", save_last=True, save_top_k=0, every_n_epochs=1,
-                            save_on_train_epoch_end=True, enable_version_counter=False)
+    # checkpoints/last.ckpt rewritten at the end of every epoch (save_last alone only writes at the end of fit)
+    saver = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                            every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
         logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
