@@ -8,7 +8,8 @@ from typing import Any
 
 from nas_recon import __version__
 from nas_recon.cost import conv_macs
-from nas_recon.genotype import atomic_write_text, load_genotype
+from nas_recon.genotype import load_genotype
+from nas_recon.io import atomic_write_text
 from nas_recon.models.registry import ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.paths import shipped_dir
 

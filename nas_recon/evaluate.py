@@ -17,7 +17,7 @@ from nas_recon.data.dataset import SliceDataset
 from nas_recon.data.sample import Sample
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError
-from nas_recon.genotype import atomic_write_text
+from nas_recon.io import atomic_write_text
 from nas_recon.metrics import METRICS, aggregate, slice_metrics, volume_metrics
 from nas_recon.models.tv import tv_reconstruct
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan

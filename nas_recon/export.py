@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from nas_recon.errors import ConfigError
+from nas_recon.io import atomic_path
 from nas_recon.physics.fusion import KSpaceFusion
 
 
@@ -65,10 +64,7 @@ def swap_fusions(model: nn.Module, height: int, width: int) -> nn.Module:
 def export_model(model: nn.Module, fmt: str, out: Path, size: int = 320) -> Path:
     """Write `out` atomically: TorchScript (any size) or ONNX (fixed size x size)."""
     model = model.eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         if fmt == "torchscript":
             torch.jit.save(torch.jit.script(model), tmp)
         elif fmt == "onnx":
@@ -83,8 +79,4 @@ def export_model(model: nn.Module, fmt: str, out: Path, size: int = 320) -> Path
                               output_names=["output"], dynamo=False, opset_version=17)
         else:
             raise ConfigError(f"--format: unknown '{fmt}', expected torchscript or onnx")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nas_recon.errors import ConfigError
+from nas_recon.io import atomic_write_text
 from nas_recon.space.ops import OPS
 
 FORMAT = "nas-recon-genotype"
@@ -121,19 +120,6 @@ def load_genotype(path: str | Path) -> Genotype:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from e
     return genotype_from_dict(data, str(path))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text to a temp file in the same folder, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_genotype(genotype: Genotype, path: str | Path) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +12,7 @@ import torch
 from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume
 from nas_recon.evaluate import Predictor
+from nas_recon.io import atomic_path
 from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 
@@ -31,19 +30,11 @@ def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 
         out = predict(batch)[0]
         recon[s.slice] = chan_to_complex(out).abs().numpy() / s.scale
     ds.close()
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / path.name
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=out_dir)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("reconstruction", data=recon)
-            f.attrs["acceleration"] = float(acceleration) if mode == "eval" else float(ds[0].acceleration)
-            f.attrs["mask"] = "from file" if mode == "given" else mask_type
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("reconstruction", data=recon)
+        f.attrs["acceleration"] = float(acceleration) if mode == "eval" else float(ds[0].acceleration)
+        f.attrs["mask"] = "from file" if mode == "given" else mask_type
     return target
 
 

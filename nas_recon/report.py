@@ -20,7 +20,8 @@ from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
 from nas_recon.data.dataset import SliceDataset  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
-from nas_recon.genotype import atomic_write_text, genotype_from_dict, load_genotype  # noqa: E402
+from nas_recon.genotype import genotype_from_dict, load_genotype  # noqa: E402
+from nas_recon.io import atomic_write_text  # noqa: E402
 from nas_recon.metrics import METRICS  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
 from nas_recon.physics.masks import MaskSpec  # noqa: E402

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import time
@@ -24,7 +22,8 @@ from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError
-from nas_recon.genotype import Genotype, atomic_write_text, save_genotype
+from nas_recon.genotype import Genotype, save_genotype
+from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.search.derive import EdgeWeights, derive_genotype, weights_to_json
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
@@ -130,17 +129,6 @@ class SearchTask(pl.LightningModule):
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.model.parameters(), lr=self.lr)
-
-
-def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite a CSV atomically from rows."""
-    if not rows:
-        return
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 
 
 class Monitor(Callback):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +10,7 @@ from torch import nn
 
 from nas_recon import __version__
 from nas_recon.errors import ConfigError
+from nas_recon.io import atomic_path
 from nas_recon.models.registry import ModelSpec, build_model
 
 FORMAT = "nas-recon-checkpoint"
@@ -19,15 +18,8 @@ FORMAT = "nas-recon-checkpoint"
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """torch.save to a temp file in the same folder, then rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": FORMAT, "version": 1, "package_version": __version__, **payload}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

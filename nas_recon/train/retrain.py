@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import time
@@ -20,7 +18,8 @@ from nas_recon.data.dataset import INPUT_MAX, SliceDataset
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError, DataError, NasReconError
-from nas_recon.genotype import atomic_write_text, load_genotype
+from nas_recon.genotype import load_genotype
+from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.physics.fft import chan_to_complex
@@ -103,16 +102,6 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -
     return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
 
 
-def write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Rewrite a CSV atomically."""
-    if rows:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write_text(path, buf.getvalue())
-
-
 def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgress | None = None) -> dict[str, Any]:
     """Train a model from scratch with the recipe; keep last.pt (resumable) and best.pt (val PSNR)."""
     progress = progress or RetrainProgress()
@@ -189,7 +178,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         save_checkpoint(last, {**common, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                                "epoch": epoch + 1, "best_psnr": best_psnr, "history": history})
-        write_rows_csv(out / "train_log.csv", history)
+        write_csv(out / "train_log.csv", history)
         progress.epoch_end(row)
     return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(model),
             "spec": spec, "config": {**asdict(cfg), "recipe": r.to_dict()}}
