@@ -72,6 +72,16 @@ def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -
                       "(or --checkpoint FILE)")
 
 
+def unscaled_magnitudes(out: torch.Tensor, b: Sample) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(target, prediction) magnitudes of each batch item, float64, in the file's intensity units."""
+    pairs = []
+    for i in range(out.shape[0]):
+        s = float(b.scale[i])
+        gt = chan_to_complex(b.target[i]).abs().numpy().astype(np.float64) / s
+        pairs.append((gt, chan_to_complex(out[i]).abs().numpy().astype(np.float64) / s))
+    return pairs
+
+
 def evaluate(predict: Predictor, data: str | Path, size: int = 320, masks: MaskSpec | None = None, seed: int = 0,
              crop: int | None = None, max_slices: int | None = None, batch_size: int = 4,
              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
@@ -83,10 +93,7 @@ def evaluate(predict: Predictor, data: str | Path, size: int = 320, masks: MaskS
     done = 0
     for b in loader:
         out = predict(b)
-        for i in range(out.shape[0]):
-            s = float(b.scale[i])
-            pred = chan_to_complex(out[i]).abs().numpy().astype(np.float64) / s
-            gt = chan_to_complex(b.target[i]).abs().numpy().astype(np.float64) / s
+        for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
             acc = float(b.acceleration[i])
             m = slice_metrics(gt, pred, float(b.max_value[i]))
             rows.append({"file": b.file[i], "slice": int(b.slice[i]), "acceleration": acc, **m})

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume
@@ -26,8 +25,7 @@ def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 
     recon = np.zeros((info.num_slices, size, size), dtype=np.float32)
     for i in range(len(ds)):
         s = ds[i]
-        batch = type(s)(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in s))
-        out = predict(batch)[0]
+        out = predict(s.batched())[0]
         recon[s.slice] = chan_to_complex(out).abs().numpy() / s.scale
     ds.close()
     target = out_dir / path.name

@@ -201,7 +201,7 @@ def plot_images(models: dict[str, Any], data: Path, size: int, crop: int | None,
                              squeeze=False)
     for row, (acc, idx) in enumerate(sorted(picks.items())):
         s = ds[idx]
-        batch = type(s)(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in s))
+        batch = s.batched()
         gt = chan_to_complex(s.target).abs().numpy()
         vmax = gt.max()
         axes[2 * row, 0].imshow(gt, cmap="gray", vmin=0, vmax=vmax)

@@ -24,3 +24,7 @@ class Sample(NamedTuple):
     slice: int
     acceleration: float
     max_value: float
+
+    def batched(self) -> Sample:
+        """This sample as a batch of one (tensors gain a batch dim, the other fields become 1-lists)."""
+        return Sample(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in self))

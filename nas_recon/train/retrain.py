@@ -18,11 +18,11 @@ from nas_recon.data.dataset import INPUT_MAX, SliceDataset
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError, DataError, NasReconError
+from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
-from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.train.losses import parse_loss
@@ -93,10 +93,7 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -
     rows = []
     for b in loader:
         out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device)).cpu()
-        for i in range(out.shape[0]):
-            s = float(b.scale[i])
-            pred = chan_to_complex(out[i]).abs().numpy() / s
-            gt = chan_to_complex(b.target[i]).abs().numpy() / s
+        for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
             rows.append(slice_metrics(gt, pred, float(b.max_value[i])))
     model.train()
     return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
