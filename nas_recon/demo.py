@@ -7,7 +7,6 @@ last checkpoint.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -148,5 +147,3 @@ def _epochs_done(run_dir: Path) -> int:
     except ConfigError:
         return 0
 
-
-Stage = Callable[[str], None]

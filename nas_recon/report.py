@@ -20,7 +20,7 @@ from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
 from nas_recon.data.dataset import SliceDataset  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
-from nas_recon.genotype import genotype_from_dict, load_genotype  # noqa: E402
+from nas_recon.genotype import load_genotype  # noqa: E402
 from nas_recon.io import atomic_write_text  # noqa: E402
 from nas_recon.metrics import METRICS  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
@@ -96,7 +96,7 @@ def fmt(metric: str, m: dict[str, float]) -> str:
     return f"{m['mean']:.4f} ± {m['std']:.4f}"
 
 
-def build_rows(runs: list[dict[str, Any]], metrics: dict[str, dict], costs: dict[str, dict]) -> list[dict[str, Any]]:
+def build_rows(metrics: dict[str, dict], costs: dict[str, dict]) -> list[dict[str, Any]]:
     """One row per model per acceleration."""
     rows = []
     for label, res in metrics.items():
@@ -307,7 +307,7 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
                         "flops": conv_macs(model, 320),
                         "latency_ms": latency_ms(model, 320, dev, repeats=latency_repeats)}
         predictors[label] = network_predictor(model, dev)
-    rows = build_rows(runs, metrics, costs)
+    rows = build_rows(metrics, costs)
     say("drawing plots")
     plot_pareto(rows, out / "psnr_vs_flops.png")
     plot_images(predictors, data, size, crop, seed, out / "images.png")
@@ -366,9 +366,3 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
     lines += ["", f"nas-recon {report['package_version']}", ""]
     return "\n".join(lines)
 
-
-def genotype_of_run(run_dir: Path):
-    """The genotype a retrain run trained (or None for baselines)."""
-    meta = read_run(run_dir)["meta"]
-    g = meta["model"].get("genotype")
-    return genotype_from_dict(g) if g else None

@@ -64,8 +64,6 @@ class RichSearchProgress:
                 f"epoch {row['epoch']}: {row['genotype']}  (unchanged {row['unchanged_epochs']})", soft_wrap=True
             )
 
-    def message(self, text: str) -> None:
-        self.bar.console.print(text)
 
 
 def run(args: argparse.Namespace) -> int:

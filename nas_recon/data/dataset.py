@@ -158,7 +158,7 @@ class SliceDataset(Dataset):
         else:
             rng = np.random.default_rng(eval_seed(self.seed, vol.path.name, s, acc or 0.0))
         if self.mode == "train":
-            acc = float(self.masks.accelerations[int(rng.integers(len(self.masks.accelerations)))])
+            acc = self.masks.draw_acceleration(rng)
         peak_ref = None
         if self.crop is not None and self.crop < self.size:
             # scale crops like their whole slice (a crop of background must not be blown up to max 6)

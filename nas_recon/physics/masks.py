@@ -73,7 +73,11 @@ class MaskSpec:
         for a in self.accelerations:
             check_mask_args(self.kind, a)
 
+    def draw_acceleration(self, rng: np.random.Generator) -> float:
+        """An acceleration chosen uniformly among `accelerations`."""
+        return float(self.accelerations[int(rng.integers(len(self.accelerations)))])
+
     def draw(self, width: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
         """Draw (mask, acceleration) with the acceleration chosen uniformly among `accelerations`."""
-        acc = float(self.accelerations[int(rng.integers(len(self.accelerations)))])
+        acc = self.draw_acceleration(rng)
         return make_mask(width, acc, None, self.kind, rng), acc

@@ -25,7 +25,7 @@ from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.physics.masks import MaskSpec
-from nas_recon.search.derive import EdgeWeights, derive_genotype, weights_to_json
+from nas_recon.search.derive import derive_genotype, weights_to_json
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
 from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy
 from nas_recon.space.spaces import SearchSpace, load_space
@@ -96,8 +96,6 @@ class SearchProgress:
 
     def epoch_end(self, row: dict[str, Any]) -> None: ...
 
-    def message(self, text: str) -> None: ...
-
 
 class SearchTask(pl.LightningModule):
     """The inner Lightning module NNI wraps: L1 loss on the 2-channel output, Adam on the weights."""
@@ -141,7 +139,6 @@ class Monitor(Callback):
         self.alpha_rows: list[dict[str, Any]] = []
         self.stable = 0
         self.last_cell: list | None = None
-        self.weights: EdgeWeights | None = None
         self.t0 = time.time()
 
     @property
@@ -178,13 +175,13 @@ class Monitor(Callback):
             "seconds": round(time.time() - self.t0, 3),
         }
         if self.task.bilevel:
-            self.weights = edge_weights(self.task.model, self.space)
-            g = derive_genotype(self.weights, self.space)
+            weights = edge_weights(self.task.model, self.space)
+            g = derive_genotype(weights, self.space)
             cell = [[list(n.inputs), list(n.ops)] for n in g.cell]
             self.stable = self.stable + 1 if cell == self.last_cell else 0
             self.last_cell = cell
             row.update({"genotype": g.describe(), "unchanged_epochs": self.stable})
-            for (i, j), w in sorted(self.weights.items()):
+            for (i, j), w in sorted(weights.items()):
                 for op, v in w.items():
                     self.alpha_rows.append({"epoch": epoch, "node": i, "input": j, "op": op, "weight": v})
             if self.stable >= self.cfg.patience:
