@@ -12,6 +12,7 @@ Usage: python bench/quality_at_cost.py --out bench-out [--seeds 0 1 2] [--random
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import time
@@ -21,6 +22,7 @@ from nas_recon.data.demo import build_demo
 from nas_recon.demo import BUDGETS
 from nas_recon.genotype import load_genotype
 from nas_recon.report import make_report
+from nas_recon.runtime import configure
 from nas_recon.sample import sample_genotypes, write_samples
 from nas_recon.search.run import SearchConfig, run_search
 from nas_recon.space import load_space
@@ -51,6 +53,7 @@ def main() -> None:
     p.add_argument("--budget", default="quick", choices=sorted(BUDGETS))
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
+    configure()
     b = BUDGETS[a.budget]
     t0 = time.time()
     data = a.out / "data"
@@ -68,7 +71,8 @@ def main() -> None:
             log(t0, f"search, seed {s}")
             cfg = SearchConfig(data=str(data), out=str(sdir), epochs=b.search_epochs, patience=b.search_patience,
                                crop=b.search_crop, size=b.size, batch_size=b.search_batch,
-                               max_slices=b.search_max_slices, seed=s, device=a.device)
+                               max_slices=b.search_max_slices, seed=s, device=a.device,
+                               repeats=b.search_repeats, arch_lr=b.search_arch_lr)
             run_search(cfg, resume=(sdir / "run.json").exists())
         log(t0, f"seed {s}: {load_genotype(sdir / 'genotype.json').describe()}")
         runs.append(sdir)
@@ -113,7 +117,34 @@ def main() -> None:
         base = [r for r in rows if r["acceleration"] == acc and r["kind"] == "baseline"]
         best = max(base, key=lambda r: r["psnr"]["mean"])
         print(f"  best baseline: {best['model']} PSNR {best['psnr']['mean']:.2f} SSIM {best['ssim']['mean']:.4f}")
+    print("\n" + seed_agreement([load_genotype(a.out / f"search-seed{s}" / "genotype.json") for s in a.seeds]))
+    for s in a.seeds:
+        slog = list(csv.DictReader((a.out / f"search-seed{s}" / "search_log.csv").open()))
+        last = slog[-1]
+        print(f"seed {s}: {len(slog)} epochs, final margin {float(last.get('chosen_margin', 'nan')):.4f}, "
+              f"drift {float(last.get('drift', 'nan')):.4f}, decided {last.get('decided')}, "
+              f"mean entropy {float(last.get('mean_entropy', 'nan')):.4f}")
     (a.out / "summary.json").write_text(json.dumps(rows, indent=1))
+
+
+def seed_agreement(genotypes) -> str:
+    """How often the seeds pick the same edges and the same (edge, op) choices, pairwise."""
+    import itertools
+
+    def edges(g):
+        return {(i, j) for i, n in enumerate(g.cell) for j in n.inputs}
+
+    def choices(g):
+        return {(i, j, o) for i, n in enumerate(g.cell) for j, o in zip(n.inputs, n.ops, strict=True)}
+
+    pairs = list(itertools.combinations(genotypes, 2))
+    if not pairs:
+        return "seed agreement: one seed only"
+    e = statistics.mean(len(edges(x) & edges(y)) / len(edges(x)) for x, y in pairs)
+    c = statistics.mean(len(choices(x) & choices(y)) / len(choices(x)) for x, y in pairs)
+    same = sum(x.same_cell(y) for x, y in pairs)
+    return (f"seed agreement over {len(pairs)} pairs: same edges {100 * e:.0f} %, same edge+op {100 * c:.0f} %, "
+            f"identical cells {same}/{len(pairs)}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from thop.profile import register_hooks
 from thop.vision.basic_hooks import zero_ops
 from torch import nn
 
+from nas_recon.device import place
 from nas_recon.models.registry import count_params
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -47,7 +48,7 @@ def latency_ms(model: nn.Module, size: int = 320, device: torch.device | None = 
                warmup: int = 2) -> float:
     """Median wall time of one slice (batch 1) after warm-up, under torch.inference_mode."""
     device = device or torch.device("cpu")
-    model = model.to(device).eval()
+    model = place(model, device).eval()
     x = torch.randn(1, 2, size, size, device=device)
     mask = torch.ones(1, 1, 1, size, device=device)
     times = []

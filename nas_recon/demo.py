@@ -30,6 +30,8 @@ class Budget:
     search_crop: int = 48
     search_batch: int = 4
     search_max_slices: int = 12
+    search_repeats: int = 2
+    search_arch_lr: float = 3e-3
     recipe: str = "quick"
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
     random_cells: int = 3
@@ -42,11 +44,13 @@ class Budget:
 BUDGETS = {
     "quick": Budget("quick"),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
+                   search_repeats=1, search_arch_lr=3e-4,
                    recipe="paper", recipe_overrides={"crop": 128, "val_crop": 0, "val_max_slices": 0}),
     # CI's integration test: tiny everything, same code path
     "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,
-                   search_max_slices=4, recipe="quick",
-                   recipe_overrides={"epochs": 1, "crop": 32, "val_crop": 0, "val_max_slices": 2, "max_slices": 8},
+                   search_max_slices=4, search_repeats=1, recipe="quick",
+                   recipe_overrides={"epochs": 1, "crop": 32, "val_crop": 0, "val_max_slices": 2, "max_slices": 8,
+                                     "repeats": 1},
                    random_cells=1, eval_max_slices=2, baselines=("dccnn-3", "unet"), tv=False),
 }
 
@@ -93,7 +97,8 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
         progress.stage("searching a cell (DARTS, space paper_a)")
         cfg = SearchConfig(data=str(data), out=str(search_dir), space="paper_a", epochs=b.search_epochs,
                            patience=b.search_patience, crop=b.search_crop, size=b.size, batch_size=b.search_batch,
-                           max_slices=b.search_max_slices, seed=seed, device=device)
+                           max_slices=b.search_max_slices, seed=seed, device=device, repeats=b.search_repeats,
+                           arch_lr=b.search_arch_lr)
         run_search(cfg, resume=(search_dir / "run.json").exists(), progress=progress.search_progress())
     genotype_file = search_dir / "genotype.json"
     searched = load_genotype(genotype_file)
@@ -126,8 +131,9 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     progress.stage("evaluating on test/ at 4x and 8x and writing the report")
     notes = [f"`nas-recon demo --budget {budget}` on the offline demo data ({b.slices} slices of the MNI152 "
              f"template at {b.size} x {b.size}, train/val/test by slab)",
-             f"search: paper_a, {b.search_epochs} epochs max (patience {b.search_patience}), {b.search_crop} x "
-             f"{b.search_crop} crops, batch {b.search_batch}, at most {b.search_max_slices} slices per split",
+             f"search: paper_a, {b.search_epochs} epochs max (patience {b.search_patience}, early stop only when "
+             f"decided), {b.search_crop} x {b.search_crop} crops, batch {b.search_batch}, at most "
+             f"{b.search_max_slices} slices per split drawn {b.search_repeats}x an epoch, arch lr {b.search_arch_lr}",
              f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: "
              f"{recipe.epochs} epochs, {recipe.crop or 'full'} crops, batch {recipe.batch_size}, loss {recipe.loss}",
              f"random controls: {b.random_cells} cells uniform over derivable cells within 15 % of the searched "

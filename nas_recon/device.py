@@ -16,3 +16,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"--device: unknown '{name}', expected auto, cpu or cuda")
     return torch.device(name)
+
+
+def place(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Move a model to `device` with its 4-D weights in channels_last (oneDNN's and cuDNN's fast layout).
+
+    Measured on the 2-core CPU (BENCHMARKS.md): 1.2-1.4x faster training steps for the searched family and
+    the baselines; outputs equal the NCHW ones to float rounding (tests/test_runtime.py).
+    """
+    return model.to(device=device, memory_format=torch.channels_last)

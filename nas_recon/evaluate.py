@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset
 from nas_recon.data.sample import Sample
-from nas_recon.device import resolve_device
+from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.metrics import METRICS, aggregate, slice_metrics, volume_metrics
@@ -29,7 +29,7 @@ Predictor = Callable[[Sample], torch.Tensor]
 
 def network_predictor(model: torch.nn.Module, device: torch.device) -> Predictor:
     """Batched inference of a network."""
-    model = model.to(device).eval()
+    model = place(model, device).eval()
 
     @torch.inference_mode()
     def predict(b: Sample) -> torch.Tensor:

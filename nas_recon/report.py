@@ -252,26 +252,65 @@ def plot_alphas(alphas_csv: Path, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def plot_decision(log: Path, path: Path, title: str) -> bool:
+    """Search decision per epoch: the margin the cell depends on, min op/edge margins, mean entropy."""
+    rows = list(csv.DictReader(log.open())) if log.is_file() else []
+    if not rows or "chosen_margin" not in rows[0]:
+        return False
+    ep = [int(r["epoch"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, lab in (("chosen_margin", "margin the cell depends on"), ("min_op_margin", "min op margin"),
+                     ("min_edge_margin", "min edge margin"), ("drift", "max weight change this epoch")):
+        axes[0].plot(ep, [float(r[key]) for r in rows], marker=".", label=lab, lw=1.2)
+    axes[0].set_ylabel("softmax-weight margin")
+    axes[0].legend(fontsize=7)
+    axes[1].plot(ep, [float(r["mean_entropy"]) for r in rows], marker=".", lw=1.2)
+    axes[1].set_ylabel("mean edge entropy (1 = uniform)")
+    for ax in axes:
+        ax.set_xlabel("search epoch")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
 def plot_training(runs: list[dict[str, Any]], path: Path) -> None:
-    """Validation PSNR per epoch of every retrain run."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    """Learning curves of every retrain run: training loss per epoch, validation PSNR vs step and vs wall time."""
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for run in runs:
         log = run["path"] / "train_log.csv"
         if not log.is_file():
             continue
         rows = list(csv.DictReader(log.open()))
-        ep = [int(r["epoch"]) for r in rows]
-        axes[0].plot(ep, [float(r["train_loss"]) for r in rows], label=label_of(run), lw=1.2)
-        axes[1].plot(ep, [float(r["val_psnr"]) for r in rows], label=label_of(run), lw=1.2)
+        trained = [r for r in rows if r["train_loss"] not in ("", None)]
+        axes[0].plot([int(r["epoch"]) for r in trained], [float(r["train_loss"]) for r in trained],
+                     label=label_of(run), lw=1.2)
+        if rows and "step" in rows[0]:
+            psnr = [float(r["val_psnr"]) for r in rows]
+            axes[1].plot([int(r["step"]) for r in rows], psnr, marker=".", label=label_of(run), lw=1.2)
+            axes[2].plot([float(r["wall_seconds"]) for r in rows], psnr, marker=".", label=label_of(run), lw=1.2)
+    axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("training loss")
-    axes[1].set_ylabel("validation PSNR (dB)")
+    axes[1].set_xlabel("optimiser step")
+    axes[2].set_xlabel("wall time (s, training + validation)")
+    for ax in axes[1:]:
+        ax.set_ylabel("validation PSNR (dB)")
     for ax in axes:
-        ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    axes[1].legend(fontsize=6)
+    axes[2].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def search_decision(log: Path) -> dict[str, Any]:
+    """The last epoch's margin and whether the derived cell was decided."""
+    rows = list(csv.DictReader(log.open())) if log.is_file() else []
+    if not rows or "chosen_margin" not in rows[-1]:
+        return {}
+    return {"final_margin": float(rows[-1]["chosen_margin"]), "decided": rows[-1]["decided"] == "1"}
 
 
 def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size: int = 320, crop: int | None = None,
@@ -321,8 +360,10 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
                 shutil.copyfile(run["path"] / f"cell.{ext}", out / f"cell-{name}.{ext}")
         if (run["path"] / "alphas.csv").is_file():
             plot_alphas(run["path"] / "alphas.csv", out / f"alphas-{name}.png", f"alpha evolution, search {name}")
+        plot_decision(run["path"] / "search_log.csv", out / f"decision-{name}.png", f"search decision, {name}")
         cells.append({"run": name, "genotype": g.to_dict(), "cell": g.describe(),
-                      "epochs_run": g.extra.get("epochs_run"), "stopped_early": g.extra.get("stopped_early")})
+                      "epochs_run": g.extra.get("epochs_run"), "stopped_early": g.extra.get("stopped_early"),
+                      **search_decision(run["path"] / "search_log.csv")})
     settings = {
         "data": str(data), "size": size, "crop": crop, "max_slices": max_slices, "mask_seed": seed,
         "accelerations": "4x and 8x, random masks (fastMRI semantics), fixed per (file, slice)",
@@ -350,13 +391,20 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
     lines += markdown_tables(report["rows"])
     lines += ["![PSNR vs FLOPs](psnr_vs_flops.png)", "", "## Searched cells", ""]
     for c in report["searched_cells"]:
-        early = "stopped early (genotype stable)" if c["stopped_early"] else "ran to the epoch limit"
-        lines += [f"### {c['run']}", "", f"`{c['cell']}` — {c['epochs_run']} search epochs, {early}.", "",
+        early = "stopped early (genotype stable and decided)" if c["stopped_early"] else "ran to the epoch limit"
+        decided = ""
+        if "final_margin" in c:
+            decided = (f" Final margin {c['final_margin']:.4f}: "
+                       f"{'decided' if c['decided'] else 'undecided (margins below the threshold or the drift)'}.")
+        lines += [f"### {c['run']}", "", f"`{c['cell']}` — {c['epochs_run']} search epochs, {early}.{decided}", "",
                   f"![cell {c['run']}](cell-{c['run']}.png)", ""]
-        if (out / f"alphas-{c['run']}.png").is_file():
-            lines += [f"![alphas {c['run']}](alphas-{c['run']}.png)", ""]
+        for kind in ("alphas", "decision"):
+            if (out / f"{kind}-{c['run']}.png").is_file():
+                lines += [f"![{kind} {c['run']}]({kind}-{c['run']}.png)", ""]
     lines += ["## Images", "", "One test slice per acceleration: target, each method, and |error| (same scale).", "",
-              "![images](images.png)", "", "## Training curves", "", "![training](training_curves.png)", "",
+              "![images](images.png)", "", "## Learning curves",
+              "", "Training loss per epoch; validation PSNR against optimiser steps and against wall time "
+              "(step 0 = the untrained model).", "", "![training](training_curves.png)", "",
               "## Settings", ""]
     for k, v in s.items():
         if k != "recipes":

@@ -22,7 +22,6 @@ EXAMPLE = {
 }
 
 
-
 def phantom(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """A smooth complex image with a few ellipses and a smooth phase."""
     y, x = np.meshgrid(np.linspace(-1, 1, h), np.linspace(-1, 1, w), indexing="ij")
@@ -65,10 +64,10 @@ def volume_dir(tmp_path: Path) -> Path:
 def data_root(tmp_path: Path) -> Path:
     """train/ val/ test/ folders of tiny volumes."""
     root = tmp_path / "data"
-    for split, n in (("train", 4), ("val", 1), ("test", 1)):
+    for s, (split, n) in enumerate((("train", 4), ("val", 1), ("test", 1))):
         (root / split).mkdir(parents=True)
-        for i in range(n):
-            write_volume(root / split / f"{split}{i}.h5", slices=2, seed=hash((split, i)) % 1000)
+        for i in range(n):  # a stable seed per file (hash() of a str is salted per process)
+            write_volume(root / split / f"{split}{i}.h5", slices=2, seed=100 * s + i)
     return root
 
 

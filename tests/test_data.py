@@ -168,3 +168,28 @@ def test_crops_are_scaled_like_their_whole_slice(tmp_path):
         s = crops[0]
         assert 0.5 < s.scale / full.scale < 2.0
         assert float(chan_to_complex(s.input).abs().max()) < 8.0
+
+
+def test_in_memory_cache_gives_the_same_samples(volume_dir):
+    masks = MaskSpec()
+    cached = SliceDataset(volume_dir, SIZE, 16, masks, "train", 3)
+    plain = SliceDataset(volume_dir, SIZE, 16, masks, "train", 3, cache_bytes=0)
+    assert cached.cache_enabled and not plain.cache_enabled
+    for epoch in (0, 1):
+        cached.set_epoch(epoch)
+        plain.set_epoch(epoch)
+        for i in range(len(plain)):
+            a, b = cached[i], plain[i]
+            assert torch.equal(a.input, b.input) and torch.equal(a.target, b.target)
+    assert len(cached._cache) == len(cached.slices)  # every slice read once, then served from memory
+
+
+def test_repeats_draw_distinct_crops_of_each_slice(volume_dir):
+    ds = SliceDataset(volume_dir, SIZE, 8, MaskSpec(), "train", 0, repeats=3)
+    n = len(ds.items)
+    assert len(ds) == 3 * n
+    a, b = ds[0], ds[n]
+    assert (a.file, a.slice) == (b.file, b.slice)
+    assert not torch.equal(a.target, b.target) or not torch.equal(a.mask, b.mask)
+    with pytest.raises(ConfigError, match="repeats"):
+        SliceDataset(volume_dir, SIZE, None, MaskSpec(), "eval", 0, repeats=2)

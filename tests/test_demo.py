@@ -82,8 +82,14 @@ def test_nifti_not_3d(tmp_path):
 @pytest.mark.realsource
 def test_build_from_mni152(tmp_path):
     out = tmp_path / "demo"
-    build_demo(out)
+    manifest = build_demo(out)
     files = check_layout(out, 320)
+    # the head fills the frame like a scan: its bounding box spans ~90 % of the larger side
+    recon = np.concatenate([h5py.File(p)["reconstruction_esc"][()] for p in files["train"]])
+    fg = (recon > 0.1 * recon.max()).any(axis=0)
+    ys, xs = np.nonzero(fg)
+    assert 0.85 * 320 < max(np.ptp(ys) + 1, np.ptp(xs) + 1) <= 320
+    assert manifest["foreground_fraction"] > 0.3 and manifest["zoom"] > 1.4
     total = sum(h5py.File(p)["kspace"].shape[0] for v in files.values() for p in v)
     assert total == 60
     size_mb = sum(p.stat().st_size for p in out.rglob("*")) / 2**20

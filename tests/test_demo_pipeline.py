@@ -22,8 +22,15 @@ def test_tiny_demo_end_to_end_and_rerun_continues(tmp_path):
         assert all(set(r[m]) == {"mean", "std", "n"} for m in METRICS)
     md = (out / "report" / "report.md").read_text()
     assert "### 4x" in md and "### 8x" in md and "searched" in md
-    for png in ("psnr_vs_flops.png", "images.png", "training_curves.png", "cell-search.png", "alphas-search.png"):
+    for png in ("psnr_vs_flops.png", "images.png", "training_curves.png", "cell-search.png", "alphas-search.png",
+                "decision-search.png"):
         assert (out / "report" / png).stat().st_size > 1000, png
+    assert "Learning curves" in md and "Final margin" in md
+    # learning curves start at the untrained model: step 0, then one row per epoch with steps and wall time
+    log = (out / "runs" / "searched" / "train_log.csv").read_text().splitlines()
+    assert log[0].endswith("step,wall_seconds") and log[1].startswith("0,,")
+    cell = next(c for c in report["searched_cells"])
+    assert isinstance(cell["decided"], bool) and cell["final_margin"] >= 0
     g = load_genotype(out / "search" / "genotype.json")
     assert g.nodes == 3
     # report numbers are evaluate's numbers

@@ -1,9 +1,10 @@
 """The derivation rule on hand-made weights."""
 
 import numpy as np
+import pytest
 
 from nas_recon.genotype import Node
-from nas_recon.search.derive import derive_cell
+from nas_recon.search.derive import chosen_margin, decision_stats, derive_cell
 from nas_recon.search.random_cells import sample_cell, to_nni_sample
 
 OPS = ("sep_conv_3x3", "dil_2_conv_3x3", "dil_3_conv_3x3", "skip_connect", "none")
@@ -55,3 +56,23 @@ def test_random_cells_are_derivable():
             assert n.inputs[0] < n.inputs[1] < i + 2 and "none" not in n.ops
     s = to_nni_sample(cell)
     assert s["cell/op_2_0"] == cell[0].ops[0] and s["cell/input_5_1"] == [cell[3].inputs[1]]
+
+
+def test_decision_stats_on_hand_made_weights():
+    w = uniform()
+    w[(0, 1)] = ws(0.1, 0.5, 0.1, 0.1, 0.2)  # op margin 0.4 over the runner-up real op
+    w[(1, 2)] = ws(0.05, 0.05, 0.6, 0.1, 0.2)  # strongest edge of node 1 (0.6); node 1's others are 0.2
+    stats = decision_stats(w, 3, OPS)
+    assert stats["op_margin_n0_1"] == pytest.approx(0.4) and stats["op_margin_n0_0"] == 0.0
+    assert stats["entropy_n2_0"] == pytest.approx(1.0)  # uniform = fully undecided
+    assert stats["entropy_n1_2"] < 0.8
+    assert stats["edge_margin_n0"] == 1.0  # node 0 has only its two edges
+    assert stats["edge_margin_n1"] == pytest.approx(0.0)  # 2nd chosen edge 0.2 vs best dropped 0.2
+    assert stats["min_op_margin"] == 0.0
+    cell = derive_cell(w, 3, OPS)
+    assert chosen_margin(stats, cell) == 0.0
+    # a fully decided cell: one op dominates every edge, two edges dominate every node
+    d = {(i, j): ws(0.9, 0.03, 0.03, 0.02, 0.02) if j >= i else ws(0.3, 0.2, 0.2, 0.2, 0.1)
+         for i in range(3) for j in range(i + 2)}
+    s2 = decision_stats(d, 3, OPS)
+    assert chosen_margin(s2, derive_cell(d, 3, OPS)) == pytest.approx(0.6)

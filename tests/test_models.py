@@ -113,3 +113,14 @@ def test_unknown_model_names(bad):
 def test_overrides():
     m = build_model(ModelSpec("dccnn-2", channels=16, cascades=5, lam=0.5))
     assert len(m.bodies) == 5 and m.bodies[0].head.out_channels == 16 and not m.fusions[0].hard
+
+
+def test_unet_normalises_each_instance_like_fastmri():
+    """fastMRI's U-Net protocol: (x - mean) / std in, un-normalised out, so the net is scale and shift equivariant."""
+    torch.manual_seed(0)
+    net = build_model(ModelSpec("unet", channels=8)).eval()
+    x = torch.randn(2, 2, 32, 32)
+    with torch.no_grad():
+        y = net(x, x, x)
+        torch.testing.assert_close(net(1e-4 * x, x, x), 1e-4 * y, rtol=1e-3, atol=1e-9)
+        torch.testing.assert_close(net(x + 3.0, x, x), y + 3.0, rtol=1e-4, atol=1e-4)

@@ -1,5 +1,6 @@
 """Supernet shapes, a tiny end-to-end search, determinism and resume after a kill."""
 
+import csv
 import json
 import os
 import signal
@@ -57,9 +58,18 @@ def test_tiny_search_writes_a_valid_genotype_and_is_deterministic(data_root, tmp
     assert a["cell"] == b["cell"] and a["alphas"] == b["alphas"]
 
 
-def test_early_stopping(data_root, tmp_path):
-    r = run_search(tiny_config(data_root, tmp_path / "s", epochs=30, patience=1, arch_lr=1e-9))
+def test_early_stopping_needs_a_stable_and_decided_genotype(data_root, tmp_path):
+    # frozen alphas: the genotype never changes; with no margin floor the (tiny) margins beat the zero drift
+    r = run_search(tiny_config(data_root, tmp_path / "s", epochs=30, patience=1, arch_lr=1e-9, decide_margin=0.0))
     assert r.stopped_early and r.epochs_run == 2
+    # the same stable genotype, but its margins (~1e-4 from NNI's alpha init) are below a 0.02 floor: no stop
+    r = run_search(tiny_config(data_root, tmp_path / "u", epochs=3, patience=1, arch_lr=1e-9))
+    assert not r.stopped_early and r.epochs_run == 3
+    rows = list(csv.DictReader((tmp_path / "u" / "search_log.csv").open()))
+    assert [int(x["unchanged_epochs"]) for x in rows] == [0, 1, 2] and {x["decided"] for x in rows} == {"0"}
+    for x in rows:  # per-edge entropy (near 1 = undecided) and margins, and the margin the cell depends on
+        assert 0.99 < float(x["entropy_n2_3"]) <= 1.0 and float(x["chosen_margin"]) < 0.02
+        assert float(x["chosen_margin"]) >= min(float(x["min_op_margin"]), float(x["min_edge_margin"]))
 
 
 def test_random_strategy(data_root, tmp_path):

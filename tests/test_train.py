@@ -2,6 +2,7 @@
 
 import json
 import math
+from itertools import pairwise
 
 import h5py
 import numpy as np
@@ -33,13 +34,18 @@ def cfg(data_root, out, model="dccnn-1", **kw):
 
 def test_short_retrain_lowers_the_loss_and_writes_checkpoints(data_root, tmp_path):
     res = run_retrain(cfg(data_root, tmp_path / "r", epochs=5, lr=3e-3))
-    losses = [h["train_loss"] for h in res["history"]]
+    assert res["history"][0]["epoch"] == 0 and res["history"][0]["step"] == 0  # learning curve starts untrained
+    trained = res["history"][1:]
+    steps = [h["step"] for h in trained]
+    assert steps[0] > 0 and steps == [steps[0] * (i + 1) for i in range(5)]
+    assert all(b["wall_seconds"] >= a["wall_seconds"] for a, b in pairwise(res["history"]))
+    losses = [h["train_loss"] for h in trained]
     assert losses[-1] < losses[0]
     for name in ("last.pt", "best.pt", "train_log.csv", "run.json"):
         assert (tmp_path / "r" / name).is_file()
     ck = read_checkpoint(tmp_path / "r" / "last.pt")
     assert ck["model"]["name"] == "dccnn-1" and ck["epoch"] == 5 and ck["data"]["input_max"] == 6.0
-    assert [h["lr"] for h in res["history"]] == pytest.approx([3e-3, 3e-3, 3e-3, 1e-4, 1e-4])
+    assert [h["lr"] for h in trained] == pytest.approx([3e-3, 3e-3, 3e-3, 1e-4, 1e-4])
     model, spec, _ = model_from_checkpoint(tmp_path / "r" / "best.pt")
     assert spec.name == "dccnn-1"
 

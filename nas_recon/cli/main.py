@@ -11,6 +11,7 @@ from rich.markup import escape
 from nas_recon import __version__
 from nas_recon.cli.common import Parser, add_verbose, err_console
 from nas_recon.errors import NasReconError
+from nas_recon.runtime import configure
 
 # Each command module has register(subparsers); its parsers set `func`.
 MODULES = {"data": "data", "search": "search", "retrain": "train", "evaluate": "train", "reconstruct": "train",
@@ -34,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line and return 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure()
     try:
         return int(args.func(args) or 0)
     except NasReconError as e:

@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grad-clip", type=float, default=5.0, help="weight-gradient clip norm (0 = off)")
     p.add_argument("--split", type=float, default=0.5, help="fraction of training volumes in train_w")
     p.add_argument("--candidates", type=int, default=16, help="random strategy: cells scored at the end")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="draws of each slice per epoch, each with its own crop and mask (more steps per epoch)")
+    p.add_argument("--decide-margin", type=float, default=0.02,
+                   help="early stop needs every margin the cell depends on >= this softmax weight (and >= 2x the "
+                        "last epoch's drift)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device(p)
     add_verbose(p)
@@ -61,7 +66,8 @@ class RichSearchProgress:
     def epoch_end(self, row: dict[str, Any]) -> None:
         if row.get("genotype"):
             self.bar.console.print(
-                f"epoch {row['epoch']}: {row['genotype']}  (unchanged {row['unchanged_epochs']})", soft_wrap=True
+                f"epoch {row['epoch']}: {row['genotype']}  (unchanged {row['unchanged_epochs']}, "
+                f"margin {row['chosen_margin']:.3f}, {'decided' if row['decided'] else 'undecided'})", soft_wrap=True
             )
 
 
@@ -75,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         crop=args.crop or None, size=args.size, batch_size=args.batch_size, max_slices=args.max_slices,
         seed=args.seed, device=args.device, strategy=args.strategy, split=args.split, lr=args.lr,
         arch_lr=args.arch_lr, arch_weight_decay=args.arch_weight_decay, grad_clip=args.grad_clip or None,
-        candidates=args.candidates,
+        candidates=args.candidates, repeats=args.repeats, decide_margin=args.decide_margin,
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -88,6 +94,6 @@ def run(args: argparse.Namespace) -> int:
     for i, n in enumerate(result.genotype.cell):
         table.add_row(str(i), names[n.inputs[0]], n.ops[0], names[n.inputs[1]], n.ops[1])
     console.print(table)
-    how = "stopped early (genotype stable)" if result.stopped_early else "reached --epochs"
+    how = "stopped early (genotype stable and decided)" if result.stopped_early else "reached --epochs"
     console.print(f"{result.epochs_run} epochs, {how}; wrote {result.run_dir / 'genotype.json'}")
     return 0

@@ -17,6 +17,7 @@ from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
 
 INPUT_MAX = 6.0  # SPEC: each slice scaled so that max |x0| = 6
+CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
 
 
 def list_volumes(folder: str | Path) -> list[Path]:
@@ -61,9 +62,13 @@ class SliceDataset(Dataset):
         seed: int = 0,
         max_slices: int | None = None,
         max_volumes: int | None = None,
+        cache_bytes: int = CACHE_BYTES,
+        repeats: int = 1,
     ) -> None:
         if mode not in ("train", "eval", "given"):
             raise ConfigError(f"mode: unknown '{mode}', expected train, eval or given")
+        if repeats < 1 or (repeats > 1 and mode != "train"):
+            raise ConfigError(f"repeats: expected 1 (or more in train mode), got {repeats}")
         if crop is not None and crop > size:
             raise ConfigError(f"crop: {crop} is larger than the image size {size}")
         if crop is not None and crop < 8:
@@ -90,11 +95,15 @@ class SliceDataset(Dataset):
         self.slices = slices
         accs = self.masks.accelerations if mode == "eval" else (None,)
         self.items: list[tuple[int, int, float | None]] = [(v, s, a) for v, s in slices for a in accs]
+        self.repeats = repeats  # train mode: each slice drawn `repeats` times an epoch, each with its own crop/mask
         self._handles: dict[int, h5py.File] = {}
         self._vmax: dict[int, float] = {}
+        # paired images (complex64, size x size) are kept once read when the whole set fits in cache_bytes
+        self.cache_enabled = len(self.slices) * size * size * 8 <= cache_bytes
+        self._cache: dict[tuple[int, int], torch.Tensor] = {}
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.items) * self.repeats
 
     def set_epoch(self, epoch: int) -> None:
         """Training draws depend on (seed, epoch, index): set the epoch before each pass."""
@@ -117,12 +126,18 @@ class SliceDataset(Dataset):
         self._handles.clear()
 
     def paired_image(self, vi: int, s: int) -> torch.Tensor:
-        """Fully sampled complex image of slice `s`, centre-cropped to size x size."""
+        """Fully sampled complex image of slice `s`, centre-cropped to size x size (cached when enabled)."""
+        cached = self._cache.get((vi, s))
+        if cached is not None:
+            return cached
         path = self.volumes[vi].path
         raw = self._file(vi)["kspace"][s]
         check_finite(path, s, raw)
         img = ifft2c(torch.from_numpy(np.asarray(raw, dtype=np.complex64)))
-        return center_crop(img, self.size, self.size)
+        img = center_crop(img, self.size, self.size).clone()
+        if self.cache_enabled:
+            self._cache[(vi, s)] = img
+        return img
 
     def volume_max(self, vi: int) -> float:
         """Max of the target volume in original units (from reconstruction_esc when present)."""
@@ -150,7 +165,7 @@ class SliceDataset(Dataset):
         return top, left
 
     def __getitem__(self, index: int) -> Sample:
-        vi, s, acc = self.items[index]
+        vi, s, acc = self.items[index % len(self.items)]
         vol = self.volumes[vi]
         img = self.paired_image(vi, s)
         if self.mode == "train":

@@ -1,6 +1,7 @@
 """Offline demo dataset: fastMRI-style single-coil files made from a magnitude NIfTI volume.
 
-Rule (documented in README): take the axial slices (last NIfTI axis) whose foreground
+Rule (documented in README): resample the slices so that the head's bounding box spans `fill` (0.9) of the
+frame, like a real scan whose anatomy fills the field of view; take the axial slices (last NIfTI axis) whose foreground
 (> 10 % of the volume max) covers at least 15 % of the slice, keep `slices` of them evenly spaced,
 cut them into `volumes` contiguous slabs, and send slab i to train / val / test by i mod 5
 (0, 1, 3 -> train; 2 -> val; 4 -> test). Slabs are disjoint, so no slice is in two splits.
@@ -77,6 +78,23 @@ def smooth_phase(size: int, rng: np.random.Generator) -> np.ndarray:
     return (c[0] + c[1] * x + c[2] * y + c[3] * x * y + c[4] * x**2 + c[5] * y**2).astype(np.float32)
 
 
+def fill_zoom(vol: np.ndarray, picks: list[int], size: int, fill: float) -> float:
+    """Zoom factor that makes the head's bounding box (over the kept slices) span `fill` of the frame."""
+    fg = (vol[:, :, picks] > 0.1 * float(vol.max())).any(axis=2)
+    ys, xs = np.nonzero(fg)
+    extent = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+    return fill * size / float(extent)
+
+
+def zoom_slice(img: np.ndarray, zoom: float) -> np.ndarray:
+    """Resample a 2-D magnitude slice by `zoom` (linear interpolation, anti-aliased when shrinking)."""
+    if abs(zoom - 1.0) < 1e-6:
+        return img
+    from skimage.transform import rescale
+
+    return rescale(img, zoom, order=1, anti_aliasing=zoom < 1, preserve_range=True).astype(np.float32)
+
+
 def content_slices(vol: np.ndarray) -> list[int]:
     """Axial indices whose foreground (> 10 % of max) covers at least 15 % of the slice."""
     thr = 0.1 * float(vol.max())
@@ -92,6 +110,7 @@ def build_demo(
     slices: int = 60,
     volumes: int = 10,
     noise: float = 0.01,
+    fill: float | None = 0.9,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict:
@@ -114,6 +133,9 @@ def build_demo(
     if len(picks) < volumes:
         raise ConfigError(f"slices: {slices} is fewer than the {volumes} volumes to fill")
     slabs = np.array_split(np.array(picks), volumes)
+    if fill is not None and not 0 < fill <= 1.5:
+        raise ConfigError(f"fill: expected a fraction of the frame in (0, 1.5], got {fill}")
+    zoom = 1.0 if fill is None else fill_zoom(vol, picks, size, fill)
     rng = np.random.default_rng(seed)
     vmax = float(vol.max())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -121,9 +143,11 @@ def build_demo(
     manifest: dict = {
         "format": "nas-recon-demo", "version": 1, "package_version": __version__,
         "source": source if source == "mni152" else str(src_path), "size": size, "seed": seed,
-        "noise": noise, "rule": "axial content slices, evenly spaced, contiguous slabs; slab i -> "
+        "noise": noise, "zoom": round(zoom, 4), "fill": fill,
+        "rule": "axial content slices, evenly spaced, contiguous slabs; slab i -> "
         "train if i%5 in (0,1,3), val if 2, test if 4", "files": {},
     }
+    fractions: list[float] = []
     try:
         for name in ("train", "val", "test"):
             (tmp / name).mkdir()
@@ -131,7 +155,8 @@ def build_demo(
             split = SPLIT_OF_SLAB[i % 5]
             imgs = []
             for z in slab:
-                mag = pad_or_crop(np.rot90(vol[:, :, z]), size) / vmax * PEAK
+                mag = pad_or_crop(zoom_slice(np.rot90(vol[:, :, z]), zoom), size) / vmax * PEAK
+                fractions.append(float((mag > 0.1 * PEAK).mean()))
                 img = mag * np.exp(1j * smooth_phase(size, rng))
                 img = img + noise * PEAK * (rng.normal(size=img.shape) + 1j * rng.normal(size=img.shape)) / np.sqrt(2)
                 imgs.append(img.astype(np.complex64))
@@ -142,6 +167,7 @@ def build_demo(
             manifest["files"][f"{split}/{fname}"] = {"slices": [int(z) for z in slab]}
             if progress is not None:
                 progress(i + 1, len(slabs))
+        manifest["foreground_fraction"] = round(float(np.mean(fractions)), 4)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if out.exists():
             shutil.rmtree(out)

@@ -100,7 +100,10 @@ class UNetUp(nn.Module):
 
 
 class UNet(nn.Module):
-    """The fastMRI U-Net (image domain, no fusion): `chans` at the top, `pools` pooling levels, 1x1 output."""
+    """The fastMRI U-Net (image domain, no fusion): `chans` at the top, `pools` pooling levels, 1x1 output.
+
+    As in fastMRI, the input is normalised per instance (mean/std) and the output un-normalised.
+    """
 
     def __init__(self, chans: int = 32, pools: int = 4, cin: int = 2, cout: int = 2) -> None:
         super().__init__()
@@ -120,8 +123,15 @@ class UNet(nn.Module):
         self.up_c.append(nn.Sequential(UNetBlock(ch * 2, ch), nn.Conv2d(ch, cout, 1, bias=True)))
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        # fastMRI's single-coil protocol: normalise each input instance (mean/std, clamped to +-6), undo on output
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
+        return self.unet((x - mean) / std) * std + mean
+
+    def unet(self, x: torch.Tensor) -> torch.Tensor:
+        """The U-Net proper, on a normalised input."""
         stack: list[torch.Tensor] = []
-        y = x
+        y = x.clamp(-6.0, 6.0)
         for layer in self.down:
             y = layer(y)
             stack.append(y)

@@ -10,6 +10,7 @@ from torch import nn
 
 from nas_recon.genotype import Genotype
 from nas_recon.models.cascade import CascadeNet
+from nas_recon.models.init import init_cell_network
 from nas_recon.space.ops import build_op
 
 
@@ -63,12 +64,17 @@ class CellBody(nn.Module):
     `make_cell(c_pp, c_p)` builds each cell; the searched net uses DerivedCell, the supernet NNI's Cell.
     """
 
-    def __init__(self, channels: int, nodes: int, cells: int, make_cell: Callable[[int, int], nn.Module]) -> None:
+    def __init__(self, channels: int, nodes: int, cells: int, make_cell: Callable[[int, int], nn.Module],
+                 init: str = "scaled") -> None:
         super().__init__()
         self.stem0 = conv3x3(2, channels)
         self.stem1 = conv3x3(channels, channels)
         self.cells = nn.ModuleList(make_cell(*cell_input_channels(channels, nodes, i)) for i in range(cells))
         self.out = conv3x3(nodes * channels, 2)
+        if init == "scaled":
+            init_cell_network(self, self.out)
+        elif init != "torch":
+            raise ValueError(f"init: unknown '{init}', expected scaled or torch")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = self.stem0(x)
@@ -81,11 +87,15 @@ class CellBody(nn.Module):
 class SearchedBody(CellBody):
     """CellBody of derived cells."""
 
-    def __init__(self, genotype: Genotype) -> None:
+    def __init__(self, genotype: Genotype, init: str = "scaled") -> None:
         super().__init__(genotype.channels, genotype.nodes, genotype.cells,
-                         lambda c_pp, c_p: DerivedCell(genotype, c_pp, c_p))
+                         lambda c_pp, c_p: DerivedCell(genotype, c_pp, c_p), init)
 
 
-def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False) -> CascadeNet:
-    """Searched network: `cascades` x [SearchedBody -> k-space fusion], each cascade its own weights."""
-    return CascadeNet([SearchedBody(genotype) for _ in range(genotype.cascades)], lam, learnable_lam)
+def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False,
+                        init: str = "scaled") -> CascadeNet:
+    """Searched network: `cascades` x [SearchedBody -> k-space fusion], each cascade its own weights.
+
+    `init`: "scaled" (nas_recon.models.init, the default) or "torch" (PyTorch's defaults, for comparison).
+    """
+    return CascadeNet([SearchedBody(genotype, init) for _ in range(genotype.cascades)], lam, learnable_lam)

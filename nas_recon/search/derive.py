@@ -37,3 +37,46 @@ def derive_genotype(weights: EdgeWeights, space, extra: dict | None = None) -> G
 def weights_to_json(weights: EdgeWeights) -> dict[str, dict[str, float]]:
     """{'node{i}<-{j}': {op: weight}} for the genotype JSON."""
     return {f"node{i}<-{j}": dict(w) for (i, j), w in sorted(weights.items())}
+
+
+def decision_stats(weights: EdgeWeights, nodes: int, ops: tuple[str, ...]) -> dict[str, float]:
+    """How decided the derivation is: per edge the normalised softmax entropy and the op margin, per node
+    the edge margin, plus their minima.
+
+    op margin of edge (i, j): weight of its strongest non-`none` op minus the runner-up non-`none` op.
+    edge margin of node i: strength of its weaker chosen edge minus that of its strongest dropped edge
+    (node 0 has exactly two candidate edges and is reported as 1.0, fully decided).
+    """
+    import math
+
+    real = [o for o in ops if o != "none"]
+    out: dict[str, float] = {}
+    op_margins, edge_margins, entropies = [], [], []
+    for i in range(nodes):
+        strengths = []
+        for j in range(i + 2):
+            w = weights[(i, j)]
+            vals = sorted((w[o] for o in real), reverse=True)
+            p = [v for v in w.values() if v > 0]
+            ent = -sum(v * math.log(v) for v in p) / math.log(len(w)) if len(w) > 1 else 0.0
+            margin = vals[0] - vals[1] if len(vals) > 1 else 1.0
+            out[f"entropy_n{i}_{j}"] = round(ent, 6)
+            out[f"op_margin_n{i}_{j}"] = round(margin, 6)
+            op_margins.append(margin)
+            entropies.append(ent)
+            strengths.append(vals[0])
+        strengths.sort(reverse=True)
+        em = strengths[1] - strengths[2] if len(strengths) > 2 else 1.0
+        out[f"edge_margin_n{i}"] = round(em, 6)
+        edge_margins.append(em)
+    out["min_op_margin"] = round(min(op_margins), 6)
+    out["min_edge_margin"] = round(min(edge_margins), 6)
+    out["mean_entropy"] = round(sum(entropies) / len(entropies), 6)
+    return out
+
+
+def chosen_margin(stats: dict[str, float], cell: tuple[Node, ...]) -> float:
+    """The smallest margin that the derived cell depends on: op margins of its chosen edges, edge margins."""
+    ms = [stats[f"op_margin_n{i}_{j}"] for i, n in enumerate(cell) for j in n.inputs]
+    ms += [stats[f"edge_margin_n{i}"] for i in range(len(cell))]
+    return min(ms)

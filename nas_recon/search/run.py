@@ -25,7 +25,8 @@ from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.physics.masks import MaskSpec
-from nas_recon.search.derive import derive_genotype, weights_to_json
+from nas_recon.runtime import configure
+from nas_recon.search.derive import chosen_margin, decision_stats, derive_genotype, weights_to_json
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
 from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy
 from nas_recon.space.spaces import SearchSpace, load_space
@@ -35,7 +36,7 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lig
 
 # settings that must match when a run is resumed
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
-                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations")
+                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats")
 
 
 @dataclass
@@ -62,12 +63,14 @@ class SearchConfig:
     mask_type: str = "random"
     accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
     candidates: int = 16
+    repeats: int = 1
+    decide_margin: float = 0.02
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
         if self.strategy not in ("darts", "random"):
             raise ConfigError(f"--strategy: unknown '{self.strategy}', expected darts or random")
-        for name in ("epochs", "patience", "batch_size", "candidates"):
+        for name in ("epochs", "patience", "batch_size", "candidates", "repeats"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
         if not 0 < self.split < 1:
@@ -75,6 +78,8 @@ class SearchConfig:
         for name in ("lr", "arch_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a positive number")
+        if not 0 <= self.decide_margin < 1:
+            raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
 
 
 @dataclass
@@ -139,6 +144,7 @@ class Monitor(Callback):
         self.alpha_rows: list[dict[str, Any]] = []
         self.stable = 0
         self.last_cell: list | None = None
+        self.last_weights: dict[str, dict[str, float]] | None = None
         self.t0 = time.time()
 
     @property
@@ -147,13 +153,14 @@ class Monitor(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history, "alpha_rows": self.alpha_rows, "stable": self.stable,
-                "last_cell": self.last_cell}
+                "last_cell": self.last_cell, "last_weights": self.last_weights}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = state["history"]
         self.alpha_rows = state["alpha_rows"]
         self.stable = state["stable"]
         self.last_cell = state["last_cell"]
+        self.last_weights = state.get("last_weights")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         for ds in self.datasets:
@@ -180,11 +187,20 @@ class Monitor(Callback):
             cell = [[list(n.inputs), list(n.ops)] for n in g.cell]
             self.stable = self.stable + 1 if cell == self.last_cell else 0
             self.last_cell = cell
-            row.update({"genotype": g.describe(), "unchanged_epochs": self.stable})
+            now = weights_to_json(weights)
+            drift = max((abs(v - self.last_weights[e][o]) for e, w in now.items() for o, v in w.items()),
+                        default=0.0) if self.last_weights else 1.0
+            self.last_weights = now
+            stats = decision_stats(weights, self.space.nodes, self.space.ops)
+            margin = chosen_margin(stats, g.cell)
+            decided = margin >= max(self.cfg.decide_margin, 2 * drift)
+            row.update({"genotype": g.describe(), "unchanged_epochs": self.stable, "chosen_margin": round(margin, 6),
+                        "drift": round(drift, 6), "decided": int(decided), **stats})
             for (i, j), w in sorted(weights.items()):
                 for op, v in w.items():
                     self.alpha_rows.append({"epoch": epoch, "node": i, "input": j, "op": op, "weight": v})
-            if self.stable >= self.cfg.patience:
+            # stop early only on a genotype that is unchanged AND decided (margins above noise and drift)
+            if self.stable >= self.cfg.patience and decided:
                 trainer.should_stop = True
         self.history.append(row)
         out = Path(self.cfg.out)
@@ -225,15 +241,17 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
-    ds_w = SliceDataset(w_files, cfg.size, cfg.crop, masks, "train", cfg.seed, cfg.max_slices)
-    ds_a = SliceDataset(a_files, cfg.size, cfg.crop, masks, "train", cfg.seed + 1, cfg.max_slices)
+    ds_w = SliceDataset(w_files, cfg.size, cfg.crop, masks, "train", cfg.seed, cfg.max_slices, repeats=cfg.repeats)
+    ds_a = SliceDataset(a_files, cfg.size, cfg.crop, masks, "train", cfg.seed + 1, cfg.max_slices,
+                        repeats=cfg.repeats)
     ckpt = prepare_run_dir(cfg, resume)
     out = Path(cfg.out)
 
+    configure()
     torch.manual_seed(cfg.seed)
     bilevel = cfg.strategy == "darts"
     strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip)
-    supernet = build_supernet(space, strategy)
+    supernet = build_supernet(space, strategy).to(memory_format=torch.channels_last)
     task = SearchTask(supernet, cfg.lr, bilevel)
     oneshot = strategy.configure_oneshot_module(task)
     if bilevel:
@@ -280,6 +298,10 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
                  "train_alpha": [p.name for p in a_files]},
         "epochs_run": epochs_run, "stopped_early": stopped_early,
     }
+    if bilevel and monitor.history:
+        last = monitor.history[-1]
+        extra.update({"decided": bool(last["decided"]), "final_margin": last["chosen_margin"],
+                      "final_drift": last["drift"], "decide_margin": cfg.decide_margin})
     if bilevel:
         weights = edge_weights(supernet, space)
         genotype = derive_genotype(weights, space, {**extra, "alphas": weights_to_json(weights)})

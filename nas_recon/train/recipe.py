@@ -25,6 +25,7 @@ class Recipe:
     max_slices: int = 0
     val_crop: int = 0
     val_max_slices: int = 0
+    repeats: int = 1  # draws of each training slice per epoch, each with its own crop and mask
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +61,8 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
     r = Recipe(**out)
     if r.epochs < 1:
         raise ConfigError(f"{where}: key 'epochs' must be at least 1")
+    if r.repeats < 1:
+        raise ConfigError(f"{where}: key 'repeats' must be at least 1")
     if r.batch_size < 1:
         raise ConfigError(f"{where}: key 'batch_size' must be at least 1")
     if not 0 < r.lr_drop <= 1:

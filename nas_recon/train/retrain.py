@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from nas_recon import __version__
 from nas_recon.data.dataset import INPUT_MAX, SliceDataset
 from nas_recon.data.sampler import EpochSampler
-from nas_recon.device import resolve_device
+from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError, DataError, NasReconError
 from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
@@ -24,6 +24,7 @@ from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.physics.masks import MaskSpec
+from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.recipe import Recipe
@@ -82,7 +83,7 @@ def genotype_extra(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
     extra = load_genotype(path).extra
-    keep = ("sampled", "search", "seed", "stopped_early", "epochs_run")
+    keep = ("sampled", "search", "seed", "stopped_early", "epochs_run", "decided", "final_margin")
     return {k: extra[k] for k in keep if k in extra}
 
 
@@ -108,15 +109,17 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     device = resolve_device(cfg.device)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
-    ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None)
+    ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
+                      repeats=r.repeats)
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None)
     out = Path(cfg.out)
     last, best = out / "last.pt", out / "best.pt"
     if (out / "run.json").exists() and not resume:
         raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
 
+    configure()
     torch.manual_seed(cfg.seed)
-    model = build_model(spec).to(device)
+    model = place(build_model(spec), device)
     opt = torch.optim.Adam(model.parameters(), lr=r.lr)
     drop = max(1, math.ceil(r.epochs * r.lr_drop - 1e-9))  # 'first half' rounds up
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop], gamma=r.lr_after / r.lr)
@@ -143,6 +146,10 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
               "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
     progress.start(r.epochs, len(loader), start)
+    if not history:  # the learning curve starts at the untrained model (step 0)
+        metrics = validate(model, val_loader, device)
+        history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
+                        "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
     model.train()
     for epoch in range(start, r.epochs):
         ds.set_epoch(epoch)
@@ -165,8 +172,10 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         lr = opt.param_groups[0]["lr"]
         sched.step()
         metrics = validate(model, val_loader, device)
+        seconds = round(time.time() - t0, 3)
         row = {"epoch": epoch + 1, "train_loss": total / max(1, n), "val_psnr": metrics["psnr"],
-               "val_ssim": metrics["ssim"], "lr": lr, "seconds": round(time.time() - t0, 3)}
+               "val_ssim": metrics["ssim"], "lr": lr, "seconds": seconds, "step": history[-1]["step"] + n,
+               "wall_seconds": round(history[-1]["wall_seconds"] + seconds, 3)}
         history.append(row)
         if metrics["psnr"] > best_psnr:
             best_psnr = metrics["psnr"]
