@@ -13,6 +13,8 @@ from typing import Any
 
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import load_genotype
+from nas_recon.io import atomic_write_text
+from nas_recon.lock import run_lock
 from nas_recon.train.recipe import load_recipe
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
@@ -68,6 +70,15 @@ class DemoProgress:
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
              progress: DemoProgress | None = None, source: str = "mni152") -> dict[str, Any]:
     """Run (or continue) the whole demo under OUT; return the report object."""
+
+    if budget not in BUDGETS:
+        raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
+    with run_lock(out):
+        return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source)
+
+
+def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str) -> dict[str, Any]:
+    """run_demo inside the demo folder's lock."""
     from nas_recon.data.demo import build_demo
     from nas_recon.report import make_report
     from nas_recon.sample import sample_genotypes, write_samples
@@ -75,17 +86,13 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     from nas_recon.space import load_space
     from nas_recon.train.retrain import RetrainConfig, run_retrain
 
-    if budget not in BUDGETS:
-        raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
-    b = BUDGETS[budget]
-    progress = progress or DemoProgress()
-    out.mkdir(parents=True, exist_ok=True)
+    budget = b.name
     state_file = out / "demo.json"
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {}
+    state = _read_state(state_file)
     if state and (state.get("budget") != budget or state.get("seed") != seed):
         raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}; "
                           "use another --out")
-    state_file.write_text(json.dumps({"budget": budget, "seed": seed}))
+    atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed}))
 
     data = out / "data"
     if not (data / "manifest.json").is_file():
@@ -143,6 +150,19 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
     return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
                        seed, classical, notes=notes, progress=progress.stage)
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    """The demo's state file ({} when absent); a clear error when it is not a JSON object."""
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable demo state ({e}); use another --out") from None
+    if not isinstance(state, dict):
+        raise ConfigError(f"{path}: demo state is not a JSON object; use another --out")
+    return state
 
 
 def _epochs_done(run_dir: Path) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -119,4 +120,15 @@ def evaluate(predict: Predictor, data: str | Path, size: int = 320, masks: MaskS
 
 def write_metrics(result: dict[str, Any], path: str | Path) -> None:
     """metrics.json, atomically."""
-    atomic_write_text(Path(path), json.dumps(result, indent=1) + "\n")
+    atomic_write_text(Path(path), json.dumps(json_safe(result), indent=1, allow_nan=False) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """Non-finite floats become null, so the file stays valid JSON (NaN/Infinity are not JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj

@@ -10,6 +10,7 @@ from typing import Any
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.space.ops import OPS
+from nas_recon.space.spaces import LIMITS
 
 FORMAT = "nas-recon-genotype"
 VERSION = 1
@@ -63,8 +64,8 @@ class Genotype:
 
 def _int(d: dict, key: str, where: str) -> int:
     val = d.get(key)
-    if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-        raise ConfigError(f"{where}: field '{key}' must be a positive integer, got {val!r}")
+    if not isinstance(val, int) or isinstance(val, bool) or not 1 <= val <= LIMITS[key]:
+        raise ConfigError(f"{where}: field '{key}' must be an integer in [1, {LIMITS[key]}], got {val!r}")
     return val
 
 
@@ -105,9 +106,22 @@ def genotype_from_dict(d: Any, where: str = "genotype") -> Genotype:
                 known = ", ".join(sorted(k for k in OPS if k != "none"))
                 raise ConfigError(f"{at}: unknown op '{o}', expected one of {known}")
         nodes.append(Node(tuple(inputs), tuple(ops)))  # type: ignore[arg-type]
+    check_space_ops(space, [o for n in nodes for o in n.ops], where)
     fixed = {"format", "version", "space", "channels", "cells", "cascades", "nodes", "cell"}
     extra = {k: v for k, v in d.items() if k not in fixed}
     return Genotype(tuple(nodes), space, sizes["channels"], sizes["cells"], sizes["cascades"], extra)
+
+
+def check_space_ops(space: str, ops: list[str], where: str) -> None:
+    """A genotype naming a shipped space may only use that space's ops."""
+    from nas_recon.space.spaces import load_space, shipped_spaces
+
+    if space in shipped_spaces():
+        allowed = load_space(space).real_ops
+        for o in ops:
+            if o not in allowed:
+                raise ConfigError(f"{where}: op '{o}' is not in space '{space}' (field 'space'), "
+                                  f"expected one of {', '.join(allowed)}")
 
 
 def load_genotype(path: str | Path) -> Genotype:

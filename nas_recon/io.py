@@ -12,12 +12,23 @@ from pathlib import Path
 from typing import Any
 
 
+def _file_mode() -> int:
+    """0666 less the process umask: the mode open() gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[str]:
     """Yield a temp path beside `path`; on success rename it over `path`, on any error remove it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; outputs get the mode any new file gets (0644 under umask 022)
     try:
         yield tmp
         os.replace(tmp, path)

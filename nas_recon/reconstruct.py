@@ -10,6 +10,7 @@ import numpy as np
 
 from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.evaluate import Predictor
 from nas_recon.io import atomic_path
 from nas_recon.physics.fft import chan_to_complex
@@ -36,14 +37,33 @@ def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 
     return target
 
 
+def check_outputs(files: list[Path], out_dir: Path) -> None:
+    """Refuse an output folder where a reconstruction would replace one of the input files."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out: {out_dir} exists and is not a folder")
+    inputs = {f.resolve() for f in files}
+    for f in files:
+        target = (out_dir / f.name).resolve()
+        if target in inputs or (target.exists() and any(target.samefile(i) for i in inputs if i.exists())):
+            raise ConfigError(f"--out: {out_dir} would overwrite the input file {f} (its k-space would be lost); "
+                              "choose another folder")
+
+
 def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320, acceleration: float = 4.0,
                 mask_type: str = "random", seed: int = 0,
-                progress: Callable[[int, int], None] | None = None) -> list[Path]:
-    """Reconstruct one file or every .h5 file of a folder."""
+                progress: Callable[[int, int], None] | None = None) -> tuple[list[Path], list[str]]:
+    """Reconstruct one file or every .h5 file of a folder; a bad file is reported and the rest go on.
+
+    Returns (written files, one error line per file that failed).
+    """
     files = [source] if source.is_file() else list_volumes(source)
-    outs = []
+    check_outputs(files, out_dir)
+    outs, failed = [], []
     for i, f in enumerate(files):
-        outs.append(reconstruct_file(predict, f, out_dir, size, acceleration, mask_type, seed))
+        try:
+            outs.append(reconstruct_file(predict, f, out_dir, size, acceleration, mask_type, seed))
+        except (NasReconError, OSError) as e:
+            failed.append(str(e) if isinstance(e, NasReconError) else f"{f}: {e.strerror or e}")
         if progress is not None:
             progress(i + 1, len(files))
-    return outs
+    return outs, failed

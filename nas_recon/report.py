@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
 from nas_recon.io import atomic_write_text  # noqa: E402
+from nas_recon.lock import run_lock  # noqa: E402
 from nas_recon.metrics import METRICS  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
 from nas_recon.physics.masks import MaskSpec  # noqa: E402
@@ -35,7 +38,12 @@ def read_run(path: Path) -> dict[str, Any]:
     rj = path / "run.json"
     if not rj.is_file():
         raise ConfigError(f"{path}: not a run folder (no run.json)")
-    meta = json.loads(rj.read_text())
+    try:
+        meta = json.loads(rj.read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("model", {}), dict):
+            raise ValueError("not a run record")
+    except ValueError as e:
+        raise ConfigError(f"{rj}: unreadable run record ({e})") from None
     return {"path": path, "kind": meta.get("kind"), "meta": meta}
 
 
@@ -56,35 +64,64 @@ def label_of(run: dict[str, Any]) -> str:
     return name if name.startswith(kind) else f"{kind}:{name}"
 
 
-def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,
-                 device: str, seed: int) -> dict[str, Any]:
-    """metrics-test.json of a retrain run (cached in the run folder)."""
-    cache = run["path"] / "metrics-test.json"
-    if cache.is_file():
+def file_sha256(path: Path) -> str:
+    """Content hash of a file (the checkpoint a cached metric came from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cached_metrics(cache: Path, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Metrics from `cache` when it was made under exactly `key`, else computed and cached with the key."""
+    try:
         cached = json.loads(cache.read_text())
-        if cached.get("data") == str(data) and cached.get("crop") == crop and cached.get("seed") == seed:
+        if isinstance(cached, dict) and cached.get("cache_key") == key:
             return cached
-    ckpt = run["path"] / "best.pt"
-    predict, info = predictor_for(str(ckpt), None, device)
-    res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
-    res["method"] = info
+    except (OSError, ValueError):
+        pass  # absent or damaged: recompute
+    res = compute()
+    res["cache_key"] = key
     write_metrics(res, cache)
     return res
+
+
+def metrics_key(data: Path, size: int, crop: int | None, max_slices: int | None, seed: int) -> dict[str, Any]:
+    """Everything besides the model that determines a test metric."""
+    return {"data": str(Path(data).resolve()), "size": size, "crop": crop, "max_slices": max_slices, "seed": seed,
+            "masks": repr(MaskSpec()), "version": __version__}
+
+
+def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,
+                 device: str, seed: int) -> dict[str, Any]:
+    """metrics-test.json of a retrain run (cached in the run folder, keyed on best.pt's content)."""
+    ckpt = run["path"] / "best.pt"
+    if not ckpt.is_file():
+        raise ConfigError(f"{run['path']}: no best.pt (the run has not finished an epoch)")
+    key = {**metrics_key(data, size, crop, max_slices, seed), "checkpoint_sha256": file_sha256(ckpt)}
+
+    def compute() -> dict[str, Any]:
+        predict, info = predictor_for(str(ckpt), None, device)
+        res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
+        res["method"] = info
+        return res
+
+    return cached_metrics(run["path"] / "metrics-test.json", key, compute)
 
 
 def classical_metrics(name: str, data: Path, size: int, crop: int | None, max_slices: int | None, seed: int,
                       cache_dir: Path) -> dict[str, Any]:
     """Metrics of zero-filled or TV (cached in the report folder)."""
-    cache = cache_dir / f"metrics-{name}.json"
-    if cache.is_file():
-        cached = json.loads(cache.read_text())
-        if cached.get("data") == str(data) and cached.get("crop") == crop and cached.get("seed") == seed:
-            return cached
-    predict, info = predictor_for(None, name, "cpu")
-    res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
-    res["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
-    write_metrics(res, cache)
-    return res
+    key = {**metrics_key(data, size, crop, max_slices, seed), "method": name}
+
+    def compute() -> dict[str, Any]:
+        predict, info = predictor_for(None, name, "cpu")
+        res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
+        res["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
+        return res
+
+    return cached_metrics(cache_dir / f"metrics-{name}.json", key, compute)
 
 
 def fmt(metric: str, m: dict[str, float]) -> str:
@@ -318,6 +355,15 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
                 classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
                 notes: list[str] | None = None, progress=None) -> dict[str, Any]:
     """Gather runs into OUT/report.md, report.json and PNG plots; return the report object."""
+    with run_lock(out):
+        return _make_report(run_dirs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
+                            notes, progress)
+
+
+def _make_report(run_dirs: list[Path], out: Path, data: Path | None, size: int, crop: int | None,
+                 max_slices: int | None, device: str, seed: int, classical: tuple[str, ...], latency_repeats: int,
+                 notes: list[str] | None, progress) -> dict[str, Any]:
+    """make_report inside the report folder's lock."""
     runs = [read_run(Path(p)) for p in run_dirs]
     searches = [r for r in runs if r["kind"] == "search"]
     retrains = [r for r in runs if r["kind"] == "retrain"]

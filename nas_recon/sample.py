@@ -52,6 +52,9 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
             progress(len(found), n)
         if len(found) == n:
             return found
+    if like is None:
+        raise ConfigError(f"--n: only {len(found)} distinct cells found in {max_tries} draws from space "
+                          f"'{space.name}'; ask for fewer")
     raise ConfigError(f"only {len(found)} of {n} random cells found within {tolerance:.0%} of the reference FLOPs "
                       f"after {max_tries} draws (widen --tolerance)")
 

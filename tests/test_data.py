@@ -104,7 +104,7 @@ BAD_FILES = {
         "multi-coil is not supported yet",
     ),
     "zero_slices": (lambda p: write_raw(p, kspace=np.zeros((0, 40, 40), np.complex64)), "zero slices"),
-    "too_small": (lambda p: write_raw(p, kspace=np.zeros((1, 20, 40), np.complex64)), "smaller than the crop"),
+    "too_small": (lambda p: write_raw(p, kspace=np.zeros((1, 20, 40), np.complex64)), "smaller than the pairing size"),
 }
 
 

@@ -74,7 +74,8 @@ def gain(module, x):
 def test_every_op_keeps_the_signal_at_init(op):
     """Scaled init: each separable op has gain ~1 (PyTorch's default: ~0.2, the signal dies in a deep cell)."""
     torch.manual_seed(0)
-    net = build_from_genotype(genotype_from_dict(dict(EXAMPLE, cell=[{"inputs": [0, 1], "ops": [op, op]}] * 3)))
+    cell = [{"inputs": [0, 1], "ops": [op, op]}] * 3
+    net = build_from_genotype(genotype_from_dict(dict(EXAMPLE, space="custom", cell=cell)))
     m = net.bodies[0].cells[0].ops[0]
     x = torch.randn(8, 32, 32, 32)
     assert 0.75 < gain(m, x) < 1.33

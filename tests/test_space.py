@@ -63,7 +63,7 @@ def test_shipped_spaces():
         ('ops = ["sep_conv_3x3"]\nlayers = 3', "unknown key 'layers'"),
         ('ops = ["sep_conv_5x5"]', "key 'ops': unknown op 'sep_conv_5x5'"),
         ('ops = "sep_conv_3x3"', "key 'ops' must be a list"),
-        ('ops = ["sep_conv_3x3"]\nnodes = 0', "key 'nodes' must be a positive integer"),
+        ('ops = ["sep_conv_3x3"]\nnodes = 0', "key 'nodes' must be an integer in \\[1, 16\\]"),
         ('ops = ["sep_conv_3x3"]\nchannels = "32"', "key 'channels'"),
         ('ops = ["none"]', "at least one op other than 'none'"),
         ("ops = [", "not valid TOML"),

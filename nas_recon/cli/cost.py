@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from nas_recon.cli.common import add_device, add_verbose, console
+from nas_recon.cli.common import add_device, add_verbose, console, pos_float, pos_int, seed_int, size_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--genotype", type=Path, help="genotype JSON")
     g.add_argument("--model", help="baseline name (zero-filled, tv, unet, dccnn-N, modl-N, rdn-N)")
     g.add_argument("--reference", action="store_true", help="the reference report: paper baselines + examples")
-    p.add_argument("--size", type=int, default=320)
-    p.add_argument("--repeats", type=int, default=10, help="timed runs for the latency median")
+    p.add_argument("--size", type=size_int, default=320)
+    p.add_argument("--repeats", type=pos_int, default=10, help="timed runs for the latency median")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--write", type=Path, help="with --reference: write STEM.md and STEM.json")
     add_device(p)
@@ -28,11 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("sample", help="random genotypes (the random-architecture control)")
     s.add_argument("--space", default="paper_a")
-    s.add_argument("--n", type=int, default=5)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--n", type=pos_int, default=5)
+    s.add_argument("--seed", type=seed_int, default=0)
     s.add_argument("--out", required=True, type=Path, help="folder for random_XX.json")
     s.add_argument("--flops-like", type=Path, help="keep only cells within --tolerance of this genotype's FLOPs")
-    s.add_argument("--tolerance", type=float, default=0.1)
+    s.add_argument("--tolerance", type=pos_float, default=0.1)
     add_verbose(s)
     s.set_defaults(func=run_sample)
 

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nas_recon.cli.common import add_device, add_verbose, console
+from nas_recon.cli.common import add_device, add_verbose, console, seed_int
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
     p.add_argument("--budget", default="quick", choices=["quick", "full", "tiny"],
                    help="quick (<= 15 min on 2 CPU cores), full (paper recipe, GPU), tiny (CI smoke run)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--source", default="mni152", help="demo data source: mni152 or PATH.nii[.gz]")
     add_device(p)
     add_verbose(p)

@@ -36,17 +36,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure()
+    verbose = getattr(args, "verbose", False) or "--verbose" in (sys.argv[1:] if argv is None else argv)
     try:
         return int(args.func(args) or 0)
-    except NasReconError as e:
-        if getattr(args, "verbose", False):
+    except (NasReconError, OSError, MemoryError) as e:
+        if verbose:
             err_console.print(escape(traceback.format_exc()))
-        err_console.print(f"error: {escape(str(e))}")
+        err_console.print(f"error: {escape(describe(e))}")
         return 2
     except KeyboardInterrupt:
         err_console.print("interrupted: the run folder keeps its last checkpoint; "
                           "continue with --resume (demo: rerun the same command)")
         return 130
+
+
+def describe(e: BaseException) -> str:
+    """One line for a user error; file-system errors name the path and what went wrong."""
+    if isinstance(e, OSError) and e.filename is not None:
+        what = e.strerror or type(e).__name__
+        other = f" -> {e.filename2}" if e.filename2 is not None else ""
+        return f"{e.filename}{other}: {what}"
+    if isinstance(e, MemoryError):
+        return f"out of memory{f' ({e})' if str(e) else ''}: use smaller crops, batches or --size"
+    return str(e) or type(e).__name__
 
 
 def entry() -> None:

@@ -9,7 +9,18 @@ from typing import Any
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas_recon.cli.common import add_device, add_verbose, console
+from nas_recon.cli.common import (
+    add_device,
+    add_verbose,
+    console,
+    fraction,
+    nonneg_float,
+    nonneg_int,
+    pos_float,
+    pos_int,
+    seed_int,
+    size_int,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,24 +29,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="data folder (its train/ subfolder is used if present)")
     p.add_argument("--space", default="paper_a", help="shipped space name (paper_a, paper_b) or a TOML path")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--epochs", type=int, default=50, help="maximum epochs (default 50)")
-    p.add_argument("--patience", type=int, default=10, help="stop when the genotype is unchanged this many epochs")
-    p.add_argument("--crop", type=int, default=64, help="random training crop (default 64; 0 = full image)")
-    p.add_argument("--size", type=int, default=320, help="pairing crop of the images (default 320)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-slices", type=int, default=None, help="at most this many slices in each split")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=pos_int, default=50, help="maximum epochs (default 50)")
+    p.add_argument("--patience", type=pos_int, default=10, help="stop when the genotype is unchanged this many epochs")
+    p.add_argument("--crop", type=nonneg_int, default=64, help="random training crop (default 64; 0 = full image)")
+    p.add_argument("--size", type=size_int, default=320, help="pairing crop of the images (default 320)")
+    p.add_argument("--batch-size", type=pos_int, default=4)
+    p.add_argument("--max-slices", type=nonneg_int, default=None, help="at most this many slices in each split")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--strategy", default="darts", choices=["darts", "random"],
                    help="darts (NNI DARTS, first order) or random (NNI random one-shot + best of candidates)")
-    p.add_argument("--lr", type=float, default=1e-3, help="weight learning rate (Adam)")
-    p.add_argument("--arch-lr", type=float, default=3e-4, help="architecture learning rate (Adam, betas 0.5/0.999)")
-    p.add_argument("--arch-weight-decay", type=float, default=1e-3)
-    p.add_argument("--grad-clip", type=float, default=5.0, help="weight-gradient clip norm (0 = off)")
-    p.add_argument("--split", type=float, default=0.5, help="fraction of training volumes in train_w")
-    p.add_argument("--candidates", type=int, default=16, help="random strategy: cells scored at the end")
-    p.add_argument("--repeats", type=int, default=1,
+    p.add_argument("--lr", type=pos_float, default=1e-3, help="weight learning rate (Adam)")
+    p.add_argument("--arch-lr", type=pos_float, default=3e-4, help="architecture learning rate (Adam, betas 0.5/0.999)")
+    p.add_argument("--arch-weight-decay", type=nonneg_float, default=1e-3)
+    p.add_argument("--grad-clip", type=nonneg_float, default=5.0, help="weight-gradient clip norm (0 = off)")
+    p.add_argument("--split", type=fraction, default=0.5, help="fraction of training volumes in train_w")
+    p.add_argument("--candidates", type=pos_int, default=16, help="random strategy: cells scored at the end")
+    p.add_argument("--repeats", type=pos_int, default=1,
                    help="draws of each slice per epoch, each with its own crop and mask (more steps per epoch)")
-    p.add_argument("--decide-margin", type=float, default=0.02,
+    p.add_argument("--decide-margin", type=nonneg_float, default=0.02,
                    help="early stop needs every margin the cell depends on >= this softmax weight (and >= 2x the "
                         "last epoch's drift)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")

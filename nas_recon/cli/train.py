@@ -6,10 +6,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from nas_recon.cli.common import add_device, add_verbose, console
+from nas_recon.cli.common import (
+    acceleration,
+    add_device,
+    add_verbose,
+    console,
+    err_console,
+    nonneg_int,
+    pos_float,
+    pos_int,
+    seed_int,
+    size_int,
+)
 
 
 def progress_bar() -> Progress:
@@ -27,14 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="data folder with train/ and val/")
     p.add_argument("--out", required=True, type=Path, help="run folder")
     p.add_argument("--recipe", default="paper", help="paper, quick or a TOML path (default paper)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--crop", type=int, help="random training crop (0 = full image)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", type=pos_int)
+    p.add_argument("--crop", type=nonneg_int, help="random training crop (0 = full image)")
+    p.add_argument("--batch-size", type=pos_int)
     p.add_argument("--loss", help="l1, mse, ssim, ms-ssim or e.g. l1+ms-ssim:0.16")
-    p.add_argument("--lr", type=float, help="learning rate of the first part of the schedule")
-    p.add_argument("--max-slices", type=int, help="at most this many training slices (0 = all)")
-    p.add_argument("--size", type=int, default=320, help="pairing crop of the images (default 320)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=pos_float, help="learning rate of the first part of the schedule")
+    p.add_argument("--max-slices", type=nonneg_int, help="at most this many training slices (0 = all)")
+    p.add_argument("--size", type=size_int, default=320, help="pairing crop of the images (default 320)")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     add_device(p)
     add_verbose(p)
@@ -46,12 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", choices=["zero-filled", "tv"], help="a method without training")
     e.add_argument("--data", required=True, type=Path, help="folder of .h5 volumes (e.g. DATA/test)")
     e.add_argument("--out", required=True, type=Path, help="metrics.json to write")
-    e.add_argument("--size", type=int, default=320)
-    e.add_argument("--crop", type=int, default=0, help="evaluate on centre crops (0 = full image)")
+    e.add_argument("--size", type=size_int, default=320)
+    e.add_argument("--crop", type=nonneg_int, default=0, help="evaluate on centre crops (0 = full image)")
     e.add_argument("--mask-type", default="random", choices=["random", "equispaced"])
-    e.add_argument("--accelerations", type=float, nargs="+", default=[4.0, 8.0])
-    e.add_argument("--max-slices", type=int)
-    e.add_argument("--seed", type=int, default=0, help="seed of the fixed evaluation masks")
+    e.add_argument("--accelerations", type=acceleration, nargs="+", default=[4.0, 8.0])
+    e.add_argument("--max-slices", type=nonneg_int)
+    e.add_argument("--seed", type=seed_int, default=0, help="seed of the fixed evaluation masks")
     add_device(e)
     add_verbose(e)
     e.set_defaults(func=run_evaluate_cmd)
@@ -60,10 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--checkpoint", required=True, type=Path)
     r.add_argument("--input", required=True, type=Path, help="an .h5 file or a folder of them")
     r.add_argument("--out", required=True, type=Path, help="output folder")
-    r.add_argument("--acceleration", type=float, default=4.0, help="used when a file carries no mask")
+    r.add_argument("--acceleration", type=acceleration, default=4.0, help="used when a file carries no mask")
     r.add_argument("--mask-type", default="random", choices=["random", "equispaced"])
-    r.add_argument("--size", type=int, default=320)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--size", type=size_int, default=320)
+    r.add_argument("--seed", type=seed_int, default=0)
     add_device(r)
     add_verbose(r)
     r.set_defaults(func=run_reconstruct_cmd)
@@ -72,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--checkpoint", required=True, type=Path)
     x.add_argument("--format", required=True, choices=["torchscript", "onnx"])
     x.add_argument("--out", required=True, type=Path)
-    x.add_argument("--size", type=int, default=320, help="ONNX input size (TorchScript takes any size)")
+    x.add_argument("--size", type=size_int, default=320, help="ONNX input size (TorchScript takes any size)")
     add_verbose(x)
     x.set_defaults(func=run_export_cmd)
 
@@ -161,10 +173,12 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
     predict = network_predictor(net, resolve_device(args.device))
     with progress_bar() as bar:
         task = bar.add_task("reconstruct", total=None, info="")
-        outs = reconstruct(predict, args.input, args.out, args.size, args.acceleration, args.mask_type, args.seed,
-                           progress=lambda i, n: bar.update(task, completed=i, total=n))
+        outs, failed = reconstruct(predict, args.input, args.out, args.size, args.acceleration, args.mask_type,
+                                   args.seed, progress=lambda i, n: bar.update(task, completed=i, total=n))
     console.print(f"{spec.name}: wrote {len(outs)} file(s) to {args.out}")
-    return 0
+    for line in failed:
+        err_console.print(f"error: {escape(line)}")
+    return 2 if failed else 0
 
 
 def run_export_cmd(args: argparse.Namespace) -> int:

@@ -199,7 +199,10 @@ class SliceDataset(Dataset):
         k_meas = k * mask[0]
         x0 = ifft2c(k_meas)
         peak = float(x0.abs().max()) if peak_ref is None else peak_ref
-        scale = INPUT_MAX / peak if peak > 0 else 1.0
+        if not peak > 0:
+            raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
+                            "remove the slice or the file")
+        scale = INPUT_MAX / peak
         return Sample(
             input=complex_to_chan(x0 * scale),
             target=complex_to_chan(img * scale),

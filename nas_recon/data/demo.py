@@ -120,8 +120,12 @@ def build_demo(
         raise ConfigError(f"size: expected at least 16, got {size}")
     if volumes < 5:
         raise ConfigError(f"volumes: expected at least 5 (one slab per split rule), got {volumes}")
-    if out.exists() and any(out.iterdir()) and not force:
-        raise DataError(f"{out}: folder exists and is not empty (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder")
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            raise DataError(f"{out}: folder exists and is not empty (use --force to replace it)")
+        check_replaceable(out)
     src_path = mni152_path() if source == "mni152" else Path(source)
     vol = load_nifti(src_path)
     if float(vol.max()) <= 0:
@@ -176,6 +180,24 @@ def build_demo(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse unless `out` is a demo folder nas-recon wrote: its manifest lists every file in it."""
+    manifest = out / "manifest.json"
+    try:
+        meta = json.loads(manifest.read_text())
+        if meta.get("format") != "nas-recon-demo":
+            raise ValueError
+        listed = set(meta["files"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise DataError(f"{out}: not a demo folder written by nas-recon (no valid manifest.json); "
+                        "refusing to replace it, choose another folder") from None
+    allowed = listed | {"manifest.json", "train", "val", "test"}
+    for f in sorted(out.rglob("*")):
+        rel = f.relative_to(out).as_posix()
+        if rel not in allowed:
+            raise DataError(f"{out}: holds {rel}, which nas-recon did not write; refusing to replace the folder")
 
 
 def write_volume(path: Path, kspace: np.ndarray, recon: np.ndarray, source: str, slices: list[int]) -> None:

@@ -58,7 +58,7 @@ def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> Volum
     if n == 0:
         raise DataError(f"{path}: 'kspace' has zero slices")
     if min_size is not None and (h < min_size or w < min_size):
-        raise DataError(f"{path}: image {h}x{w} is smaller than the crop {min_size}x{min_size}")
+        raise DataError(f"{path}: image {h}x{w} is smaller than the pairing size {min_size}x{min_size} (--size)")
     return VolumeInfo(path, n, h, w, "reconstruction_esc" in f, "mask" in f)
 
 
@@ -77,3 +77,5 @@ def check_finite(path: Path, slice_index: int, kspace: np.ndarray) -> None:
     """Raise DataError if a k-space slice holds NaN or Inf."""
     if not np.isfinite(kspace).all():
         raise DataError(f"{path}: 'kspace' slice {slice_index} contains NaN or Inf")
+    if not np.any(kspace):
+        raise DataError(f"{path}: 'kspace' slice {slice_index} is all zero (nothing measured)")

@@ -35,8 +35,25 @@ class ModelSpec:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> ModelSpec:
+        """Inverse of to_dict; a clear error for unknown keys or wrong types."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"model: expected a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - {"name", "channels", "cascades", "lam", "learnable_lam", "genotype"})
+        if unknown:
+            raise ConfigError(f"model: unknown key(s) {', '.join(map(str, unknown))}")
         d = dict(d)
-        d["lam"] = math.inf if d.get("lam") == "inf" else float(d.get("lam", math.inf))
+        types = {"name": str, "channels": int, "cascades": int, "learnable_lam": bool}
+        for key, typ in types.items():
+            if key in d and (not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool))):
+                raise ConfigError(f"model: '{key}' must be {typ.__name__}, got {d[key]!r}")
+        if "name" not in d:
+            raise ConfigError("model: key 'name' missing")
+        if d.get("genotype") is not None and not isinstance(d["genotype"], dict):
+            raise ConfigError("model: 'genotype' must be a mapping or null")
+        try:
+            d["lam"] = math.inf if d.get("lam") == "inf" else float(d.get("lam", math.inf))
+        except (TypeError, ValueError):
+            raise ConfigError(f"model: 'lam' must be a number or 'inf', got {d.get('lam')!r}") from None
         return ModelSpec(**d)
 
 

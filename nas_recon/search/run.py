@@ -24,6 +24,7 @@ from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
+from nas_recon.lock import run_lock
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.search.derive import chosen_margin, decision_stats, derive_genotype, weights_to_json
@@ -244,8 +245,16 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     ds_w = SliceDataset(w_files, cfg.size, cfg.crop, masks, "train", cfg.seed, cfg.max_slices, repeats=cfg.repeats)
     ds_a = SliceDataset(a_files, cfg.size, cfg.crop, masks, "train", cfg.seed + 1, cfg.max_slices,
                         repeats=cfg.repeats)
+    with run_lock(cfg.out):
+        return _search(cfg, resume, progress, space, device, ds_w, ds_a, (w_files, a_files))
+
+
+def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: Any, device: torch.device,
+            ds_w: SliceDataset, ds_a: SliceDataset, files: tuple[list[Path], list[Path]]) -> SearchResult:
+    """run_search inside the run folder's lock."""
     ckpt = prepare_run_dir(cfg, resume)
     out = Path(cfg.out)
+    w_files, a_files = files
 
     configure()
     torch.manual_seed(cfg.seed)

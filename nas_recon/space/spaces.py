@@ -9,6 +9,7 @@ from nas_recon.paths import load_shipped_toml, shipped_dir
 from nas_recon.space.ops import OPS
 
 INT_KEYS = ("nodes", "cells", "cascades", "channels")
+LIMITS = {"channels": 1024, "cells": 64, "cascades": 64, "nodes": 16}  # sane upper bounds, far above the paper's
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def space_from_dict(data: dict, where: str, default_name: str = "custom") -> Sea
     ints = {}
     for key in INT_KEYS:
         val = data.get(key, getattr(SearchSpace, key))
-        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
-            raise ConfigError(f"{where}: key '{key}' must be a positive integer, got {val!r}")
+        if not isinstance(val, int) or isinstance(val, bool) or not 1 <= val <= LIMITS[key]:
+            raise ConfigError(f"{where}: key '{key}' must be an integer in [1, {LIMITS[key]}], got {val!r}")
         ints[key] = val
     return SearchSpace(name=name, ops=tuple(ops), **ints)

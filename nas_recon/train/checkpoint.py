@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,23 @@ from nas_recon.models.registry import ModelSpec, build_model
 FORMAT = "nas-recon-checkpoint"
 
 
+def state_digest(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over the names, dtypes, shapes and bytes of a state dict's tensors (detects damaged weights)."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16; its bits are an int16
+            t = t.view(torch.int16)
+        h.update(t.numpy().tobytes())  # C order whatever the memory format (channels_last weights)
+    return h.hexdigest()
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """torch.save to a temp file in the same folder, then rename (never half-written)."""
+    """torch.save to a temp file in the same folder, then rename (never half-written); weights carry a sha256."""
+    digest = state_digest(payload["state_dict"])
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "version": 1, "package_version": __version__, **payload}, tmp)
+        torch.save({"format": FORMAT, "version": 1, "package_version": __version__, "sha256": digest, **payload}, tmp)
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -35,16 +49,26 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not a nas-recon checkpoint (field 'format' missing or wrong)")
     if "model" not in ckpt or "state_dict" not in ckpt:
         raise ConfigError(f"{path}: checkpoint lacks 'model' or 'state_dict'")
+    if not isinstance(ckpt["model"], dict) or not isinstance(ckpt["state_dict"], dict):
+        raise ConfigError(f"{path}: checkpoint fields 'model' and 'state_dict' must be mappings")
+    if not all(isinstance(v, torch.Tensor) for v in ckpt["state_dict"].values()):
+        raise ConfigError(f"{path}: checkpoint 'state_dict' holds values that are not tensors")
+    if "sha256" in ckpt and ckpt["sha256"] != state_digest(ckpt["state_dict"]):
+        raise ConfigError(f"{path}: checkpoint weights are damaged (sha256 does not match the one stored)")
     return ckpt
 
 
 def model_from_checkpoint(path: Path, expect: ModelSpec | None = None) -> tuple[nn.Module, ModelSpec, dict[str, Any]]:
     """Rebuild the model a checkpoint describes and load its weights."""
     ckpt = read_checkpoint(path)
-    spec = ModelSpec.from_dict(ckpt["model"])
+    try:
+        spec = ModelSpec.from_dict(ckpt["model"])
+        model = build_model(spec)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: the checkpoint's {str(e).removeprefix('--')}") from None
     if expect is not None and (spec.name != expect.name or spec.genotype != expect.genotype):
-        raise ConfigError(f"{path}: checkpoint is of model '{spec.name}', not '{expect.name}'")
-    model = build_model(spec)
+        raise ConfigError(f"{path}: checkpoint holds model '{spec.name}' of another architecture than expected "
+                          f"('{expect.name}')")
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as e:

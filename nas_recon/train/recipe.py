@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -45,17 +46,17 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
             if not isinstance(val, int) or val < 0:
                 raise ConfigError(f"{where}: key '{key}' must be a non-negative integer, got {val!r}")
         elif isinstance(default, float):
-            if not isinstance(val, (int, float)) or val <= 0:
-                raise ConfigError(f"{where}: key '{key}' must be a positive number, got {val!r}")
+            if not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
+                raise ConfigError(f"{where}: key '{key}' must be a finite positive number, got {val!r}")
             val = float(val)
         elif isinstance(default, str):
             if not isinstance(val, str):
                 raise ConfigError(f"{where}: key '{key}' must be a string, got {val!r}")
         elif isinstance(default, list):
             if not isinstance(val, list) or not val or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 1 for v in val
+                isinstance(v, (int, float)) and not isinstance(v, bool) and 1 <= v <= 64 for v in val
             ):
-                raise ConfigError(f"{where}: key '{key}' must be a list of accelerations >= 1, got {val!r}")
+                raise ConfigError(f"{where}: key '{key}' must be a list of accelerations in [1, 64], got {val!r}")
             val = [float(v) for v in val]
         out[key] = val
     r = Recipe(**out)

@@ -21,6 +21,7 @@ from nas_recon.errors import ConfigError, DataError, NasReconError
 from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
+from nas_recon.lock import run_lock
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.physics.masks import MaskSpec
@@ -113,10 +114,40 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
                       repeats=r.repeats)
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None)
     out = Path(cfg.out)
-    last, best = out / "last.pt", out / "best.pt"
-    if (out / "run.json").exists() and not resume:
-        raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
+    with run_lock(out):
+        return _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn)
 
+
+FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size")
+
+
+def check_resume(out: Path, meta: dict[str, Any]) -> None:
+    """Refuse --resume when a setting that shaped the earlier epochs changed (run.json would misdescribe them)."""
+    path = out / "run.json"
+    try:
+        saved = json.loads(path.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable run record ({e}); use another --out") from None
+    for key in FIXED_ON_RESUME:
+        old, new = saved.get(key), meta[key]
+        if old == new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict):  # name the changed sub-key
+            sub = next(k for k in sorted({*old, *new}) if old.get(k) != new.get(k))
+            key, old, new = f"{key}.{sub}", old.get(sub), new.get(sub)
+        raise ConfigError(f"--resume: setting '{key}' was {old!r}, now {new!r} (from {path}); "
+                          "resume with the same settings or use another --out")
+
+
+def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceDataset, val: SliceDataset,
+           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any) -> dict[str, Any]:
+    """The training loop of run_retrain, inside the run folder's lock."""
+    r = cfg.recipe
+    last, best = out / "last.pt", out / "best.pt"
+    if last.exists() and not resume:
+        raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
     configure()
     torch.manual_seed(cfg.seed)
     model = place(build_model(spec), device)
@@ -125,19 +156,19 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop], gamma=r.lr_after / r.lr)
     history: list[dict[str, Any]] = []
     start, best_psnr = 0, -math.inf
+    meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
+            "data": str(cfg.data), "seed": cfg.seed, "size": cfg.size, "params": count_params(model),
+            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     if resume and last.exists():
+        check_resume(out, meta)
         ck = read_checkpoint(last)
         if ck["model"] != spec.to_dict():
-            raise ConfigError(f"{last}: checkpoint is of model '{ck['model']['name']}', not '{spec.name}'")
+            raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
         model.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         torch.set_rng_state(ck["rng"])
         start, best_psnr, history = ck["epoch"], ck["best_psnr"], ck["history"]
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
-            "data": str(cfg.data), "seed": cfg.seed, "size": cfg.size, "params": count_params(model),
-            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
 
     sampler = EpochSampler(len(ds), cfg.seed)
