@@ -99,3 +99,24 @@ def test_modules_start_as_the_identity_and_inner_signal_is_kept():
     assert all(0.5 < r < 8.0 for r in rms), rms  # PyTorch's default init: ~1e-3 by the last cell
     fed = relu_fed_convs(body)
     assert id(body.cells[0].pre0[1]) in fed and id(body.stem1) not in fed
+
+
+def test_layer_lr_groups_equalise_relative_steps():
+    """Each conv's Adam lr is lr x its init std / a dense 3x3 32-channel conv's; every parameter in one group."""
+    import math
+
+    from nas_recon.models.init import REF_STD, layer_lr_groups
+
+    net = build_from_genotype(genotype_from_dict(EXAMPLE))
+    groups = layer_lr_groups(net, 1e-3)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in net.parameters()) and len(ids) == len(set(ids))
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    op = net.bodies[0].cells[0].ops[0]  # ReLU -> depthwise 3x3 -> pointwise
+    assert lr_of[id(op[1].weight)] == pytest.approx(1e-3 * math.sqrt(2 / 9) / REF_STD)  # ~8x: fan_in 9
+    assert lr_of[id(op[2].weight)] == pytest.approx(1e-3 * math.sqrt(1 / 32) / REF_STD)  # ~3x: fan_in 32
+    dense = torch.nn.Conv2d(32, 32, 3, bias=False)
+    assert layer_lr_groups(dense, 1e-3)[0]["lr"] == pytest.approx(1e-3)  # the reference layer keeps lr
+    # the optimiser's relative step is then alike for depthwise and dense weights
+    rel = {name: lr_of[id(w)] / float(w.std()) for name, w in (("dw", op[1].weight), ("pw", op[2].weight))}
+    assert 0.5 < rel["dw"] / rel["pw"] < 2

@@ -96,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    if args.resume and not (Path(args.out) / "checkpoints" / "last.ckpt").is_file():
+        console.print(f"--resume: nothing to resume in {args.out} (no checkpoints/last.ckpt); starting a fresh run")
     with Progress(*columns, console=console) as bar:
         result = run_search(cfg, resume=args.resume, progress=RichSearchProgress(bar))
     table = Table(title=f"searched cell ({result.genotype.space})")

@@ -123,6 +123,8 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
         raise ConfigError("--epochs and --batch-size must be at least 1")
     cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
                         str(args.genotype) if args.genotype else None, args.seed, args.device, args.size)
+    if args.resume and not (Path(args.out) / "last.pt").is_file():
+        console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with progress_bar() as bar:
         res = run_retrain(cfg, resume=args.resume, progress=RichRetrainProgress(bar))
     last = res["history"][-1] if res["history"] else {}

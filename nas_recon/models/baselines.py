@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nas_recon.errors import ConfigError
 from nas_recon.models.searched import conv3x3
 
 
@@ -107,6 +108,7 @@ class UNet(nn.Module):
 
     def __init__(self, chans: int = 32, pools: int = 4, cin: int = 2, cout: int = 2) -> None:
         super().__init__()
+        self.min_size = 2 ** (pools + 1)  # instance norm at the bottom needs at least 2 x 2 pixels
         self.down = nn.ModuleList([UNetBlock(cin, chans)])
         ch = chans
         for _ in range(pools - 1):
@@ -123,6 +125,10 @@ class UNet(nn.Module):
         self.up_c.append(nn.Sequential(UNetBlock(ch * 2, ch), nn.Conv2d(ch, cout, 1, bias=True)))
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.min_size:
+            h, w, m = x.shape[-2], x.shape[-1], self.min_size
+            raise ConfigError(f"unet: image {h}x{w} is smaller than {m}x{m}, the least its pooling levels take; "
+                              "use a larger --size or crop")
         # fastMRI's single-coil protocol: normalise each input instance (mean/std, clamped to +-6), undo on output
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)

@@ -25,6 +25,7 @@ from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
+from nas_recon.models.init import layer_lr_groups
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.search.derive import chosen_margin, decision_stats, derive_genotype, weights_to_json
@@ -37,7 +38,8 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lig
 
 # settings that must match when a run is resumed
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
-                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats")
+                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
+                   "layer_lr")
 
 
 @dataclass
@@ -66,6 +68,7 @@ class SearchConfig:
     candidates: int = 16
     repeats: int = 1
     decide_margin: float = 0.02
+    layer_lr: bool = True  # per-conv Adam lr scaled by init std (nas_recon.models.init.layer_lr_groups)
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
@@ -106,10 +109,11 @@ class SearchProgress:
 class SearchTask(pl.LightningModule):
     """The inner Lightning module NNI wraps: L1 loss on the 2-channel output, Adam on the weights."""
 
-    def __init__(self, model: torch.nn.Module, lr: float, bilevel: bool) -> None:
+    def __init__(self, model: torch.nn.Module, lr: float, bilevel: bool, layer_lr: bool = True) -> None:
         super().__init__()
         self.model = model
         self.lr = lr
+        self.layer_lr = layer_lr
         self.bilevel = bilevel
         self.reset_sums()
 
@@ -132,7 +136,8 @@ class SearchTask(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        params = layer_lr_groups(self.model, self.lr) if self.layer_lr else self.model.parameters()
+        return torch.optim.Adam(params, lr=self.lr)
 
 
 class Monitor(Callback):
@@ -261,7 +266,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     bilevel = cfg.strategy == "darts"
     strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip)
     supernet = build_supernet(space, strategy).to(memory_format=torch.channels_last)
-    task = SearchTask(supernet, cfg.lr, bilevel)
+    task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)
     oneshot = strategy.configure_oneshot_module(task)
     if bilevel:
         # NNI orders its arch parameters through a set (id order), so a resumed optimiser state could land on

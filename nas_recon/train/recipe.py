@@ -27,6 +27,7 @@ class Recipe:
     val_crop: int = 0
     val_max_slices: int = 0
     repeats: int = 1  # draws of each training slice per epoch, each with its own crop and mask
+    layer_lr: bool = True  # cell networks: per-conv Adam lr scaled by init std (nas_recon.models.init)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,9 +41,11 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}', expected {', '.join(known)}")
         default = getattr(Recipe(), key)
-        if isinstance(default, bool) or isinstance(val, bool):
-            raise ConfigError(f"{where}: key '{key}' has the wrong type")
-        if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(default, bool) != isinstance(val, bool):
+            raise ConfigError(f"{where}: key '{key}' has the wrong type, got {val!r}")
+        if isinstance(default, bool):
+            pass
+        elif isinstance(default, int):
             if not isinstance(val, int) or val < 0:
                 raise ConfigError(f"{where}: key '{key}' must be a non-negative integer, got {val!r}")
         elif isinstance(default, float):

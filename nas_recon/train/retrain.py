@@ -23,6 +23,7 @@ from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
 from nas_recon.metrics import slice_metrics
+from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
@@ -151,7 +152,9 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     configure()
     torch.manual_seed(cfg.seed)
     model = place(build_model(spec), device)
-    opt = torch.optim.Adam(model.parameters(), lr=r.lr)
+    # cell networks (searched and random cells) get per-conv learning rates scaled by their init std
+    params = layer_lr_groups(model, r.lr) if r.layer_lr and spec.name == "searched" else model.parameters()
+    opt = torch.optim.Adam(params, lr=r.lr)
     drop = max(1, math.ceil(r.epochs * r.lr_drop - 1e-9))  # 'first half' rounds up
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop], gamma=r.lr_after / r.lr)
     history: list[dict[str, Any]] = []
@@ -200,7 +203,8 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             total += float(loss.detach())
             n += 1
             progress.step(epoch, step + 1, float(loss.detach()))
-        lr = opt.param_groups[0]["lr"]
+        g = opt.param_groups[0]
+        lr = r.lr * g["lr"] / g["initial_lr"]  # the recipe's lr at this epoch (groups may scale it)
         sched.step()
         metrics = validate(model, val_loader, device)
         seconds = round(time.time() - t0, 3)
