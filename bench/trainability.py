@@ -6,8 +6,9 @@ nas_recon.models.init ("scaled", out-conv gain OUT_GAIN), and for dccnn-3 as the
 - RMS of the last cell's output relative to the module input (does the signal survive the stack?);
 - validation PSNR (6 full 320 x 320 val slices, 4x and 8x, fixed masks) at init and every `--every` steps of
   Adam 1e-3 on 64 x 64 crops, batch 4, L1: the quick recipe's first steps.
-- dccnn-3 with its biases removed (zeroed and frozen): the control that isolates what bias-free costs.
-Also the scaled init with other out-conv gains, to show what the choice of OUT_GAIN rests on.
+- dccnn-3 with its biases removed (zeroed and frozen): the control that isolates what bias-free costs;
+- the searched cell with plain Adam and with per-conv learning rates (layer_lr_groups, the default now);
+- the searched cell with a zero-initialised bias added to every conv (a control outside SPEC's contract).
 
 Usage: python bench/trainability.py --data DEMO_DATA [--steps 150 --every 30]
 """
@@ -24,7 +25,7 @@ from nas_recon import runtime
 from nas_recon.data.dataset import SliceDataset
 from nas_recon.device import place
 from nas_recon.genotype import load_genotype
-from nas_recon.models import init as init_mod
+from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import ModelSpec, build_model
 from nas_recon.models.searched import build_from_genotype
 from nas_recon.physics.masks import MaskSpec
@@ -59,10 +60,19 @@ def without_bias(model):
     return model
 
 
-def learn(model, ds, val, steps: int, every: int) -> tuple[list[float], float]:
+def with_bias(model):
+    """Add a zero-initialised, trainable bias to every bias-free conv (the control outside SPEC)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Conv2d) and m.bias is None:
+            m.bias = torch.nn.Parameter(torch.zeros(m.out_channels))
+    return model
+
+
+def learn(model, ds, val, steps: int, every: int, layer_lr: bool) -> tuple[list[float], float]:
     """Validation PSNR at init and every `every` steps; seconds spent in the training steps."""
     dev = torch.device("cpu")
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], 1e-3)
+    params = layer_lr_groups(model, 1e-3) if layer_lr else [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, 1e-3)
     vl = DataLoader(val, 4)
     curve = [validate(model, vl, dev)["psnr"]]
     step, spent, epoch = 0, 0.0, 0
@@ -96,20 +106,18 @@ def main() -> None:
     val = SliceDataset(f"{a.data}/val", 320, None, masks, "eval", 0, 6)
     probe = next(iter(DataLoader(ds, 4)))
     g = load_genotype(EXAMPLE)
-    default_gain = init_mod.OUT_GAIN
-    variants = [("searched, torch init (before)", lambda: build_from_genotype(g, init="torch"), None),
-                (f"searched, scaled init, out gain {default_gain} (after)", lambda: build_from_genotype(g), None),
-                ("searched, scaled init, out gain 0.1", lambda: build_from_genotype(g), 0.1),
-                ("dccnn-3 (reference)", lambda: build_model(ModelSpec("dccnn-3")), None),
-                ("dccnn-3, biases removed (control)", lambda: without_bias(build_model(ModelSpec("dccnn-3"))), None)]
+    variants = [("searched, torch init, Adam (before)", lambda: build_from_genotype(g, init="torch"), False),
+                ("searched, scaled init, Adam", lambda: build_from_genotype(g), False),
+                ("searched, scaled init, per-conv lr (now)", lambda: build_from_genotype(g), True),
+                ("searched + biases, per-conv lr (control)", lambda: with_bias(build_from_genotype(g)), True),
+                ("dccnn-3 (reference)", lambda: build_model(ModelSpec("dccnn-3")), False),
+                ("dccnn-3, biases removed (control)", lambda: without_bias(build_model(ModelSpec("dccnn-3"))), False)]
     print(f"{a.steps} steps of Adam 1e-3, 64 x 64 crops, batch 4; val PSNR every {a.every} steps\n")
-    for name, make, gain in variants:
-        init_mod.OUT_GAIN = default_gain if gain is None else gain
+    for name, make, layer_lr in variants:
         torch.manual_seed(0)
         model = place(make(), torch.device("cpu"))
-        init_mod.OUT_GAIN = default_gain
         gains, inner = signal(model, probe)
-        curve, spent = learn(model, ds, val, a.steps, a.every)
+        curve, spent = learn(model, ds, val, a.steps, a.every, layer_lr)
         inner_s = "-" if inner is None else f"{inner:.3g}"
         print(f"{name}\n  residual gain per cascade {[round(v, 4) for v in gains]}, last-cell RMS / input {inner_s}\n"
               f"  val PSNR {' '.join(f'{v:.2f}' for v in curve)}  (gain {curve[-1] - curve[0]:+.2f} dB), "

@@ -45,6 +45,9 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget("quick"),
+    # about 3x the quick budget's optimiser steps (search and retraining), for 2 CPU cores in under an hour
+    "standard": Budget("standard", search_epochs=12, search_patience=4, search_max_slices=24, search_repeats=2,
+                       recipe="standard"),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
                    search_repeats=1, search_arch_lr=3e-4,
                    recipe="paper", recipe_overrides={"crop": 128, "val_crop": 0, "val_max_slices": 0}),

@@ -76,3 +76,23 @@ def test_decision_stats_on_hand_made_weights():
          for i in range(3) for j in range(i + 2)}
     s2 = decision_stats(d, 3, OPS)
     assert chosen_margin(s2, derive_cell(d, 3, OPS)) == pytest.approx(0.6)
+
+
+def test_skip_cap_keeps_the_strongest_skips_and_replaces_the_rest():
+    """P-DARTS guard: at most N skip_connect in the cell; a capped edge takes its best op other than skip."""
+    from nas_recon.search.derive import count_skips
+
+    w = uniform()
+    w[(0, 0)] = ws(0.1, 0.2, 0.1, 0.5, 0.1)
+    w[(0, 1)] = ws(0.1, 0.1, 0.15, 0.55, 0.1)
+    w[(1, 2)] = ws(0.25, 0.05, 0.05, 0.6, 0.05)
+    w[(1, 0)] = ws(0.1, 0.1, 0.1, 0.45, 0.25)
+    free = derive_cell(w, 3, OPS)
+    assert count_skips(free) == 4
+    capped = derive_cell(w, 3, OPS, max_skips=2)
+    assert count_skips(capped) == 2
+    assert [n.inputs for n in capped] == [n.inputs for n in free]  # edges stay, only ops change
+    assert capped[1] == Node((0, 2), ("sep_conv_3x3", "skip_connect"))  # 0.6 kept, 0.45 -> first of tied ops
+    assert capped[0] == Node((0, 1), ("dil_2_conv_3x3", "skip_connect"))  # 0.55 kept, 0.5 -> runner-up op
+    assert count_skips(derive_cell(w, 3, OPS, max_skips=0)) == 0
+    assert derive_cell(w, 3, OPS, max_skips=9) == free

@@ -151,7 +151,8 @@ FLAGS = {
     "search": {"--epochs": POS_INT, "--patience": POS_INT, "--crop": NONNEG_INT, "--size": SIZE_BAD,
                "--batch-size": POS_INT, "--max-slices": NONNEG_INT, "--seed": SEED, "--lr": POS_FLOAT,
                "--arch-lr": POS_FLOAT, "--arch-weight-decay": NONNEG_FLOAT, "--grad-clip": NONNEG_FLOAT,
-               "--split": FRACTION, "--candidates": POS_INT, "--repeats": POS_INT, "--decide-margin": NONNEG_FLOAT},
+               "--split": FRACTION, "--candidates": POS_INT, "--repeats": POS_INT, "--decide-margin": NONNEG_FLOAT,
+               "--max-skips": NONNEG_INT, "--tau-max": POS_FLOAT, "--tau-min": POS_FLOAT},
     "retrain": {"--epochs": POS_INT, "--crop": NONNEG_INT, "--batch-size": POS_INT, "--lr": POS_FLOAT,
                 "--max-slices": NONNEG_INT, "--size": SIZE_BAD, "--seed": SEED},
     "evaluate": {"--size": SIZE_BAD, "--crop": NONNEG_INT, "--accelerations": ACCEL, "--max-slices": NONNEG_INT,
@@ -226,6 +227,10 @@ FILES = [
     (["retrain", "--model", "unet-3", "--data", "{w}/data", "--out", "{w}/n"], "unet"),
     (["retrain", "--model", "tv", "--data", "{w}/data", "--out", "{w}/n"], "tv"),
     (["cost", "--model", "rdn-0"], "rdn-0"),
+    # far beyond the machine's memory: refused before anything is built
+    (["search", "--data", "{w}/data", "--out", "{w}/n", "--crop", "0", "--batch-size", "100000000"], "needs about"),
+    (["retrain", "--model", "dccnn-1", "--data", "{w}/data", "--out", "{w}/n", "--batch-size", "100000000"],
+     "needs about"),
     # --out in the wrong place
     (["retrain", "--model", "dccnn-1", "--data", "{w}/data", "--out", "{w}/bad/afile"], "afile"),
     (["retrain", "--model", "dccnn-1", "--data", "{w}/data", "--out", "{w}/bad/afile/sub"], "afile"),

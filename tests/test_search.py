@@ -112,3 +112,34 @@ def test_resume_after_kill_gives_the_uninterrupted_result(data_root, tmp_path):
     b = json.loads((tmp_path / "killed" / "genotype.json").read_text())
     assert a["cell"] == b["cell"] and a["alphas"] == b["alphas"]
     assert len((tmp_path / "killed" / "search_log.csv").read_text().splitlines()) == 6
+
+
+def test_skip_cap_in_a_search(data_root, tmp_path):
+    r = run_search(tiny_config(data_root, tmp_path / "k", epochs=1, max_skips=0))
+    assert all(op != "skip_connect" for n in r.genotype.cell for op in n.ops)
+    extra = load_genotype(tmp_path / "k" / "genotype.json").extra
+    assert extra["skips"] == 0 and extra["max_skips"] == 0 and extra["skips_uncapped"] >= 0
+    rows = list(csv.DictReader((tmp_path / "k" / "search_log.csv").open()))
+    assert rows[0]["skips"] == "0"
+
+
+def test_gdas_samples_one_op_per_edge_and_is_deterministic(data_root, tmp_path):
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+
+    from nas_recon.search.supernet import sample_one_op
+
+    net = build_supernet(load_space("paper_a"), make_strategy("gdas", 3e-4, 5.0))
+    assert sample_one_op(net) > 0
+    soft = next(m for m in net.modules() if isinstance(m, GumbelSoftmax))
+    w = soft(torch.zeros(5))
+    assert sorted(w.tolist()) == [0.0, 0.0, 0.0, 0.0, 1.0]  # one op per edge on the forward pass
+    a = run_search(tiny_config(data_root, tmp_path / "g1", strategy="gdas"))
+    b = run_search(tiny_config(data_root, tmp_path / "g2", strategy="gdas"))
+    run_search(tiny_config(data_root, tmp_path / "d", strategy="darts"))
+    ga = json.loads((tmp_path / "g1" / "genotype.json").read_text())
+    assert a.genotype.cell == b.genotype.cell
+    assert ga["alphas"] == json.loads((tmp_path / "g2" / "genotype.json").read_text())["alphas"]
+    assert ga["alphas"] != json.loads((tmp_path / "d" / "genotype.json").read_text())["alphas"]
+    assert ga["search"]["strategy"] == "gdas" and ga["search"]["tau_max"] == 10.0
+    with pytest.raises(ConfigError, match="tau"):
+        run_search(tiny_config(data_root, tmp_path / "bad", strategy="gdas", tau_max=0.1, tau_min=1.0))

@@ -16,8 +16,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `demo`."""
     p = sub.add_parser("demo", help="the whole job on the offline demo data: search, retrain, evaluate, report")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
-    p.add_argument("--budget", default="quick", choices=["quick", "full", "tiny"],
-                   help="quick (<= 15 min on 2 CPU cores), full (paper recipe, GPU), tiny (CI smoke run)")
+    p.add_argument("--budget", default="quick", choices=["quick", "standard", "full", "tiny"],
+                   help="quick (<= 15 min on 2 CPU cores), standard (<= 60 min on 2 CPU cores: 3x the steps), "
+                        "full (paper recipe, GPU), tiny (CI smoke run)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--source", default="mni152", help="demo data source: mni152 or PATH.nii[.gz]")
     add_device(p)

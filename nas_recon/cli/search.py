@@ -36,8 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=pos_int, default=4)
     p.add_argument("--max-slices", type=nonneg_int, default=None, help="at most this many slices in each split")
     p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--strategy", default="darts", choices=["darts", "random"],
-                   help="darts (NNI DARTS, first order) or random (NNI random one-shot + best of candidates)")
+    p.add_argument("--strategy", default="darts", choices=["darts", "gdas", "random"],
+                   help="darts: first-order DARTS (default); gdas: Gumbel-softmax sampling of one op per edge "
+                        "(straight-through), temperature --tau-max -> --tau-min; random: random one-shot")
+    p.add_argument("--tau-max", type=pos_float, default=10.0, help="gdas: temperature at the first epoch")
+    p.add_argument("--tau-min", type=pos_float, default=0.1, help="gdas: temperature at the last epoch")
     p.add_argument("--lr", type=pos_float, default=1e-3, help="weight learning rate (Adam)")
     p.add_argument("--arch-lr", type=pos_float, default=3e-4, help="architecture learning rate (Adam, betas 0.5/0.999)")
     p.add_argument("--arch-weight-decay", type=nonneg_float, default=1e-3)
@@ -49,6 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--decide-margin", type=nonneg_float, default=0.02,
                    help="early stop needs every margin the cell depends on >= this softmax weight (and >= 2x the "
                         "last epoch's drift)")
+    p.add_argument("--max-skips", type=nonneg_int, default=None,
+                   help="P-DARTS guard: at most this many skip_connect ops in the derived cell (the strongest kept)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device(p)
     add_verbose(p)
@@ -78,9 +83,9 @@ class RichSearchProgress:
         if row.get("genotype"):
             self.bar.console.print(
                 f"epoch {row['epoch']}: {row['genotype']}  (unchanged {row['unchanged_epochs']}, "
-                f"margin {row['chosen_margin']:.3f}, {'decided' if row['decided'] else 'undecided'})", soft_wrap=True
+                f"margin {row['chosen_margin']:.3f}, {'decided' if row['decided'] else 'undecided'}, "
+                f"{row['skips']} skip)", soft_wrap=True
             )
-
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, strategy=args.strategy, split=args.split, lr=args.lr,
         arch_lr=args.arch_lr, arch_weight_decay=args.arch_weight_decay, grad_clip=args.grad_clip or None,
         candidates=args.candidates, repeats=args.repeats, decide_margin=args.decide_margin,
+        max_skips=args.max_skips, tau_max=args.tau_max, tau_min=args.tau_min,
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

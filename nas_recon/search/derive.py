@@ -8,29 +8,51 @@ from nas_recon.genotype import Genotype, Node
 EdgeWeights = dict[tuple[int, int], dict[str, float]]
 
 
-def derive_cell(weights: EdgeWeights, nodes: int, ops: tuple[str, ...]) -> tuple[Node, ...]:
+SKIP = "skip_connect"
+
+
+def derive_cell(weights: EdgeWeights, nodes: int, ops: tuple[str, ...], max_skips: int | None = None
+                ) -> tuple[Node, ...]:
     """Per edge: its strongest non-`none` op; per node: the two strongest edges.
 
     Strength = softmax weight of the edge's strongest non-`none` op. Ties: the op listed first in
     the space wins; between edges the smaller input index wins. Inputs are returned in index order.
+    `max_skips` (P-DARTS' guard against skip-connect collapse): the chosen edges keep at most that many
+    skip_connect ops, those of largest weight; the others take their edge's best op other than skip.
     """
     real = [o for o in ops if o != "none"]
-    cell = []
+
+    def best_of(w: dict[str, float], allowed: list[str]) -> str:
+        return max(allowed, key=lambda o: (w[o], -real.index(o)))
+
+    cell: list[list[tuple[int, str]]] = []
     for i in range(nodes):
         scored = []
         for j in range(i + 2):
-            w = weights[(i, j)]
-            best = max(real, key=lambda o: (w[o], -real.index(o)))
-            scored.append((w[best], j, best))
+            best = best_of(weights[(i, j)], real)
+            scored.append((weights[(i, j)][best], j, best))
         scored.sort(key=lambda t: (-t[0], t[1]))
-        top = sorted(scored[:2], key=lambda t: t[1])
-        cell.append(Node((top[0][1], top[1][1]), (top[0][2], top[1][2])))
-    return tuple(cell)
+        cell.append([(j, op) for _, j, op in sorted(scored[:2], key=lambda t: t[1])])
+    if max_skips is not None:
+        skips = sorted(((weights[(i, j)][SKIP], i, k) for i, node in enumerate(cell)
+                        for k, (j, op) in enumerate(node) if op == SKIP), reverse=True)
+        others = [o for o in real if o != SKIP]
+        for _, i, k in skips[max_skips:]:
+            if others:
+                j = cell[i][k][0]
+                cell[i][k] = (j, best_of(weights[(i, j)], others))
+    return tuple(Node((a[0], b[0]), (a[1], b[1])) for a, b in cell)
 
 
-def derive_genotype(weights: EdgeWeights, space, extra: dict | None = None) -> Genotype:
+def count_skips(cell: tuple[Node, ...]) -> int:
+    """skip_connect ops in a derived cell."""
+    return sum(op == SKIP for node in cell for op in node.ops)
+
+
+def derive_genotype(weights: EdgeWeights, space, extra: dict | None = None, max_skips: int | None = None
+                    ) -> Genotype:
     """A Genotype for `space` (a SearchSpace) from edge weights."""
-    cell = derive_cell(weights, space.nodes, space.ops)
+    cell = derive_cell(weights, space.nodes, space.ops, max_skips)
     return Genotype(cell, space.name, space.channels, space.cells, space.cascades, dict(extra or {}))
 
 

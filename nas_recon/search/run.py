@@ -25,21 +25,23 @@ from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
+from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
-from nas_recon.search.derive import chosen_margin, decision_stats, derive_genotype, weights_to_json
+from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
-from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy
+from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy, sample_one_op
 from nas_recon.space.spaces import SearchSpace, load_space
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 # settings that must match when a run is resumed
+STRATEGIES = ("darts", "gdas", "random")
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
-                   "layer_lr")
+                   "layer_lr", "max_skips", "tau_max", "tau_min")
 
 
 @dataclass
@@ -69,11 +71,17 @@ class SearchConfig:
     repeats: int = 1
     decide_margin: float = 0.02
     layer_lr: bool = True  # per-conv Adam lr scaled by init std (nas_recon.models.init.layer_lr_groups)
+    max_skips: int | None = None  # P-DARTS cap on skip_connect ops in the derived cell (None: no cap)
+    tau_max: float = 10.0  # gdas: Gumbel-softmax temperature at the first epoch (GDAS' schedule: 10 -> 0.1)
+    tau_min: float = 0.1  # gdas: temperature at the last epoch
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
-        if self.strategy not in ("darts", "random"):
-            raise ConfigError(f"--strategy: unknown '{self.strategy}', expected darts or random")
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy: unknown '{self.strategy}', expected {', '.join(STRATEGIES)}")
+        if not self.tau_max >= self.tau_min > 0:
+            raise ConfigError(f"--tau-max/--tau-min: expected tau_max >= tau_min > 0, got {self.tau_max}, "
+                              f"{self.tau_min}")
         for name in ("epochs", "patience", "batch_size", "candidates", "repeats"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
@@ -82,6 +90,8 @@ class SearchConfig:
         for name in ("lr", "arch_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a positive number")
+        if self.max_skips is not None and self.max_skips < 0:
+            raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
         if not 0 <= self.decide_margin < 1:
             raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
 
@@ -189,7 +199,7 @@ class Monitor(Callback):
         }
         if self.task.bilevel:
             weights = edge_weights(self.task.model, self.space)
-            g = derive_genotype(weights, self.space)
+            g = derive_genotype(weights, self.space, max_skips=self.cfg.max_skips)
             cell = [[list(n.inputs), list(n.ops)] for n in g.cell]
             self.stable = self.stable + 1 if cell == self.last_cell else 0
             self.last_cell = cell
@@ -200,8 +210,9 @@ class Monitor(Callback):
             stats = decision_stats(weights, self.space.nodes, self.space.ops)
             margin = chosen_margin(stats, g.cell)
             decided = margin >= max(self.cfg.decide_margin, 2 * drift)
-            row.update({"genotype": g.describe(), "unchanged_epochs": self.stable, "chosen_margin": round(margin, 6),
-                        "drift": round(drift, 6), "decided": int(decided), **stats})
+            row.update({"genotype": g.describe(), "skips": count_skips(g.cell), "unchanged_epochs": self.stable,
+                        "chosen_margin": round(margin, 6), "drift": round(drift, 6), "decided": int(decided),
+                        **stats})
             for (i, j), w in sorted(weights.items()):
                 for op, v in w.items():
                     self.alpha_rows.append({"epoch": epoch, "node": i, "input": j, "op": op, "weight": v})
@@ -257,15 +268,20 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
 def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: Any, device: torch.device,
             ds_w: SliceDataset, ds_a: SliceDataset, files: tuple[list[Path], list[Path]]) -> SearchResult:
     """run_search inside the run folder's lock."""
+    side = cfg.crop or cfg.size
+    check_fits("search", cfg.batch_size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
+               "use a smaller --crop or --batch-size")
     ckpt = prepare_run_dir(cfg, resume)
     out = Path(cfg.out)
     w_files, a_files = files
 
     configure()
     torch.manual_seed(cfg.seed)
-    bilevel = cfg.strategy == "darts"
-    strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip)
+    bilevel = cfg.strategy in ("darts", "gdas")  # alternate weight and architecture steps
+    strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip, (cfg.tau_max, cfg.tau_min))
     supernet = build_supernet(space, strategy).to(memory_format=torch.channels_last)
+    if cfg.strategy == "gdas":
+        sample_one_op(supernet)
     task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)
     oneshot = strategy.configure_oneshot_module(task)
     if bilevel:
@@ -318,7 +334,10 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
                       "final_drift": last["drift"], "decide_margin": cfg.decide_margin})
     if bilevel:
         weights = edge_weights(supernet, space)
-        genotype = derive_genotype(weights, space, {**extra, "alphas": weights_to_json(weights)})
+        uncapped = count_skips(derive_genotype(weights, space).cell)
+        genotype = derive_genotype(weights, space, {**extra, "alphas": weights_to_json(weights)}, cfg.max_skips)
+        genotype.extra.update({"skips": count_skips(genotype.cell), "skips_uncapped": uncapped,
+                               "max_skips": cfg.max_skips})
     else:
         genotype = pick_random(cfg, space, supernet, a_loader, device, extra)
     save_genotype(genotype, out / "genotype.json")

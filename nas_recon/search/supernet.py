@@ -69,13 +69,27 @@ class Supernet(ModelSpace):
         return self.net(x, k0, mask)
 
 
-def make_strategy(name: str, arch_lr: float, grad_clip: float | None):
-    """NNI one-shot strategy: DARTS (first order) or random one-shot."""
-    from nni.nas.strategy import DARTS, RandomOneShot
+def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple[float, float] = (10.0, 0.1)):
+    """NNI one-shot strategy: DARTS (first order), GDAS (NNI's GumbelDARTS, temperature tau[0] -> tau[1]
+    linearly over the epochs) or random one-shot."""
+    from nni.nas.strategy import DARTS, GumbelDARTS, RandomOneShot
 
     if name == "darts":
         return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip)
+    if name == "gdas":
+        return GumbelDARTS(temperature=(float(tau[0]), float(tau[1])), arc_learning_rate=arch_lr,
+                           gradient_clip_val=grad_clip)
     return RandomOneShot()
+
+
+def sample_one_op(supernet: nn.Module) -> int:
+    """GDAS: every Gumbel-softmax of the supernet draws a one-hot op per edge (straight-through gradient)."""
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
+
+    mods = [m for m in supernet.modules() if isinstance(m, GumbelSoftmax)]
+    for m in mods:
+        m.hard = True
+    return len(mods)
 
 
 def build_supernet(space: SearchSpace, strategy) -> Supernet:

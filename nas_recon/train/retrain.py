@@ -22,6 +22,7 @@ from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
+from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
@@ -114,6 +115,9 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
                       repeats=r.repeats)
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None)
+    side = r.crop or cfg.size
+    check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
+               "use a smaller crop (--crop) or --batch-size")
     out = Path(cfg.out)
     with run_lock(out):
         return _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn)
