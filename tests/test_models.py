@@ -1,5 +1,7 @@
 """Model registry: every model forward + backward, parameter counts equal hand counts from SPEC."""
 
+import math
+
 import pytest
 import torch
 from conftest import EXAMPLE
@@ -45,7 +47,7 @@ def unet_params(ch=32, pools=4, cin=2, cout=2):
         ("dccnn-3", 3 * dccnn_body(3)), ("dccnn-11", 3 * dccnn_body(11)),
         ("modl-3", dccnn_body(3)), ("modl-11", dccnn_body(11)),
         ("rdn-3", 3 * rdn_body(3)), ("rdn-8", 3 * rdn_body(8)),
-        ("unet", unet_params()), ("zero-filled", 0),
+        ("unet", unet_params(cin=1, cout=1)), ("zero-filled", 0),
     ],
 )
 def test_param_counts_equal_hand_counts(name, expected):
@@ -116,11 +118,19 @@ def test_overrides():
 
 
 def test_unet_normalises_each_instance_like_fastmri():
-    """fastMRI's U-Net protocol: (x - mean) / std in, un-normalised out, so the net is scale and shift equivariant."""
+    """fastMRI's single-coil U-Net: magnitude in, normalised per instance, magnitude out (scale equivariant);
+    the output keeps the zero-filled phase (equivariant to a global phase)."""
     torch.manual_seed(0)
     net = build_model(ModelSpec("unet", channels=8)).eval()
     x = torch.randn(2, 2, 32, 32)
+    c, s = math.cos(0.7), math.sin(0.7)
+    rot = torch.stack([c * x[:, 0] - s * x[:, 1], s * x[:, 0] + c * x[:, 1]], 1)
     with torch.no_grad():
         y = net(x, x, x)
         torch.testing.assert_close(net(1e-4 * x, x, x), 1e-4 * y, rtol=1e-3, atol=1e-9)
-        torch.testing.assert_close(net(x + 3.0, x, x), y + 3.0, rtol=1e-4, atol=1e-4)
+        yr = net(rot, x, x)
+        torch.testing.assert_close(yr, torch.stack([c * y[:, 0] - s * y[:, 1], s * y[:, 0] + c * y[:, 1]], 1),
+                                   rtol=1e-4, atol=1e-5)
+        # same phase as the input wherever the output magnitude is positive
+        cross = x[:, 0] * y[:, 1] - x[:, 1] * y[:, 0]
+        torch.testing.assert_close(cross, torch.zeros_like(cross), rtol=0, atol=1e-4)

@@ -118,5 +118,5 @@ def test_layer_lr_groups_equalise_relative_steps():
     dense = torch.nn.Conv2d(32, 32, 3, bias=False)
     assert layer_lr_groups(dense, 1e-3)[0]["lr"] == pytest.approx(1e-3)  # the reference layer keeps lr
     # the optimiser's relative step is then alike for depthwise and dense weights
-    rel = {name: lr_of[id(w)] / float(w.std()) for name, w in (("dw", op[1].weight), ("pw", op[2].weight))}
+    rel = {name: lr_of[id(w)] / float(w.detach().std()) for name, w in (("dw", op[1].weight), ("pw", op[2].weight))}
     assert 0.5 < rel["dw"] / rel["pw"] < 2

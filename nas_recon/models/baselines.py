@@ -103,10 +103,12 @@ class UNetUp(nn.Module):
 class UNet(nn.Module):
     """The fastMRI U-Net (image domain, no fusion): `chans` at the top, `pools` pooling levels, 1x1 output.
 
-    As in fastMRI, the input is normalised per instance (mean/std) and the output un-normalised.
+    fastMRI's single-coil protocol: the U-Net maps the zero-filled magnitude to the magnitude (1 channel in,
+    1 out), its input normalised per instance (mean/std, clamped to +-6) and its output un-normalised. The
+    output carries the zero-filled phase so that it stays a complex image like every other model's.
     """
 
-    def __init__(self, chans: int = 32, pools: int = 4, cin: int = 2, cout: int = 2) -> None:
+    def __init__(self, chans: int = 32, pools: int = 4, cin: int = 1, cout: int = 1) -> None:
         super().__init__()
         self.min_size = 2 ** (pools + 1)  # instance norm at the bottom needs at least 2 x 2 pixels
         self.down = nn.ModuleList([UNetBlock(cin, chans)])
@@ -129,10 +131,11 @@ class UNet(nn.Module):
             h, w, m = x.shape[-2], x.shape[-1], self.min_size
             raise ConfigError(f"unet: image {h}x{w} is smaller than {m}x{m}, the least its pooling levels take; "
                               "use a larger --size or crop")
-        # fastMRI's single-coil protocol: normalise each input instance (mean/std, clamped to +-6), undo on output
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
-        return self.unet((x - mean) / std) * std + mean
+        mag = torch.sqrt(x[:, 0:1] ** 2 + x[:, 1:2] ** 2 + 1e-24)  # finite gradient at 0
+        mean = mag.mean(dim=(1, 2, 3), keepdim=True)
+        std = mag.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
+        out = self.unet((mag - mean) / std) * std + mean
+        return x / mag * out  # the zero-filled phase, the U-Net's magnitude
 
     def unet(self, x: torch.Tensor) -> torch.Tensor:
         """The U-Net proper, on a normalised input."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from nas_recon.errors import ConfigError
@@ -28,6 +28,8 @@ class Recipe:
     val_max_slices: int = 0
     repeats: int = 1  # draws of each training slice per epoch, each with its own crop and mask
     layer_lr: bool = True  # cell networks: per-conv Adam lr scaled by init std (nas_recon.models.init)
+    unet_crop: int = 0  # U-Net training crop (fastMRI trains it on whole images); 0: same as crop
+    unet_batch_size: int = 0  # U-Net batch size (fastMRI: 1); 0: same as batch_size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +74,13 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
     if not 0 < r.lr_drop <= 1:
         raise ConfigError(f"{where}: key 'lr_drop' must be a fraction in (0, 1]")
     return r
+
+
+def for_model(r: Recipe, name: str) -> Recipe:
+    """The recipe a model trains under: the U-Net takes its own crop and batch size when the recipe sets them."""
+    if name != "unet":
+        return r
+    return replace(r, crop=r.unet_crop or r.crop, batch_size=r.unet_batch_size or r.batch_size)
 
 
 def load_recipe(name_or_path: str) -> Recipe:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.train.losses import parse_loss
-from nas_recon.train.recipe import Recipe
+from nas_recon.train.recipe import Recipe, for_model
 
 
 @dataclass
@@ -106,9 +106,10 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -
 def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgress | None = None) -> dict[str, Any]:
     """Train a model from scratch with the recipe; keep last.pt (resumable) and best.pt (val PSNR)."""
     progress = progress or RetrainProgress()
+    spec = model_spec(cfg)
+    cfg = replace(cfg, recipe=for_model(cfg.recipe, spec.name))
     r = cfg.recipe
     loss_fn = parse_loss(r.loss)
-    spec = model_spec(cfg)
     device = resolve_device(cfg.device)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
