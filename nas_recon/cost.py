@@ -24,16 +24,20 @@ def conv_macs(model: nn.Module, size: int = 320) -> int:
     thop's own conv counter; every other layer type thop knows is counted as zero (SPEC: conv MACs only).
     Shared or recurrent modules count once per call, so all cascades and recursions are included.
     """
-    custom = {t: zero_ops for t in register_hooks if not issubclass(t, CONV_TYPES)}
     x = torch.zeros(1, 2, size, size)
-    mask = torch.ones(1, 1, 1, size)
-    was_training = model.training
-    model.eval()
+    return module_macs(model, (x, x, torch.ones(1, 1, 1, size)))
+
+
+def module_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
+    """Conv multiply-accumulates of one call `module(*inputs)` (thop; other layers count zero)."""
+    custom = {t: zero_ops for t in register_hooks if not issubclass(t, CONV_TYPES)}
+    was_training = module.training
+    module.eval()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        macs, _ = profile(model, inputs=(x, x, mask), custom_ops=custom, verbose=False)
-    model.train(was_training)
-    strip_thop_buffers(model)
+        macs, _ = profile(module, inputs=inputs, custom_ops=custom, verbose=False)
+    module.train(was_training)
+    strip_thop_buffers(module)
     return int(macs)
 
 
@@ -51,13 +55,18 @@ def latency_ms(model: nn.Module, size: int = 320, device: torch.device | None = 
     model = place(model, device).eval()
     x = torch.randn(1, 2, size, size, device=device)
     mask = torch.ones(1, 1, 1, size, device=device)
+    return timed_ms(lambda: model(x, x, mask), device, repeats, warmup)
+
+
+def timed_ms(call, device: torch.device, repeats: int = 10, warmup: int = 2) -> float:
+    """Median wall time of `call()` in ms after `warmup` calls, under torch.inference_mode (CUDA synchronised)."""
     times = []
     with torch.inference_mode():
         for i in range(warmup + repeats):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             t = time.perf_counter()
-            model(x, x, mask)
+            call()
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if i >= warmup:

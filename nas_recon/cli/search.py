@@ -36,9 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=pos_int, default=4)
     p.add_argument("--max-slices", type=nonneg_int, default=None, help="at most this many slices in each split")
     p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--strategy", default="darts", choices=["darts", "gdas", "random"],
-                   help="darts: first-order DARTS (default); gdas: Gumbel-softmax sampling of one op per edge "
-                        "(straight-through), temperature --tau-max -> --tau-min; random: random one-shot")
+    p.add_argument("--strategy", default="darts", choices=["darts", "darts2", "gdas", "random"],
+                   help="darts: first-order DARTS (default); darts2: second-order (unrolled) DARTS; gdas: "
+                        "Gumbel-softmax sampling of one op per edge (straight-through), temperature --tau-max -> "
+                        "--tau-min; random: random one-shot")
     p.add_argument("--tau-max", type=pos_float, default=10.0, help="gdas: temperature at the first epoch")
     p.add_argument("--tau-min", type=pos_float, default=0.1, help="gdas: temperature at the last epoch")
     p.add_argument("--lr", type=pos_float, default=1e-3, help="weight learning rate (Adam)")
@@ -54,6 +55,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "last epoch's drift)")
     p.add_argument("--max-skips", type=nonneg_int, default=None,
                    help="P-DARTS guard: at most this many skip_connect ops in the derived cell (the strongest kept)")
+    p.add_argument("--cost", choices=["flops", "latency"], default=None,
+                   help="cost-aware search: penalise each edge's expected op cost, from conv MACs (thop) or from "
+                        "per-op latency measured on the search device (cached in --out as op_costs.json)")
+    p.add_argument("--cost-weight", type=nonneg_float, default=0.0,
+                   help="weight L of the cost penalty (the expected cell cost relative to its dearest form, in "
+                        "[0, 1]) added to the architecture loss; sweep it for a quality-cost front")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device(p)
     add_verbose(p)
@@ -98,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, device=args.device, strategy=args.strategy, split=args.split, lr=args.lr,
         arch_lr=args.arch_lr, arch_weight_decay=args.arch_weight_decay, grad_clip=args.grad_clip or None,
         candidates=args.candidates, repeats=args.repeats, decide_margin=args.decide_margin,
-        max_skips=args.max_skips, tau_max=args.tau_max, tau_min=args.tau_min,
+        max_skips=args.max_skips, tau_max=args.tau_max, tau_min=args.tau_min, cost=args.cost,
+        cost_weight=args.cost_weight,
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

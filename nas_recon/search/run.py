@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -30,18 +31,28 @@ from nas_recon.models.init import layer_lr_groups
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
+from nas_recon.search.penalty import COSTS, ExpectedCost, describe, op_cost_table
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
-from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy, sample_one_op
+from nas_recon.search.supernet import (
+    arch_parameters,
+    build_supernet,
+    edge_alphas,
+    edge_weights,
+    first_cell,
+    make_strategy,
+    sample_one_op,
+)
+from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 # settings that must match when a run is resumed
-STRATEGIES = ("darts", "gdas", "random")
+STRATEGIES = ("darts", "darts2", "gdas", "random")
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
-                   "layer_lr", "max_skips", "tau_max", "tau_min")
+                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight")
 
 
 @dataclass
@@ -74,6 +85,8 @@ class SearchConfig:
     max_skips: int | None = None  # P-DARTS cap on skip_connect ops in the derived cell (None: no cap)
     tau_max: float = 10.0  # gdas: Gumbel-softmax temperature at the first epoch (GDAS' schedule: 10 -> 0.1)
     tau_min: float = 0.1  # gdas: temperature at the last epoch
+    cost: str | None = None  # cost-aware search: "flops" or "latency" (nas_recon.search.penalty)
+    cost_weight: float = 0.0  # weight of the expected relative cell cost in the architecture loss
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
@@ -90,6 +103,12 @@ class SearchConfig:
         for name in ("lr", "arch_lr"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"--{name.replace('_', '-')}: expected a positive number")
+        if self.cost is not None and self.cost not in COSTS:
+            raise ConfigError(f"--cost: unknown '{self.cost}', expected {', '.join(COSTS)}")
+        if not (math.isfinite(self.cost_weight) and self.cost_weight >= 0):
+            raise ConfigError(f"--cost-weight: expected a finite number >= 0, got {self.cost_weight}")
+        if self.cost_weight > 0 and (self.cost is None or self.strategy == "random"):
+            raise ConfigError("--cost-weight: needs --cost flops|latency and a darts, darts2 or gdas search")
         if self.max_skips is not None and self.max_skips < 0:
             raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
         if not 0 <= self.decide_margin < 1:
@@ -125,10 +144,11 @@ class SearchTask(pl.LightningModule):
         self.lr = lr
         self.layer_lr = layer_lr
         self.bilevel = bilevel
+        self.penalty: tuple[float, ExpectedCost] | None = None  # (weight, expected relative cost)
         self.reset_sums()
 
     def reset_sums(self) -> None:
-        self.sums = {"w": 0.0, "a": 0.0, "nw": 0, "na": 0}
+        self.sums = {"w": 0.0, "a": 0.0, "nw": 0, "na": 0, "cost": 0.0}
         self.last = {"w": float("nan"), "a": float("nan")}
 
     def set_model(self, model: torch.nn.Module) -> None:
@@ -137,12 +157,32 @@ class SearchTask(pl.LightningModule):
     def forward(self, batch) -> torch.Tensor:
         return self.model(batch.input, batch.kspace, batch.mask)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = F.l1_loss(self(batch), batch.target)
-        key = "a" if self.bilevel and batch_idx % 2 == 0 else "w"
-        self.sums[key] += float(loss.detach())
+    def weight_loss(self, batch) -> torch.Tensor:
+        """L1 on the 2-channel output."""
+        return F.l1_loss(self(batch), batch.target)
+
+    def arch_loss(self, batch) -> torch.Tensor:
+        """The architecture step's loss (logged): L1, plus the weighted expected cost in a cost-aware search."""
+        loss = self.weight_loss(batch)
+        self.record("a", float(loss.detach()))
+        if self.penalty is not None:
+            weight, expected = self.penalty
+            cost = expected()
+            self.sums["cost"] += float(cost.detach())
+            loss = loss + weight * cost
+        return loss
+
+    def record(self, key: str, loss: float) -> None:
+        """Running sums for the epoch's log ("w": weight steps, "a": architecture steps)."""
+        self.sums[key] += loss
         self.sums["n" + key] += 1
-        self.last[key] = float(loss.detach())
+        self.last[key] = loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        if self.bilevel and batch_idx % 2 == 0:  # NNI passes 2i for the architecture step, 2i + 1 for weights
+            return self.arch_loss(batch)
+        loss = self.weight_loss(batch)
+        self.record("w", float(loss.detach()))
         return loss
 
     def configure_optimizers(self):
@@ -197,6 +237,8 @@ class Monitor(Callback):
             "alpha_loss": s["a"] / max(1, s["na"]) if self.task.bilevel else "",
             "seconds": round(time.time() - self.t0, 3),
         }
+        if self.task.penalty is not None:
+            row["expected_cost"] = round(s["cost"] / max(1, s["na"]), 6)
         if self.task.bilevel:
             weights = edge_weights(self.task.model, self.space)
             g = derive_genotype(weights, self.space, max_skips=self.cfg.max_skips)
@@ -277,13 +319,21 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
 
     configure()
     torch.manual_seed(cfg.seed)
-    bilevel = cfg.strategy in ("darts", "gdas")  # alternate weight and architecture steps
+    bilevel = cfg.strategy != "random"  # alternate weight and architecture steps
     strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip, (cfg.tau_max, cfg.tau_min))
     supernet = build_supernet(space, strategy).to(memory_format=torch.channels_last)
     if cfg.strategy == "gdas":
         sample_one_op(supernet)
     task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)
-    oneshot = strategy.configure_oneshot_module(task)
+    costs = None
+    if cfg.cost is not None and bilevel:
+        costs = op_cost_table(out, space, cfg.cost, side, cfg.batch_size, device)
+        names = list(first_cell(supernet).op_names)
+        task.penalty = (cfg.cost_weight, ExpectedCost(edge_alphas(supernet, space), names, costs))
+    if cfg.strategy == "darts2":
+        oneshot = unrolled_oneshot(task, cfg.arch_lr, cfg.grad_clip)
+    else:
+        oneshot = strategy.configure_oneshot_module(task)
     if bilevel:
         # NNI orders its arch parameters through a set (id order), so a resumed optimiser state could land on
         # other alphas; a fixed traversal order makes checkpoints portable across processes.
@@ -338,6 +388,9 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         genotype = derive_genotype(weights, space, {**extra, "alphas": weights_to_json(weights)}, cfg.max_skips)
         genotype.extra.update({"skips": count_skips(genotype.cell), "skips_uncapped": uncapped,
                                "max_skips": cfg.max_skips})
+        if costs is not None:
+            genotype.extra.update({"cost": cfg.cost, "cost_weight": cfg.cost_weight,
+                                   "op_costs": describe(costs, cfg.cost)})
     else:
         genotype = pick_random(cfg, space, supernet, a_loader, device, extra)
     save_genotype(genotype, out / "genotype.json")

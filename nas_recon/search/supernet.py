@@ -74,7 +74,7 @@ def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple
     linearly over the epochs) or random one-shot."""
     from nni.nas.strategy import DARTS, GumbelDARTS, RandomOneShot
 
-    if name == "darts":
+    if name in ("darts", "darts2"):  # darts2: the same supernet; run.py swaps in the unrolled architecture step
         return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip)
     if name == "gdas":
         return GumbelDARTS(temperature=(float(tau[0]), float(tau[1])), arc_learning_rate=arch_lr,
@@ -103,6 +103,12 @@ def build_supernet(space: SearchSpace, strategy) -> Supernet:
 def first_cell(supernet: nn.Module) -> nn.Module:
     """The first (mutated) cell; all cells share its architecture parameters."""
     return supernet.net.bodies[0].cells[0]
+
+
+def edge_alphas(supernet: nn.Module, space: SearchSpace) -> list[torch.Tensor]:
+    """The architecture parameter of every cell edge (ops in `op_names` order, NNI's implicit zero op last)."""
+    alphas = first_cell(supernet)._arch_alpha
+    return [alphas[f"{CELL_LABEL}/{i + 2}_{j}"] for i in range(space.nodes) for j in range(i + 2)]
 
 
 def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
