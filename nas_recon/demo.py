@@ -82,12 +82,9 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
 
 def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str) -> dict[str, Any]:
     """run_demo inside the demo folder's lock."""
-    from nas_recon.data.demo import build_demo
     from nas_recon.report import make_report
     from nas_recon.sample import sample_genotypes, write_samples
-    from nas_recon.search.run import SearchConfig, run_search
     from nas_recon.space import load_space
-    from nas_recon.train.retrain import RetrainConfig, run_retrain
 
     budget = b.name
     state_file = out / "demo.json"
@@ -97,20 +94,12 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
                           "use another --out")
     atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed}))
 
-    data = out / "data"
-    if not (data / "manifest.json").is_file():
-        progress.stage("building the offline demo dataset")
-        build_demo(data, source, b.size, seed, b.slices, force=True)
+    data = data_stage(out / "data", b, seed, source, progress)
 
     search_dir = out / "search"
     if not (search_dir / "genotype.json").is_file():
         progress.stage("searching a cell (DARTS, space paper_a)")
-        cfg = SearchConfig(data=str(data), out=str(search_dir), space="paper_a", epochs=b.search_epochs,
-                           patience=b.search_patience, crop=b.search_crop, size=b.size, batch_size=b.search_batch,
-                           max_slices=b.search_max_slices, seed=seed, device=device, repeats=b.search_repeats,
-                           arch_lr=b.search_arch_lr)
-        run_search(cfg, resume=(search_dir / "run.json").exists(), progress=progress.search_progress())
-    genotype_file = search_dir / "genotype.json"
+    genotype_file = search_stage(data, search_dir, b, "paper_a", seed, device, progress)
     searched = load_genotype(genotype_file)
 
     random_dir = out / "random"
@@ -120,23 +109,14 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
         write_samples(gs, random_dir)
     random_files = sorted(random_dir.glob("random_*.json"))[: b.random_cells]
 
-    recipe = load_recipe(b.recipe)
-    for k, v in b.recipe_overrides.items():
-        setattr(recipe, k, v)
+    recipe = budget_recipe(b)
     jobs: list[tuple[str, str | None, str | None]] = [("searched", None, str(genotype_file))]
     jobs += [(name, name, None) for name in b.baselines]
     jobs += [(f.stem, None, str(f)) for f in random_files]
     run_dirs = [search_dir]
     for label, model, gfile in jobs:
-        rdir = out / "runs" / label
-        run_dirs.append(rdir)
-        done = (rdir / "last.pt").is_file() and _epochs_done(rdir) >= recipe.epochs
-        if done:
-            continue
-        progress.stage(f"retraining {label}")
-        cfg = RetrainConfig(str(data), str(rdir), recipe, model=model, genotype=gfile, seed=seed, device=device,
-                            size=b.size)
-        run_retrain(cfg, resume=(rdir / "run.json").exists(), progress=progress.retrain_progress(label))
+        run_dirs.append(retrain_stage(data, out / "runs" / label, label, recipe, b, seed, device, progress,
+                                      model=model, genotype=gfile))
 
     progress.stage("evaluating on test/ at 4x and 8x and writing the report")
     notes = [f"`nas-recon demo --budget {budget}` on the offline demo data ({b.slices} slices of the MNI152 "
@@ -153,6 +133,52 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
     return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
                        seed, classical, notes=notes, progress=progress.stage)
+
+
+def data_stage(data: Path, b: Budget, seed: int, source: str, progress: DemoProgress) -> Path:
+    """Build the offline demo data in DATA unless a finished build (its manifest) is there."""
+    from nas_recon.data.demo import build_demo
+
+    if not (data / "manifest.json").is_file():
+        progress.stage("building the offline demo dataset")
+        build_demo(data, source, b.size, seed, b.slices, force=True)
+    return data
+
+
+def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, device: str,
+                 progress: DemoProgress) -> Path:
+    """Search under the budget unless RUN_DIR already holds a genotype (an interrupted search resumes)."""
+    from nas_recon.search.run import SearchConfig, run_search
+
+    if not (run_dir / "genotype.json").is_file():
+        cfg = SearchConfig(data=str(data), out=str(run_dir), space=space, epochs=b.search_epochs,
+                           patience=b.search_patience, crop=b.search_crop, size=b.size, batch_size=b.search_batch,
+                           max_slices=b.search_max_slices, seed=seed, device=device, repeats=b.search_repeats,
+                           arch_lr=b.search_arch_lr)
+        run_search(cfg, resume=(run_dir / "run.json").exists(), progress=progress.search_progress())
+    return run_dir / "genotype.json"
+
+
+def budget_recipe(b: Budget):
+    """The budget's retraining recipe with its overrides."""
+    recipe = load_recipe(b.recipe)
+    for k, v in b.recipe_overrides.items():
+        setattr(recipe, k, v)
+    return recipe
+
+
+def retrain_stage(data: Path, run_dir: Path, label: str, recipe, b: Budget, seed: int, device: str,
+                  progress: DemoProgress, model: str | None = None, genotype: str | None = None) -> Path:
+    """Retrain unless RUN_DIR holds all the recipe's epochs (an interrupted run resumes); return RUN_DIR."""
+    from nas_recon.train.retrain import RetrainConfig, run_retrain
+
+    if (run_dir / "last.pt").is_file() and _epochs_done(run_dir) >= recipe.epochs:
+        return run_dir
+    progress.stage(f"retraining {label}")
+    cfg = RetrainConfig(str(data), str(run_dir), recipe, model=model, genotype=genotype, seed=seed, device=device,
+                        size=b.size)
+    run_retrain(cfg, resume=(run_dir / "run.json").exists(), progress=progress.retrain_progress(label))
+    return run_dir
 
 
 def _read_state(path: Path) -> dict[str, Any]:

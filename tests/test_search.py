@@ -14,8 +14,10 @@ from conftest import SIZE
 
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import load_genotype
+from nas_recon.models.registry import count_params
+from nas_recon.models.searched import build_from_genotype
 from nas_recon.search.run import SearchConfig, run_search
-from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, make_strategy
+from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, first_cell, make_strategy
 from nas_recon.space import load_space
 
 
@@ -221,3 +223,59 @@ def test_darts2_search_runs_and_resumes_settings(data_root, tmp_path):
     assert r.genotype.nodes == 3 and r.genotype.extra["search"]["strategy"] == "darts2"
     log = list(csv.DictReader(open(tmp_path / "u" / "search_log.csv")))
     assert float(log[0]["alpha_loss"]) > 0 and float(log[0]["w_loss"]) > 0
+
+
+def test_lean_cell_equals_nni_cell_in_output_and_alpha_gradients():
+    space = load_space("paper_a")
+    x, mask = torch.randn(2, 2, 16, 16), (torch.rand(1, 1, 1, 16) < 0.3).float()
+    k = torch.randn(2, 2, 16, 16)
+    outs = []
+    for lean in (False, True):
+        torch.manual_seed(0)
+        net = build_supernet(space, make_strategy("darts", 3e-4, None, lean=lean))
+        torch.manual_seed(1)
+        with torch.no_grad():
+            for a in arch_parameters(net):
+                a.normal_(0, 1)
+        y = net(x, k, mask)
+        grads = torch.autograd.grad(y.square().mean(), arch_parameters(net))
+        outs.append((y.detach(), grads, type(first_cell(net)).__name__))
+    (y0, g0, n0), (y1, g1, n1) = outs
+    assert (n0, n1) == ("DifferentiableMixedCell", "LeanMixedCell")
+    torch.testing.assert_close(y1, y0, rtol=1e-5, atol=1e-6)
+    for a, b in zip(g1, g0, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_pcdarts_cell_partial_channels_and_edge_normalisation():
+    from nas_recon.search.mixed import PC_K, PartialChannelCell, channel_shuffle
+
+    x = torch.arange(2 * 8 * 3 * 3, dtype=torch.float32).view(2, 8, 3, 3)
+    y = channel_shuffle(x, 4)
+    assert sorted(y[0, :, 0, 0].tolist()) == sorted(x[0, :, 0, 0].tolist())  # a permutation of channels
+    assert [int(v) // 9 for v in y[0, :, 0, 0].tolist()] == [0, 2, 4, 6, 1, 3, 5, 7]
+    space = load_space("paper_a")
+    torch.manual_seed(0)
+    net = build_supernet(space, make_strategy("pcdarts", 3e-4, None), partial=True)
+    cell = first_cell(net)
+    assert isinstance(cell, PartialChannelCell)
+    op = next(iter(cell.ops[0][0].values()))
+    assert op[2].in_channels == space.channels // PC_K  # sep conv's pointwise conv runs on C / K channels
+    betas = [p for name, p in cell._arch_alpha.items() if "/beta_" in name]
+    assert len(betas) == space.nodes and {id(p) for p in betas} <= {id(p) for p in arch_parameters(net)}
+    other = net.net.bodies[2].cells[1]
+    assert all(other._arch_alpha[k] is v for k, v in cell._arch_alpha.items())  # shared by every cell
+    with torch.no_grad():
+        betas[0].copy_(torch.tensor([2.0, 0.0]))
+    w = edge_weights(net, space)
+    b = torch.softmax(torch.tensor([2.0, 0.0]), 0)
+    assert sum(w[(0, 0)].values()) == pytest.approx(float(b[0]), rel=1e-5)  # op weights x the edge's beta
+    assert sum(w[(0, 1)].values()) == pytest.approx(float(b[1]), rel=1e-5)
+    y = net(torch.randn(2, 2, 16, 16), torch.zeros(2, 2, 16, 16), torch.zeros(1, 1, 1, 16))
+    assert y.shape == (2, 2, 16, 16)
+
+
+def test_pcdarts_search_runs(data_root, tmp_path):
+    r = run_search(tiny_config(data_root, tmp_path / "p", epochs=1, strategy="pcdarts"))
+    assert r.genotype.nodes == 3 and r.genotype.channels == 32  # the derived cell uses every channel
+    assert count_params(build_from_genotype(r.genotype)) > 0

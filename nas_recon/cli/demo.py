@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nas_recon.cli.common import add_device, add_verbose, console, seed_int
+from nas_recon.cli.common import add_device, add_verbose, console, pos_int, seed_int
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
+    register_ablate(sub)
 
 
 class RichDemoProgress:
@@ -61,4 +62,33 @@ def run(args: argparse.Namespace) -> int:
     console.print(summary_table(report))
     console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
                   "(rerun the same command to continue an interrupted demo)")
+    return 0
+
+
+def register_ablate(sub: argparse._SubParsersAction) -> None:
+    """Add `ablate`."""
+    p = sub.add_parser("ablate", help="search + retrain per space and node count, one report table (Table II)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (rerun the same command to continue)")
+    p.add_argument("--data", type=Path, default=None,
+                   help="data root with train/ val/ test/ (default: build the offline demo data in OUT/data)")
+    p.add_argument("--spaces", nargs="+", default=["paper_a", "paper_b"], help="spaces (names or TOML paths)")
+    p.add_argument("--nodes", nargs="+", type=pos_int, default=[2, 3, 4], help="node counts per cell")
+    p.add_argument("--budget", default="quick", choices=["quick", "standard", "full", "tiny"],
+                   help="search and retraining budget, as in `demo` (quick: ~2.5 min per setting on 2 CPU cores)")
+    p.add_argument("--seed", type=seed_int, default=0)
+    add_device(p)
+    add_verbose(p)
+    p.set_defaults(func=run_ablate_cmd)
+
+
+def run_ablate_cmd(args: argparse.Namespace) -> int:
+    """Run the ablation and print the summary."""
+    from nas_recon.ablate import run_ablate
+
+    t0 = time.time()
+    with progress_bar() as bar:
+        report = run_ablate(args.out, args.data, tuple(args.spaces), tuple(args.nodes), args.budget, args.device,
+                            args.seed, RichDemoProgress(bar))
+    console.print(summary_table(report))
+    console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'}")
     return 0

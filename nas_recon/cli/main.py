@@ -16,8 +16,9 @@ from nas_recon.runtime import configure
 # Each command module has register(subparsers); its parsers set `func`.
 MODULES = {"data": "data", "search": "search", "retrain": "train", "evaluate": "train", "reconstruct": "train",
            "export": "train", "cost": "cost", "sample": "cost",
-           "report": "report", "demo": "demo"}
-COMMANDS = ["data", "search", "retrain", "evaluate", "reconstruct", "export", "cost", "sample", "report", "demo"]
+           "report": "report", "demo": "demo", "ablate": "demo"}
+COMMANDS = ["data", "search", "retrain", "evaluate", "reconstruct", "export", "cost", "sample", "report", "demo",
+            "ablate"]
 
 
 def build_parser() -> Parser:

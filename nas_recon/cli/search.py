@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=pos_int, default=4)
     p.add_argument("--max-slices", type=nonneg_int, default=None, help="at most this many slices in each split")
     p.add_argument("--seed", type=seed_int, default=0)
-    p.add_argument("--strategy", default="darts", choices=["darts", "darts2", "gdas", "random"],
+    p.add_argument("--strategy", default="darts", choices=["darts", "darts2", "gdas", "pcdarts", "random"],
                    help="darts: first-order DARTS (default); darts2: second-order (unrolled) DARTS; gdas: "
                         "Gumbel-softmax sampling of one op per edge (straight-through), temperature --tau-max -> "
-                        "--tau-min; random: random one-shot")
+                        "--tau-min; pcdarts: partial channels (1/4) and edge normalisation; random: random one-shot")
     p.add_argument("--tau-max", type=pos_float, default=10.0, help="gdas: temperature at the first epoch")
     p.add_argument("--tau-min", type=pos_float, default=0.1, help="gdas: temperature at the last epoch")
     p.add_argument("--lr", type=pos_float, default=1e-3, help="weight learning rate (Adam)")

@@ -49,7 +49,7 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lig
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 # settings that must match when a run is resumed
-STRATEGIES = ("darts", "darts2", "gdas", "random")
+STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight")
@@ -321,7 +321,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     torch.manual_seed(cfg.seed)
     bilevel = cfg.strategy != "random"  # alternate weight and architecture steps
     strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip, (cfg.tau_max, cfg.tau_min))
-    supernet = build_supernet(space, strategy).to(memory_format=torch.channels_last)
+    supernet = build_supernet(space, strategy, partial=cfg.strategy == "pcdarts").to(memory_format=torch.channels_last)
     if cfg.strategy == "gdas":
         sample_one_op(supernet)
     task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)

@@ -12,9 +12,11 @@ with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch relea
     warnings.simplefilter("ignore")
     from nni.nas.nn.pytorch import Cell, ModelSpace
 
+from nas_recon.errors import ConfigError
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.searched import CellBody, preprocess
 from nas_recon.search.derive import EdgeWeights
+from nas_recon.search.mixed import PC_K, LeanMixedCell, PartialChannelCell, edge_betas
 from nas_recon.space.ops import build_op
 from nas_recon.space.spaces import SearchSpace
 
@@ -44,13 +46,17 @@ def op_factory(name: str, channels: int):
     return make
 
 
-def super_body(space: SearchSpace) -> CellBody:
-    """One reconstruction module with NNI cells (one label: all share their alphas) in place of derived cells."""
+def super_body(space: SearchSpace, op_channels: int | None = None) -> CellBody:
+    """One reconstruction module with NNI cells (one label: all share their alphas) in place of derived cells.
+
+    `op_channels`: the ops' width when it differs from the cell's (PC-DARTS: channels / K).
+    """
     c, n = space.channels, space.nodes
+    oc = op_channels or c
 
     def make_cell(c_pp: int, c_p: int) -> nn.Module:
         return Cell(
-            {name: op_factory(name, c) for name in space.real_ops},
+            {name: op_factory(name, oc) for name in space.real_ops},
             num_nodes=n, num_ops_per_node=2, num_predecessors=2, merge_op="all",
             preprocessor=CellPreprocessor(c_pp, c_p, c), concat_dim=1, label=CELL_LABEL,
         )
@@ -61,24 +67,27 @@ def super_body(space: SearchSpace) -> CellBody:
 class Supernet(ModelSpace):
     """NNI model space of the searched network (cascades with k-space fusion)."""
 
-    def __init__(self, space: SearchSpace) -> None:
+    def __init__(self, space: SearchSpace, op_channels: int | None = None) -> None:
         super().__init__()
-        self.net = CascadeNet([super_body(space) for _ in range(space.cascades)])
+        self.net = CascadeNet([super_body(space, op_channels) for _ in range(space.cascades)])
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.net(x, k0, mask)
 
 
-def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple[float, float] = (10.0, 0.1)):
-    """NNI one-shot strategy: DARTS (first order), GDAS (NNI's GumbelDARTS, temperature tau[0] -> tau[1]
-    linearly over the epochs) or random one-shot."""
+def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple[float, float] = (10.0, 0.1),
+                  lean: bool = True):
+    """NNI one-shot strategy: DARTS (first order; darts2 swaps in the unrolled step in run.py), PC-DARTS (DARTS
+    on PartialChannelCell), GDAS (NNI's GumbelDARTS, temperature tau[0] -> tau[1] linearly over the epochs) or
+    random one-shot. `lean`: cells are LeanMixedCell (same result, less memory) instead of NNI's own."""
     from nni.nas.strategy import DARTS, GumbelDARTS, RandomOneShot
 
-    if name in ("darts", "darts2"):  # darts2: the same supernet; run.py swaps in the unrolled architecture step
-        return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip)
+    hooks = [PartialChannelCell.mutate] if name == "pcdarts" else [LeanMixedCell.mutate] if lean else []
+    if name in ("darts", "darts2", "pcdarts"):
+        return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip, mutation_hooks=hooks)
     if name == "gdas":
         return GumbelDARTS(temperature=(float(tau[0]), float(tau[1])), arc_learning_rate=arch_lr,
-                           gradient_clip_val=grad_clip)
+                           gradient_clip_val=grad_clip, mutation_hooks=hooks)
     return RandomOneShot()
 
 
@@ -92,11 +101,14 @@ def sample_one_op(supernet: nn.Module) -> int:
     return len(mods)
 
 
-def build_supernet(space: SearchSpace, strategy) -> Supernet:
-    """Instantiate the model space and let the NNI strategy mutate it into a supernet."""
+def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Supernet:
+    """Instantiate the model space and let the NNI strategy mutate it into a supernet (`partial`: PC-DARTS'
+    ops on channels / K)."""
+    if partial and space.channels % PC_K:
+        raise ConfigError(f"--strategy pcdarts: the space's channels ({space.channels}) must be a multiple of {PC_K}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = Supernet(space)
+        model = Supernet(space, space.channels // PC_K if partial else None)
         return strategy.mutate_model(model)
 
 
@@ -112,10 +124,12 @@ def edge_alphas(supernet: nn.Module, space: SearchSpace) -> list[torch.Tensor]:
 
 
 def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
-    """Softmax weights per edge from NNI's alphas; NNI's implicit zero op is reported as `none`."""
+    """Softmax weights per edge from NNI's alphas; NNI's implicit zero op is reported as `none`; PC-DARTS
+    weights are multiplied by the edge's beta weight (its derivation rule)."""
     cell = first_cell(supernet)
     alphas = cell._arch_alpha
     names = list(cell.op_names)
+    betas = edge_betas(cell, space.nodes)
     out: EdgeWeights = {}
     for i in range(space.nodes):
         for j in range(i + 2):
@@ -123,6 +137,8 @@ def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
             w = torch.softmax(a, 0).tolist()
             d = dict(zip(names, w[: len(names)], strict=True))
             d["none"] = w[len(names)] if len(w) > len(names) else 0.0
+            if betas is not None:  # PC-DARTS: edge-normalised, op weight x the edge's beta weight
+                d = {o: v * betas[(i, j)] for o, v in d.items()}
             out[(i, j)] = d
     return out
 
