@@ -17,12 +17,16 @@ from nas_recon.lock import run_lock
 from nas_recon.space.spaces import LIMITS, load_space
 
 
-def space_variant(space: str, nodes: int, folder: Path) -> Path:
-    """A space file equal to SPACE but with NODES nodes, written under FOLDER (its name stays the space's)."""
+def check_nodes(nodes: int) -> None:
+    """Node counts the genotype format accepts."""
     if not 1 <= nodes <= LIMITS["nodes"]:
         raise ConfigError(f"--nodes: expected counts in [1, {LIMITS['nodes']}], got {nodes}")
-    s = replace(load_space(space), nodes=nodes)
-    d = asdict(s)
+
+
+def space_variant(space: str, nodes: int, folder: Path) -> Path:
+    """A space file equal to SPACE but with NODES nodes, written under FOLDER (its name stays the space's)."""
+    check_nodes(nodes)
+    d = asdict(replace(load_space(space), nodes=nodes))
     lines = [f'name = "{d["name"]}"', "ops = [" + ", ".join(f'"{o}"' for o in d["ops"]) + "]"]
     lines += [f"{k} = {d[k]}" for k in ("nodes", "cells", "cascades", "channels")]
     path = folder / f"{Path(space).stem}-n{nodes}.toml"
@@ -37,6 +41,12 @@ def run_ablate(out: Path, data: Path | None = None, spaces: tuple[str, ...] = ("
     """Search + retrain every (space, nodes) under the budget and write OUT/report; return the report object."""
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
+    for n in nodes:  # everything checked before anything is written
+        check_nodes(n)
+    for space in spaces:
+        load_space(space)
+    if data is not None and not (Path(data) / "train").is_dir():
+        raise ConfigError(f"--data: {data} has no train/ folder (expected train/ val/ test/)")
     with run_lock(out):
         return _ablate(out, data, spaces, nodes, budget, device, seed, progress or DemoProgress())
 

@@ -54,8 +54,8 @@ BUDGETS = {
     # CI's integration test: tiny everything, same code path
     "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,
                    search_max_slices=4, search_repeats=1, recipe="quick",
-                   recipe_overrides={"epochs": 1, "crop": 32, "val_crop": 0, "val_max_slices": 2, "max_slices": 8,
-                                     "repeats": 1},
+                   recipe_overrides={"epochs": 1, "crop": 32, "unet_crop": 0, "val_crop": 0, "val_max_slices": 2,
+                                     "max_slices": 8, "repeats": 1},
                    random_cells=1, eval_max_slices=2, baselines=("dccnn-3", "unet"), tv=False),
 }
 

@@ -146,13 +146,15 @@ BASE = {
     "data demo": ["data", "demo", "--out", "{w}/new"],
     "data check": ["data", "check", "{w}/data/test"],
     "demo": ["demo", "--out", "{w}/new"],
+    "ablate": ["ablate", "--out", "{w}/new", "--data", "{w}/data"],
 }
 FLAGS = {
     "search": {"--epochs": POS_INT, "--patience": POS_INT, "--crop": NONNEG_INT, "--size": SIZE_BAD,
                "--batch-size": POS_INT, "--max-slices": NONNEG_INT, "--seed": SEED, "--lr": POS_FLOAT,
                "--arch-lr": POS_FLOAT, "--arch-weight-decay": NONNEG_FLOAT, "--grad-clip": NONNEG_FLOAT,
                "--split": FRACTION, "--candidates": POS_INT, "--repeats": POS_INT, "--decide-margin": NONNEG_FLOAT,
-               "--max-skips": NONNEG_INT, "--tau-max": POS_FLOAT, "--tau-min": POS_FLOAT},
+               "--max-skips": NONNEG_INT, "--tau-max": POS_FLOAT, "--tau-min": POS_FLOAT,
+               "--cost-weight": NONNEG_FLOAT},
     "retrain": {"--epochs": POS_INT, "--crop": NONNEG_INT, "--batch-size": POS_INT, "--lr": POS_FLOAT,
                 "--max-slices": NONNEG_INT, "--size": SIZE_BAD, "--seed": SEED},
     "evaluate": {"--size": SIZE_BAD, "--crop": NONNEG_INT, "--accelerations": ACCEL, "--max-slices": NONNEG_INT,
@@ -165,6 +167,7 @@ FLAGS = {
     "data demo": {"--size": SIZE_BAD, "--seed": SEED, "--slices": POS_INT},
     "data check": {"--size": SIZE_BAD},
     "demo": {"--seed": SEED},
+    "ablate": {"--seed": SEED, "--nodes": POS_INT},
 }
 NUMERIC = [(cmd, flag, value) for cmd, flags in FLAGS.items() for flag, values in flags.items() for value in values]
 
@@ -211,6 +214,11 @@ FILES = [
       for name, key in [("unknown_op", "conv_99"), ("only_none", "none"), ("huge_nodes", "nodes"),
                         ("bad_key", "colour")]],
     (["search", "--data", "{w}/data", "--out", "{w}/n", "--space", "paper_z"], "--space"),
+    (["search", "--data", "{w}/data", "--out", "{w}/n", "--cost-weight", "0.5"], "--cost-weight"),
+    (["search", "--data", "{w}/data", "--out", "{w}/n", "--strategy", "random", "--cost", "flops", "--cost-weight",
+      "0.5"], "--cost-weight"),
+    (["ablate", "--data", "{w}/data", "--out", "{w}/n", "--nodes", "17"], "--nodes"),
+    (["ablate", "--data", "{w}/data", "--out", "{w}/n", "--spaces", "paper_z"], "--space"),
     (["sample", "--out", "{w}/s", "--space", "{w}/bad/space_unknown_op.toml"], "conv_99"),
     # data
     (["data", "check", "{w}/bad/zerodata/test", "--size", "32"], "all zero"),
