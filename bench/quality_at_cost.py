@@ -6,7 +6,7 @@ evaluated on test/ at 4x and 8x with fixed masks; prints PSNR/SSIM per accelerat
 spread across search seeds and across random cells. Resumable: finished runs are skipped on a rerun.
 
 Usage: python bench/quality_at_cost.py --out bench-out [--seeds 0 1 2] [--random 5] [--budget quick]
-       [--size 320] [--device cpu]
+       [--device cpu] [--baselines dccnn-3 modl-3 ...]
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def main() -> None:
     p.add_argument("--random", type=int, default=5)
     p.add_argument("--budget", default="quick", choices=sorted(BUDGETS))
     p.add_argument("--device", default="cpu")
+    p.add_argument("--baselines", nargs="+", default=list(BASELINES), choices=BASELINES,
+                   help="handcrafted baselines to retrain (default: all)")
     a = p.parse_args()
     configure()
     b = BUDGETS[a.budget]
@@ -81,7 +83,7 @@ def main() -> None:
         retrain_once(data, rdir, recipe, 0, a.device, b.size, genotype=str(sdir / "genotype.json"))
         runs.append(rdir)
         searched.append(rdir)
-    for name in BASELINES:
+    for name in a.baselines:
         log(t0, f"retrain {name}")
         retrain_once(data, a.out / name, recipe, 0, a.device, b.size, model=name)
         runs.append(a.out / name)

@@ -82,6 +82,7 @@ def _ablate(out: Path, data: Path | None, spaces: tuple[str, ...], nodes: tuple[
         if not (search_dir / "genotype.json").is_file():
             progress.stage(f"searching {label}")
         genotype = search_stage(data, search_dir, b, str(path), seed, device, progress)
+        run_dirs.append(search_dir)  # the report draws each searched cell and its alpha decisions
         run_dirs.append(retrain_stage(data, out / "runs" / label, label, recipe, b, seed, device, progress,
                                       genotype=str(genotype)))
     progress.stage("evaluating on test/ at 4x and 8x and writing the report")

@@ -435,7 +435,9 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
         lines += ["## Run", ""] + [f"- {n}" for n in report["notes"]] + [""]
     lines += ["## Results (mean ± std over slices; best per column in bold)", ""]
     lines += markdown_tables(report["rows"])
-    lines += ["![PSNR vs FLOPs](psnr_vs_flops.png)", "", "## Searched cells", ""]
+    lines += ["![PSNR vs FLOPs](psnr_vs_flops.png)", ""]
+    if report["searched_cells"]:
+        lines += ["## Searched cells", ""]
     for c in report["searched_cells"]:
         early = "stopped early (genotype stable and decided)" if c["stopped_early"] else "ran to the epoch limit"
         decided = ""

@@ -33,6 +33,8 @@ def test_tiny_ablation_table_and_rerun(tmp_path, capsys):
         g = load_genotype(out / "search" / f"paper_a-n{n}" / "genotype.json")
         assert g.nodes == n and g.space == "paper_a"
         assert rows[f"paper_a-n{n}"]["params"] == count_params(build_from_genotype(g))
+    assert [c["run"] for c in report["searched_cells"]] == ["paper_a-n2", "paper_a-n3"]  # each cell drawn
+    assert (out / "report" / "cell-paper_a-n3.png").is_file()
     before = (out / "runs" / "paper_a-n2" / "last.pt").stat().st_mtime_ns
     assert main(args) == 0  # a rerun continues: nothing searched or retrained again
     assert (out / "runs" / "paper_a-n2" / "last.pt").stat().st_mtime_ns == before

@@ -31,7 +31,7 @@ def summary_table(report: dict) -> Table:
     rows = report["rows"]
     accs = sorted({r["acceleration"] for r in rows}, key=lambda a: float(a[:-1]))
     t = Table(title="test metrics (mean over slices)")
-    t.add_column("model")
+    t.add_column("model", overflow="fold")  # full run names, wrapped on narrow terminals
     t.add_column("params", justify="right")
     t.add_column("GFLOPs", justify="right")
     for a in accs:
