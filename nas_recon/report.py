@@ -219,7 +219,7 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{acc}: PSNR vs FLOPs (dashed: no-FLOPs methods)", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
