@@ -13,11 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
+from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
 from nas_recon.genotype import load_genotype
 from nas_recon.report import make_report
 from nas_recon.runtime import configure
-from nas_recon.search.run import SearchConfig, run_search
 
 
 def main() -> None:
@@ -37,12 +36,8 @@ def main() -> None:
     for w in a.weights:
         label = f"cost-{a.cost}-{w:g}"
         sdir = a.out / f"search-{label}"
-        if not (sdir / "genotype.json").is_file():
-            cfg = SearchConfig(data=str(a.data), out=str(sdir), epochs=b.search_epochs, patience=b.search_patience,
-                               crop=b.search_crop, size=b.size, batch_size=b.search_batch,
-                               max_slices=b.search_max_slices, seed=a.seed, device=a.device,
-                               repeats=b.search_repeats, arch_lr=b.search_arch_lr, cost=a.cost, cost_weight=w)
-            run_search(cfg, resume=(sdir / "run.json").exists())
+        search_stage(a.data, sdir, b, "paper_a", a.seed, a.device, DemoProgress(), label, cost=a.cost,
+                     cost_weight=w)
         g = load_genotype(sdir / "genotype.json")
         print(f"[{time.time() - t0:6.0f} s] L={w:g}: {g.describe()} (skips {g.extra.get('skips')})", flush=True)
         runs += [sdir, retrain_stage(a.data, a.out / label, label, recipe, b, 0, a.device, DemoProgress(),

@@ -19,16 +19,12 @@ import time
 from pathlib import Path
 
 from nas_recon.data.demo import build_demo
-from nas_recon.demo import BUDGETS
+from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
 from nas_recon.genotype import load_genotype
 from nas_recon.report import make_report
 from nas_recon.runtime import configure
 from nas_recon.sample import sample_genotypes, write_samples
-from nas_recon.search.run import SearchConfig, run_search
 from nas_recon.space import load_space
-from nas_recon.train.checkpoint import read_checkpoint
-from nas_recon.train.recipe import load_recipe
-from nas_recon.train.retrain import RetrainConfig, run_retrain
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "rdn-8", "unet")
 
@@ -37,12 +33,14 @@ def log(t0: float, text: str) -> None:
     print(f"[{time.time() - t0:7.0f} s] {text}", flush=True)
 
 
-def retrain_once(data: Path, out: Path, recipe, seed: int, device: str, size: int, model=None, genotype=None):
-    done = (out / "last.pt").is_file() and read_checkpoint(out / "last.pt")["epoch"] >= recipe.epochs
-    if not done:
-        cfg = RetrainConfig(str(data), str(out), recipe, model=model, genotype=genotype, seed=seed, device=device,
-                            size=size)
-        run_retrain(cfg, resume=(out / "run.json").exists())
+class Log(DemoProgress):
+    """Stage messages of the shared search/retrain stages, timestamped."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+
+    def stage(self, text: str) -> None:
+        log(self.t0, text)
 
 
 def main() -> None:
@@ -62,30 +60,21 @@ def main() -> None:
     if not (data / "manifest.json").is_file():
         log(t0, "building demo data")
         build_demo(data, "mni152", b.size, 0, b.slices, force=True)
-    recipe = load_recipe(b.recipe)
-    for k, v in b.recipe_overrides.items():
-        setattr(recipe, k, v)
+    recipe = budget_recipe(b)
+    say = Log(t0)
     runs: list[Path] = []
     searched: list[Path] = []
     for s in a.seeds:
         sdir = a.out / f"search-seed{s}"
-        if not (sdir / "genotype.json").is_file():
-            log(t0, f"search, seed {s}")
-            cfg = SearchConfig(data=str(data), out=str(sdir), epochs=b.search_epochs, patience=b.search_patience,
-                               crop=b.search_crop, size=b.size, batch_size=b.search_batch,
-                               max_slices=b.search_max_slices, seed=s, device=a.device,
-                               repeats=b.search_repeats, arch_lr=b.search_arch_lr)
-            run_search(cfg, resume=(sdir / "run.json").exists())
+        search_stage(data, sdir, b, "paper_a", s, a.device, say, f"search, seed {s}")
         log(t0, f"seed {s}: {load_genotype(sdir / 'genotype.json').describe()}")
         runs.append(sdir)
         rdir = a.out / f"searched-seed{s}"
-        log(t0, f"retrain searched-seed{s}")
-        retrain_once(data, rdir, recipe, 0, a.device, b.size, genotype=str(sdir / "genotype.json"))
+        retrain_stage(data, rdir, rdir.name, recipe, b, 0, a.device, say, genotype=str(sdir / "genotype.json"))
         runs.append(rdir)
         searched.append(rdir)
     for name in a.baselines:
-        log(t0, f"retrain {name}")
-        retrain_once(data, a.out / name, recipe, 0, a.device, b.size, model=name)
+        retrain_stage(data, a.out / name, name, recipe, b, 0, a.device, say, model=name)
         runs.append(a.out / name)
     rand_dir = a.out / "random-genotypes"
     if len(list(rand_dir.glob("random_*.json"))) < a.random:
@@ -93,8 +82,8 @@ def main() -> None:
         write_samples(sample_genotypes(load_space("paper_a"), a.random, 1234, like=like, tolerance=0.15), rand_dir)
     randoms = []
     for f in sorted(rand_dir.glob("random_*.json"))[: a.random]:
-        log(t0, f"retrain {f.stem}: {load_genotype(f).describe()}")
-        retrain_once(data, a.out / f.stem, recipe, 0, a.device, b.size, genotype=str(f))
+        log(t0, f"{f.stem}: {load_genotype(f).describe()}")
+        retrain_stage(data, a.out / f.stem, f.stem, recipe, b, 0, a.device, say, genotype=str(f))
         runs.append(a.out / f.stem)
         randoms.append(a.out / f.stem)
     log(t0, "evaluate + report")

@@ -79,9 +79,7 @@ def _ablate(out: Path, data: Path | None, spaces: tuple[str, ...], nodes: tuple[
     for space, n, path in variants:
         label = f"{Path(space).stem}-n{n}"
         search_dir = out / "search" / label
-        if not (search_dir / "genotype.json").is_file():
-            progress.stage(f"searching {label}")
-        genotype = search_stage(data, search_dir, b, str(path), seed, device, progress)
+        genotype = search_stage(data, search_dir, b, str(path), seed, device, progress, f"searching {label}")
         run_dirs.append(search_dir)  # the report draws each searched cell and its alpha decisions
         run_dirs.append(retrain_stage(data, out / "runs" / label, label, recipe, b, seed, device, progress,
                                       genotype=str(genotype)))

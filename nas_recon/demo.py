@@ -97,9 +97,8 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     data = data_stage(out / "data", b, seed, source, progress)
 
     search_dir = out / "search"
-    if not (search_dir / "genotype.json").is_file():
-        progress.stage("searching a cell (DARTS, space paper_a)")
-    genotype_file = search_stage(data, search_dir, b, "paper_a", seed, device, progress)
+    genotype_file = search_stage(data, search_dir, b, "paper_a", seed, device, progress,
+                                 "searching a cell (DARTS, space paper_a)")
     searched = load_genotype(genotype_file)
 
     random_dir = out / "random"
@@ -145,16 +144,20 @@ def data_stage(data: Path, b: Budget, seed: int, source: str, progress: DemoProg
     return data
 
 
-def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, device: str,
-                 progress: DemoProgress) -> Path:
-    """Search under the budget unless RUN_DIR already holds a genotype (an interrupted search resumes)."""
+def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, device: str, progress: DemoProgress,
+                 title: str, **options: Any) -> Path:
+    """Search under the budget unless RUN_DIR already holds a genotype (an interrupted search resumes).
+
+    TITLE is announced when a search runs; OPTIONS are further SearchConfig fields (strategy, cost, ...).
+    """
     from nas_recon.search.run import SearchConfig, run_search
 
     if not (run_dir / "genotype.json").is_file():
+        progress.stage(title)
         cfg = SearchConfig(data=str(data), out=str(run_dir), space=space, epochs=b.search_epochs,
                            patience=b.search_patience, crop=b.search_crop, size=b.size, batch_size=b.search_batch,
                            max_slices=b.search_max_slices, seed=seed, device=device, repeats=b.search_repeats,
-                           arch_lr=b.search_arch_lr)
+                           arch_lr=b.search_arch_lr, **options)
         run_search(cfg, resume=(run_dir / "run.json").exists(), progress=progress.search_progress())
     return run_dir / "genotype.json"
 

@@ -35,12 +35,19 @@ class LeanMixedCell(DifferentiableMixedCell):
             out = term if out is None else out + term
         return out
 
+    def edge_scales(self, i: int) -> torch.Tensor | None:
+        """Per-edge factors of node i's incoming edges (None: plain sum)."""
+        return None
+
     def node_inputs(self, i: int, states: list[torch.Tensor]) -> torch.Tensor:
-        """Node i's input: the sum of its incoming edges."""
+        """Node i's input: the sum of its incoming edges, each times its edge scale if any."""
+        scales = self.edge_scales(i)
         total = None
         for j in range(i):
             w = self._softmax(self._arch_alpha[f"{self.label}/{i}_{j}"])
             e = self.edge(self.ops[i - self.num_predecessors][j], states[j], w)
+            if scales is not None:
+                e = scales[j] * e
             total = e if total is None else total + e
         return total
 
@@ -84,14 +91,9 @@ class PartialChannelCell(LeanMixedCell):
         mixed = super().edge(ops, x[:, :part], weights)
         return channel_shuffle(torch.cat([mixed, x[:, part:]], 1), PC_K)
 
-    def node_inputs(self, i: int, states: list[torch.Tensor]) -> torch.Tensor:
-        beta = torch.softmax(self._arch_alpha[f"{self.label}/beta_{i}"], 0)
-        total = None
-        for j in range(i):
-            w = self._softmax(self._arch_alpha[f"{self.label}/{i}_{j}"])
-            e = beta[j] * self.edge(self.ops[i - self.num_predecessors][j], states[j], w)
-            total = e if total is None else total + e
-        return total
+    def edge_scales(self, i: int) -> torch.Tensor:
+        """Edge normalisation: softmax over node i's betas."""
+        return torch.softmax(self._arch_alpha[f"{self.label}/beta_{i}"], 0)
 
 
 def edge_betas(cell: nn.Module, nodes: int) -> dict[tuple[int, int], float] | None:
@@ -100,6 +102,6 @@ def edge_betas(cell: nn.Module, nodes: int) -> dict[tuple[int, int], float] | No
         return None
     out = {}
     for i in range(nodes):
-        b = torch.softmax(cell._arch_alpha[f"{cell.label}/beta_{i + 2}"].detach().float().cpu(), 0)
-        out.update({(i, j): float(b[j]) for j in range(i + 2)})
+        b = cell.edge_scales(i + cell.num_predecessors).detach().float().cpu()
+        out.update({(i, j): float(b[j]) for j in range(len(b))})
     return out
