@@ -52,6 +52,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--baselines", nargs="+", default=list(BASELINES), choices=BASELINES,
                    help="handcrafted baselines to retrain (default: all)")
+    p.add_argument("--cell-bias", action="store_true",
+                   help="outside SPEC: searched and random cells get a bias on every conv (search --cell-bias)")
     a = p.parse_args()
     configure()
     b = BUDGETS[a.budget]
@@ -66,7 +68,7 @@ def main() -> None:
     searched: list[Path] = []
     for s in a.seeds:
         sdir = a.out / f"search-seed{s}"
-        search_stage(data, sdir, b, "paper_a", s, a.device, say, f"search, seed {s}")
+        search_stage(data, sdir, b, "paper_a", s, a.device, say, f"search, seed {s}", cell_bias=a.cell_bias)
         log(t0, f"seed {s}: {load_genotype(sdir / 'genotype.json').describe()}")
         runs.append(sdir)
         rdir = a.out / f"searched-seed{s}"
@@ -88,7 +90,8 @@ def main() -> None:
         randoms.append(a.out / f.stem)
     log(t0, "evaluate + report")
     rep = make_report(runs, a.out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, a.device, 0,
-                      ("zero-filled", "tv"), notes=[f"bench/quality_at_cost.py --budget {a.budget} seeds {a.seeds}"])
+                      ("zero-filled", "tv"), notes=[f"bench/quality_at_cost.py --budget {a.budget} seeds {a.seeds}"
+                             + (" --cell-bias" if a.cell_bias else "")])
     rows = rep["rows"]
     print(f"\nquality at cost, budget {a.budget}, recipe {recipe.to_dict()}, total {time.time() - t0:.0f} s")
     for acc in ("4x", "8x"):

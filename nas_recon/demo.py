@@ -71,16 +71,17 @@ class DemoProgress:
 
 
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
-             progress: DemoProgress | None = None, source: str = "mni152") -> dict[str, Any]:
-    """Run (or continue) the whole demo under OUT; return the report object."""
+             progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False) -> dict[str, Any]:
+    """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias)."""
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
     with run_lock(out):
-        return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source)
+        return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source, cell_bias)
 
 
-def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str) -> dict[str, Any]:
+def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str,
+          cell_bias: bool) -> dict[str, Any]:
     """run_demo inside the demo folder's lock."""
     from nas_recon.report import make_report
     from nas_recon.sample import sample_genotypes, write_samples
@@ -89,16 +90,18 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     budget = b.name
     state_file = out / "demo.json"
     state = _read_state(state_file)
-    if state and (state.get("budget") != budget or state.get("seed") != seed):
-        raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}; "
-                          "use another --out")
-    atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed}))
+    if state and (state.get("budget") != budget or state.get("seed") != seed
+                  or state.get("cell_bias", False) != cell_bias):
+        raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}"
+                          f"{' --cell-bias' if state.get('cell_bias') else ''}; use another --out")
+    atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed, "cell_bias": cell_bias}))
 
     data = data_stage(out / "data", b, seed, source, progress)
 
     search_dir = out / "search"
     genotype_file = search_stage(data, search_dir, b, "paper_a", seed, device, progress,
-                                 "searching a cell (DARTS, space paper_a)")
+                                 "searching a cell (DARTS, space paper_a"
+                                 + (", --cell-bias)" if cell_bias else ")"), cell_bias=cell_bias)
     searched = load_genotype(genotype_file)
 
     random_dir = out / "random"
@@ -127,6 +130,8 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
              f"{recipe.epochs} epochs, {recipe.crop or 'full'} crops, batch {recipe.batch_size}, loss {recipe.loss}",
              f"random controls: {b.random_cells} cells uniform over derivable cells within 15 % of the searched "
              "cell's FLOPs",
+             *(["--cell-bias (outside SPEC): every conv of the searched and random cells has a bias"]
+               if cell_bias else []),
              f"evaluation: every test slice at 4x and 8x"
              f"{'' if b.eval_max_slices is None else f' (at most {b.eval_max_slices} slices)'}"]
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)

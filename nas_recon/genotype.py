@@ -34,6 +34,7 @@ class Genotype:
     cells: int = 3
     cascades: int = 3
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    bias: bool = False  # opt-in `cell_bias` (SPEC's contract is bias-free); in the JSON only when true
 
     @property
     def nodes(self) -> int:
@@ -51,6 +52,8 @@ class Genotype:
             "cells": self.cells, "cascades": self.cascades, "nodes": self.nodes,
             "cell": [{"inputs": list(n.inputs), "ops": list(n.ops)} for n in self.cell],
         }
+        if self.bias:
+            d["bias"] = True
         for k, v in self.extra.items():
             d.setdefault(k, v)
         return d
@@ -107,9 +110,12 @@ def genotype_from_dict(d: Any, where: str = "genotype") -> Genotype:
                 raise ConfigError(f"{at}: unknown op '{o}', expected one of {known}")
         nodes.append(Node(tuple(inputs), tuple(ops)))  # type: ignore[arg-type]
     check_space_ops(space, [o for n in nodes for o in n.ops], where)
-    fixed = {"format", "version", "space", "channels", "cells", "cascades", "nodes", "cell"}
+    bias = d.get("bias", False)
+    if not isinstance(bias, bool):
+        raise ConfigError(f"{where}: field 'bias' must be true or false, got {bias!r}")
+    fixed = {"format", "version", "space", "channels", "cells", "cascades", "nodes", "cell", "bias"}
     extra = {k: v for k, v in d.items() if k not in fixed}
-    return Genotype(tuple(nodes), space, sizes["channels"], sizes["cells"], sizes["cascades"], extra)
+    return Genotype(tuple(nodes), space, sizes["channels"], sizes["cells"], sizes["cascades"], extra, bias)
 
 
 def check_space_ops(space: str, ops: list[str], where: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,8 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
         raise ConfigError(f"--n: expected at least 1, got {n}")
     if not 0 < tolerance < 10:
         raise ConfigError(f"--tolerance: expected a positive fraction, got {tolerance}")
+    if like is not None and like.bias and not space.bias:
+        space = replace(space, bias=True)  # random cells are drawn like the reference, biases included
     rng = np.random.default_rng([seed, 777])
     ref = genotype_macs(like) if like is not None else None
     found: list[Genotype] = []
@@ -47,7 +50,7 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
             extra["sampled"].update({"flops_like": like.describe(), "tolerance": tolerance,
                                      "flops": macs * (size // PROXY) ** 2 if size % PROXY == 0 else None,
                                      "flops_ratio": macs / ref})
-        found.append(Genotype(g.cell, g.space, g.channels, g.cells, g.cascades, extra))
+        found.append(Genotype(g.cell, g.space, g.channels, g.cells, g.cascades, extra, g.bias))
         if progress is not None:
             progress(len(found), n)
         if len(found) == n:

@@ -1,6 +1,7 @@
 """Cost: hand counts, thop agreement, size scaling, the reference report, random genotypes in a FLOPs band."""
 
 import json
+from dataclasses import replace
 
 import pytest
 from conftest import EXAMPLE
@@ -82,6 +83,8 @@ def test_random_genotypes_validate_and_respect_the_flops_band(tmp_path):
         genotype_from_dict(g.to_dict())  # validates
     again = sample_genotypes(load_space("paper_a"), 4, seed=1, like=like, tolerance=0.1)
     assert [g.cell for g in again] == [g.cell for g in gs]
+    biased = sample_genotypes(load_space("paper_a"), 2, seed=1, like=replace(like, bias=True), tolerance=0.1)
+    assert all(g.bias for g in biased)  # random cells are drawn like the reference, --cell-bias included
     assert main(["sample", "--space", "paper_b", "--n", "3", "--seed", "2", "--out", str(tmp_path / "r")]) == 0
     files = sorted((tmp_path / "r").glob("*.json"))
     assert len(files) == 3 and all(load_genotype(f).space == "paper_b" for f in files)

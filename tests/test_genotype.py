@@ -106,3 +106,36 @@ def test_golden_output():
 
 GOLDEN_SUM = -33.05555725097656
 GOLDEN_ABS = 3419.62109375
+
+
+def test_cell_bias_round_trip_and_builder(tmp_path):
+    """'bias': true (search --cell-bias, outside SPEC) rebuilds a net with a zero bias on every conv; at init it
+    computes exactly what the bias-free net computes; a bias-free genotype's JSON has no 'bias' key."""
+    assert "bias" not in genotype_from_dict(EXAMPLE).to_dict()
+    g = genotype_from_dict({**EXAMPLE, "bias": True})
+    save_genotype(g, tmp_path / "g.json")
+    back = load_genotype(tmp_path / "g.json")
+    assert back.bias and json.loads((tmp_path / "g.json").read_text())["bias"] is True
+    torch.manual_seed(0)
+    plain = build_from_genotype(genotype_from_dict(EXAMPLE))
+    torch.manual_seed(0)
+    biased = build_from_genotype(back)
+    convs = [m for m in biased.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.bias is not None for m in convs)
+    n = sum(p.numel() for p in biased.parameters()) - sum(p.numel() for p in plain.parameters())
+    assert n == sum(m.out_channels for m in convs)
+    with torch.no_grad():
+        for p in plain.parameters():  # non-trivial output convs
+            p.add_(0.01)
+        for name, p in biased.named_parameters():
+            if not name.endswith("bias"):
+                p.add_(0.01)
+    x = torch.randn(1, 2, 16, 16)
+    mask = torch.ones(1, 1, 1, 16)
+    torch.testing.assert_close(biased(x, x, mask), plain(x, x, mask))
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_cell_bias_must_be_a_boolean(value):
+    with pytest.raises(ConfigError, match="field 'bias' must be true or false"):
+        genotype_from_dict({**EXAMPLE, "bias": value})

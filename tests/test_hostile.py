@@ -58,6 +58,7 @@ def world(tmp_path_factory) -> Path:
         "wrong_format": dict(EXAMPLE, format="darts"),
         "future_version": dict(EXAMPLE, version=99),
         "missing_cell": {k: v for k, v in EXAMPLE.items() if k != "cell"},
+        "string_bias": dict(EXAMPLE, bias="yes"),
     }
     for name, g in genos.items():
         (bad / f"{name}.json").write_text(json.dumps(g))
@@ -198,7 +199,7 @@ FILES = [
         ("mixed_space", "conv_9x1_1x9"), ("million_cascades", "cascades"), ("huge_channels", "channels"),
         ("zero_cells", "cells"), ("bool_nodes", "nodes"), ("none_op", "none"), ("bad_input", "input index 5"),
         ("wrong_format", "format"), ("future_version", "version"), ("missing_cell", "cell"),
-        ("notjson", "not valid JSON"), ("list", "JSON object"), ("missing", "not found")]],
+        ("string_bias", "field 'bias'"), ("notjson", "not valid JSON"), ("list", "JSON object"), ("missing", "not found")]],
     *[(["retrain", "--genotype", f"{{w}}/bad/{name}.json", "--data", "{w}/data", "--out", "{w}/n"], key)
       for name, key in [("mixed_space", "conv_9x1_1x9"), ("million_cascades", "cascades")]],
     (["sample", "--out", "{w}/s", "--flops-like", "{w}/bad/huge_channels.json"], "channels"),

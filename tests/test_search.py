@@ -279,3 +279,50 @@ def test_pcdarts_search_runs(data_root, tmp_path):
     r = run_search(tiny_config(data_root, tmp_path / "p", epochs=1, strategy="pcdarts"))
     assert r.genotype.nodes == 3 and r.genotype.channels == 32  # the derived cell uses every channel
     assert count_params(build_from_genotype(r.genotype)) > 0
+
+
+@pytest.mark.parametrize("strategy", ["darts", "pcdarts", "gdas"])
+def test_supernet_candidates_get_the_scaled_init(strategy):
+    """NNI builds the cell candidates while mutating the space: they must still get the init rule (the depthwise
+    conv of a separable op has He std sqrt(2/9), not PyTorch's ~0.19) and the stack must keep its signal."""
+    import math
+
+    torch.manual_seed(0)
+    net = build_supernet(load_space("paper_a"), make_strategy(strategy, 3e-4, 5.0), partial=strategy == "pcdarts")
+    dw = [p for n, p in net.named_parameters() if n.endswith("sep_conv_3x3.1.weight")]
+    assert len(dw) == 3 * 3 * 9  # cascades x cells x edges
+    assert all(abs(float(p.detach().std()) / math.sqrt(2 / 9) - 1) < 0.4 for p in dw)
+    body = net.net.bodies[0]
+    x = torch.randn(2, 2, 32, 32)
+    with torch.no_grad():
+        feats = [body.stem0(x)]
+        feats.append(body.stem1(feats[0]))
+        for cell in body.cells:
+            feats.append(cell(feats[-2], feats[-1]))
+        assert torch.equal(body(x), x)  # zero output conv: each module starts as the identity
+    last = float(feats[-1].pow(2).mean().sqrt() / x.pow(2).mean().sqrt())
+    assert 0.1 < last < 4.0, last  # PyTorch's default init on the candidates: ~0.005
+
+
+def test_cell_bias_reaches_every_supernet_conv():
+    """search --cell-bias: stems, preprocessing, every candidate op and the output conv carry a zero bias."""
+    from dataclasses import replace
+
+    net = build_supernet(replace(load_space("paper_a"), bias=True), make_strategy("darts", 3e-4, 5.0))
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(m.bias is not None and not m.bias.any() for m in convs)
+    plain = build_supernet(load_space("paper_a"), make_strategy("darts", 3e-4, 5.0))
+    assert all(m.bias is None for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    assert count_params(net) - count_params(plain) == sum(m.out_channels for m in convs)
+
+
+def test_cell_bias_search_writes_a_biased_genotype_and_resume_keeps_the_setting(data_root, tmp_path):
+    from nas_recon.models.registry import build_model, spec_for_genotype
+
+    r = run_search(tiny_config(data_root, tmp_path / "b", epochs=1, cell_bias=True))
+    g = load_genotype(tmp_path / "b" / "genotype.json")
+    assert g.bias and r.genotype.bias
+    net = build_model(spec_for_genotype(g))  # what retrain/report/cost build from the genotype
+    assert all(m.bias is not None for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    with pytest.raises(ConfigError, match="setting 'cell_bias' was True, now False"):
+        run_search(tiny_config(data_root, tmp_path / "b", epochs=2), resume=True)

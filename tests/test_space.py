@@ -67,6 +67,7 @@ def test_shipped_spaces():
         ('ops = ["sep_conv_3x3"]\nchannels = "32"', "key 'channels'"),
         ('ops = ["none"]', "at least one op other than 'none'"),
         ("ops = [", "not valid TOML"),
+        ('ops = ["sep_conv_3x3"]\nbias = 1', "key 'bias' must be true or false"),
     ],
 )
 def test_space_validation_names_the_key(tmp_path, text, message):

@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "full (paper recipe, GPU), tiny (CI smoke run)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--source", default="mni152", help="demo data source: mni152 or PATH.nii[.gz]")
+    p.add_argument("--cell-bias", action="store_true",
+                   help="outside SPEC's contract: searched and random cells get a bias on every conv "
+                        "(search --cell-bias); the baselines are unchanged")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
@@ -58,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     with progress_bar() as bar:
-        report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source)
+        report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source,
+                          args.cell_bias)
     console.print(summary_table(report))
     console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
                   "(rerun the same command to continue an interrupted demo)")

@@ -61,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cost-weight", type=nonneg_float, default=0.0,
                    help="weight L of the cost penalty (the expected cell cost relative to its dearest form, in "
                         "[0, 1]) added to the architecture loss; sweep it for a quality-cost front")
+    p.add_argument("--cell-bias", action="store_true",
+                   help="outside SPEC's contract (bias-free cells): give every conv of the supernet a zero-initialised "
+                        "bias; the genotype records it and the retrained network has them too (see BENCHMARKS.md)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device(p)
     add_verbose(p)
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         arch_lr=args.arch_lr, arch_weight_decay=args.arch_weight_decay, grad_clip=args.grad_clip or None,
         candidates=args.candidates, repeats=args.repeats, decide_margin=args.decide_margin,
         max_skips=args.max_skips, tau_max=args.tau_max, tau_min=args.tau_min, cost=args.cost,
-        cost_weight=args.cost_weight,
+        cost_weight=args.cost_weight, cell_bias=args.cell_bias,
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

@@ -56,6 +56,17 @@ def init_cell_network(body: nn.Module, out: nn.Conv2d, out_gain: float | None = 
     scale_init_(out, OUT_GAIN if out_gain is None else out_gain)
 
 
+def add_conv_biases(module: nn.Module) -> int:
+    """Give every bias-free conv of `module` a zero-initialised trainable bias (`cell_bias`, outside SPEC's
+    contract); returns how many were added."""
+    added = 0
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d) and m.bias is None:
+            m.bias = nn.Parameter(torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device))
+            added += 1
+    return added
+
+
 def nominal_std(conv: nn.Conv2d, relu_fed: bool) -> float:
     """The init std of the rule above (the output conv counts with its LeCun scale, not its zero start)."""
     return (math.sqrt(2.0) if relu_fed else 1.0) / math.sqrt(conv.weight[0].numel())

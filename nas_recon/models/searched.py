@@ -10,7 +10,7 @@ from torch import nn
 
 from nas_recon.genotype import Genotype
 from nas_recon.models.cascade import CascadeNet
-from nas_recon.models.init import init_cell_network
+from nas_recon.models.init import add_conv_biases, init_cell_network
 from nas_recon.space.ops import build_op
 
 
@@ -62,15 +62,18 @@ class CellBody(nn.Module):
     """One reconstruction module D(x) = x + body(x): stem (two 3x3), cells, 3x3 from the concat.
 
     `make_cell(c_pp, c_p)` builds each cell; the searched net uses DerivedCell, the supernet NNI's Cell.
+    `bias`: every conv gets a zero-initialised bias (the opt-in `cell_bias`; SPEC's contract is bias-free).
     """
 
     def __init__(self, channels: int, nodes: int, cells: int, make_cell: Callable[[int, int], nn.Module],
-                 init: str = "scaled") -> None:
+                 init: str = "scaled", bias: bool = False) -> None:
         super().__init__()
         self.stem0 = conv3x3(2, channels)
         self.stem1 = conv3x3(channels, channels)
         self.cells = nn.ModuleList(make_cell(*cell_input_channels(channels, nodes, i)) for i in range(cells))
         self.out = conv3x3(nodes * channels, 2)
+        if bias:
+            add_conv_biases(self)
         if init == "scaled":
             init_cell_network(self, self.out)
         elif init != "torch":
@@ -89,7 +92,7 @@ class SearchedBody(CellBody):
 
     def __init__(self, genotype: Genotype, init: str = "scaled") -> None:
         super().__init__(genotype.channels, genotype.nodes, genotype.cells,
-                         lambda c_pp, c_p: DerivedCell(genotype, c_pp, c_p), init)
+                         lambda c_pp, c_p: DerivedCell(genotype, c_pp, c_p), init, genotype.bias)
 
 
 def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False,

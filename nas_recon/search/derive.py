@@ -53,7 +53,7 @@ def derive_genotype(weights: EdgeWeights, space, extra: dict | None = None, max_
                     ) -> Genotype:
     """A Genotype for `space` (a SearchSpace) from edge weights."""
     cell = derive_cell(weights, space.nodes, space.ops, max_skips)
-    return Genotype(cell, space.name, space.channels, space.cells, space.cascades, dict(extra or {}))
+    return Genotype(cell, space.name, space.channels, space.cells, space.cascades, dict(extra or {}), space.bias)
 
 
 def weights_to_json(weights: EdgeWeights) -> dict[str, dict[str, float]]:

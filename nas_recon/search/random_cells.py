@@ -21,7 +21,7 @@ def sample_cell(nodes: int, ops: tuple[str, ...], rng: np.random.Generator) -> t
 def sample_genotype(space, rng: np.random.Generator, extra: dict | None = None) -> Genotype:
     """A random Genotype of `space`."""
     return Genotype(sample_cell(space.nodes, space.ops, rng), space.name, space.channels, space.cells,
-                    space.cascades, dict(extra or {}))
+                    space.cascades, dict(extra or {}), space.bias)
 
 
 def to_nni_sample(cell: tuple[Node, ...], label: str = "cell") -> dict:

@@ -7,7 +7,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lig
 STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
-                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight")
+                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias")
 
 
 @dataclass
@@ -87,6 +87,7 @@ class SearchConfig:
     tau_min: float = 0.1  # gdas: temperature at the last epoch
     cost: str | None = None  # cost-aware search: "flops" or "latency" (nas_recon.search.penalty)
     cost_weight: float = 0.0  # weight of the expected relative cell cost in the architecture loss
+    cell_bias: bool = False  # opt-in, outside SPEC: every conv of the supernet (and derived cell) gets a bias
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
@@ -284,8 +285,9 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
         raise ConfigError(f"{out}: a search run is already there (use --resume, or another --out)")
     if resume and run_json.exists():
         saved = json.loads(run_json.read_text())["config"]
+        defaults = asdict(SearchConfig(data="", out=""))  # a key an older run.json lacks had its default
         for key in FIXED_ON_RESUME:
-            if saved.get(key) != asdict(cfg).get(key):
+            if saved.get(key, defaults[key]) != asdict(cfg).get(key):
                 raise ConfigError(f"--resume: setting '{key}' was {saved.get(key)!r}, now {asdict(cfg).get(key)!r}")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_json, json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg)}, indent=1))
@@ -297,6 +299,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     cfg.check()
     progress = progress or SearchProgress()
     space = load_space(cfg.space)
+    if cfg.cell_bias:
+        space = replace(space, bias=True)
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
@@ -427,4 +431,4 @@ def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoa
     best_loss, best = scored[0]
     ranked = [{"cell": c.describe(), "alpha_split_l1": v} for v, c in scored]
     return Genotype(best.cell, space.name, space.channels, space.cells, space.cascades,
-                    {**extra, "random_candidates": ranked, "alpha_split_l1": best_loss})
+                    {**extra, "random_candidates": ranked, "alpha_split_l1": best_loss}, space.bias)

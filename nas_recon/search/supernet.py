@@ -14,6 +14,7 @@ with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch relea
 
 from nas_recon.errors import ConfigError
 from nas_recon.models.cascade import CascadeNet
+from nas_recon.models.init import add_conv_biases, init_cell_network
 from nas_recon.models.searched import CellBody, preprocess
 from nas_recon.search.derive import EdgeWeights
 from nas_recon.search.mixed import PC_K, LeanMixedCell, PartialChannelCell, edge_betas
@@ -37,11 +38,15 @@ class CellPreprocessor(nn.Module):
         return [self.pre0(inputs[0]), self.pre1(inputs[1])]
 
 
-def op_factory(name: str, channels: int):
-    """NNI op-candidate factory: called with (node_index, op_index, input_index)."""
+def op_factory(name: str, channels: int, bias: bool = False):
+    """NNI op-candidate factory: called with (node_index, op_index, input_index); `bias`: the space's
+    opt-in conv biases (NNI builds the candidates itself, after CellBody has added its own)."""
 
     def make(node_index: int, op_index: int, input_index: int | None = None) -> nn.Module:
-        return build_op(name, channels)
+        op = build_op(name, channels)
+        if bias:
+            add_conv_biases(op)
+        return op
 
     return make
 
@@ -56,12 +61,12 @@ def super_body(space: SearchSpace, op_channels: int | None = None) -> CellBody:
 
     def make_cell(c_pp: int, c_p: int) -> nn.Module:
         return Cell(
-            {name: op_factory(name, oc) for name in space.real_ops},
+            {name: op_factory(name, oc, space.bias) for name in space.real_ops},
             num_nodes=n, num_ops_per_node=2, num_predecessors=2, merge_op="all",
             preprocessor=CellPreprocessor(c_pp, c_p, c), concat_dim=1, label=CELL_LABEL,
         )
 
-    return CellBody(c, n, space.cells, make_cell)
+    return CellBody(c, n, space.cells, make_cell, bias=space.bias)
 
 
 class Supernet(ModelSpace):
@@ -108,8 +113,10 @@ def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Super
         raise ConfigError(f"--strategy pcdarts: the space's channels ({space.channels}) must be a multiple of {PC_K}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = Supernet(space, space.channels // PC_K if partial else None)
-        return strategy.mutate_model(model)
+        model = strategy.mutate_model(Supernet(space, space.channels // PC_K if partial else None))
+    for body in model.net.bodies:  # NNI builds the cell candidates during the mutation, after CellBody's init
+        init_cell_network(body, body.out)
+    return model
 
 
 def first_cell(supernet: nn.Module) -> nn.Module:

@@ -22,6 +22,7 @@ class SearchSpace:
     cells: int = 3
     cascades: int = 3
     channels: int = 32
+    bias: bool = False  # opt-in `cell_bias`: every conv of the network gets a bias (SPEC's contract: none)
 
     @property
     def real_ops(self) -> tuple[str, ...]:
@@ -42,7 +43,7 @@ def load_space(name_or_path: str) -> SearchSpace:
 
 def space_from_dict(data: dict, where: str, default_name: str = "custom") -> SearchSpace:
     """Validate a space dict; errors name the key."""
-    allowed = {"name", "ops", *INT_KEYS}
+    allowed = {"name", "ops", "bias", *INT_KEYS}
     for key in data:
         if key not in allowed:
             raise ConfigError(f"{where}: unknown key '{key}', expected {', '.join(sorted(allowed))}")
@@ -65,4 +66,7 @@ def space_from_dict(data: dict, where: str, default_name: str = "custom") -> Sea
         if not isinstance(val, int) or isinstance(val, bool) or not 1 <= val <= LIMITS[key]:
             raise ConfigError(f"{where}: key '{key}' must be an integer in [1, {LIMITS[key]}], got {val!r}")
         ints[key] = val
-    return SearchSpace(name=name, ops=tuple(ops), **ints)
+    bias = data.get("bias", False)
+    if not isinstance(bias, bool):
+        raise ConfigError(f"{where}: key 'bias' must be true or false, got {bias!r}")
+    return SearchSpace(name=name, ops=tuple(ops), bias=bias, **ints)
