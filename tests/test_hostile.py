@@ -199,7 +199,8 @@ FILES = [
         ("mixed_space", "conv_9x1_1x9"), ("million_cascades", "cascades"), ("huge_channels", "channels"),
         ("zero_cells", "cells"), ("bool_nodes", "nodes"), ("none_op", "none"), ("bad_input", "input index 5"),
         ("wrong_format", "format"), ("future_version", "version"), ("missing_cell", "cell"),
-        ("string_bias", "field 'bias'"), ("notjson", "not valid JSON"), ("list", "JSON object"), ("missing", "not found")]],
+        ("string_bias", "field 'bias'"), ("notjson", "not valid JSON"), ("list", "JSON object"),
+        ("missing", "not found")]],
     *[(["retrain", "--genotype", f"{{w}}/bad/{name}.json", "--data", "{w}/data", "--out", "{w}/n"], key)
       for name, key in [("mixed_space", "conv_9x1_1x9"), ("million_cascades", "cascades")]],
     (["sample", "--out", "{w}/s", "--flops-like", "{w}/bad/huge_channels.json"], "channels"),
