@@ -10,7 +10,10 @@ nas_recon.models.init ("scaled", out-conv gain OUT_GAIN), and for dccnn-3 as the
 - the searched cell with plain Adam and with per-conv learning rates (layer_lr_groups, the default now);
 - the searched cell with a zero-initialised bias added to every conv (a control outside SPEC's contract).
 
-Usage: python bench/trainability.py --data DEMO_DATA [--steps 150 --every 30]
+With --bias-placement: only the searched cell, bias-free and with zero-initialised biases on the first stem
+conv, both stem convs, the cells' convs, or every conv (where would a bias buy most, for SPEC's owners).
+
+Usage: python bench/trainability.py --data DEMO_DATA [--steps 150 --every 30] [--bias-placement]
 """
 
 from __future__ import annotations
@@ -68,6 +71,18 @@ def with_bias(model):
     return model
 
 
+def with_bias_on(model, where: str):
+    """Zero-initialised biases only on `where` of every module: stem0, stems (stem0 + stem1), cells, or all."""
+    from nas_recon.models.init import add_conv_biases
+
+    for body in model.bodies:
+        parts = {"stem0": [body.stem0], "stems": [body.stem0, body.stem1], "cells": list(body.cells),
+                 "all": [body]}[where]
+        for part in parts:
+            add_conv_biases(part)
+    return model
+
+
 def learn(model, ds, val, steps: int, every: int, layer_lr: bool) -> tuple[list[float], float]:
     """Validation PSNR at init and every `every` steps; seconds spent in the training steps."""
     dev = torch.device("cpu")
@@ -99,6 +114,8 @@ def main() -> None:
     p.add_argument("--data", required=True)
     p.add_argument("--steps", type=int, default=150)
     p.add_argument("--every", type=int, default=30)
+    p.add_argument("--bias-placement", action="store_true",
+                   help="instead: the searched cell with biases on none / stem0 / both stems / the cells / every conv")
     a = p.parse_args()
     runtime.configure()
     masks = MaskSpec()
@@ -112,6 +129,10 @@ def main() -> None:
                 ("searched + biases, per-conv lr (control)", lambda: with_bias(build_from_genotype(g)), True),
                 ("dccnn-3 (reference)", lambda: build_model(ModelSpec("dccnn-3")), False),
                 ("dccnn-3, biases removed (control)", lambda: without_bias(build_model(ModelSpec("dccnn-3"))), False)]
+    if a.bias_placement:
+        variants = [("searched, bias-free (SPEC)", lambda: build_from_genotype(g), True)]
+        variants += [(f"searched + biases on {w}", lambda w=w: with_bias_on(build_from_genotype(g), w), True)
+                     for w in ("stem0", "stems", "cells", "all")]
     print(f"{a.steps} steps of Adam 1e-3, 64 x 64 crops, batch 4; val PSNR every {a.every} steps\n")
     for name, make, layer_lr in variants:
         torch.manual_seed(0)
