@@ -121,7 +121,7 @@ def test_two_retrains_into_one_folder(data_root, tmp_path):
     """Two real CLI processes race for one --out: one trains, the other is refused and writes nothing."""
     out = tmp_path / "run"
     recipe = tmp_path / "long.toml"
-    recipe.write_text("epochs = 500\nbatch_size = 2\ncrop = 16\nval_max_slices = 1\n")
+    recipe.write_text("epochs = 1000000\nbatch_size = 2\ncrop = 16\nval_max_slices = 1\n")  # still running at the end
     base = [sys.executable, "-m", "nas_recon.cli.main", "retrain", "--data", str(data_root), "--out", str(out),
             "--recipe", str(recipe), "--size", str(SIZE), "--device", "cpu"]
     first = subprocess.Popen([*base, "--model", "dccnn-1"], stderr=subprocess.PIPE, text=True)
@@ -133,6 +133,7 @@ def test_two_retrains_into_one_folder(data_root, tmp_path):
         second = subprocess.run([*base, "--model", "rdn-1"], capture_output=True, text=True)
         assert second.returncode == 2 and "in use" in second.stderr and "Traceback" not in second.stderr
         assert json.loads((out / "run.json").read_text())["model"]["name"] == "dccnn-1"
+        assert first.poll() is None  # the first is still training when it gets Ctrl-C
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(60)
