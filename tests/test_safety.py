@@ -124,7 +124,10 @@ def test_two_retrains_into_one_folder(data_root, tmp_path):
     recipe.write_text("epochs = 1000000\nbatch_size = 2\ncrop = 16\nval_max_slices = 1\n")  # still running at the end
     base = [sys.executable, "-m", "nas_recon.cli.main", "retrain", "--data", str(data_root), "--out", str(out),
             "--recipe", str(recipe), "--size", str(SIZE), "--device", "cpu"]
-    first = subprocess.Popen([*base, "--model", "dccnn-1"], stderr=subprocess.PIPE, text=True)
+    # a child of a non-interactive shell's background job inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: give the child the default disposition, as a terminal would
+    first = subprocess.Popen([*base, "--model", "dccnn-1"], stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not (out / "train_log.csv").exists():  # the first is training (inside its lock)
@@ -136,7 +139,11 @@ def test_two_retrains_into_one_folder(data_root, tmp_path):
         assert first.poll() is None  # the first is still training when it gets Ctrl-C
     finally:
         first.send_signal(signal.SIGINT)
-        first.wait(60)
+        try:
+            first.wait(60)
+        except subprocess.TimeoutExpired:
+            first.kill()
+            first.wait()
     assert first.returncode == 130  # Ctrl-C: resumable state kept
 
 
