@@ -28,7 +28,7 @@ from nas_recon import runtime
 from nas_recon.data.dataset import SliceDataset
 from nas_recon.device import place
 from nas_recon.genotype import load_genotype
-from nas_recon.models.init import layer_lr_groups
+from nas_recon.models.init import add_conv_biases, layer_lr_groups
 from nas_recon.models.registry import ModelSpec, build_model
 from nas_recon.models.searched import build_from_genotype
 from nas_recon.physics.masks import MaskSpec
@@ -65,16 +65,12 @@ def without_bias(model):
 
 def with_bias(model):
     """Add a zero-initialised, trainable bias to every bias-free conv (the control outside SPEC)."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d) and m.bias is None:
-            m.bias = torch.nn.Parameter(torch.zeros(m.out_channels))
+    add_conv_biases(model)
     return model
 
 
 def with_bias_on(model, where: str):
     """Zero-initialised biases only on `where` of every module: stem0, stems (stem0 + stem1), cells, or all."""
-    from nas_recon.models.init import add_conv_biases
-
     for body in model.bodies:
         parts = {"stem0": [body.stem0], "stems": [body.stem0, body.stem1], "cells": list(body.cells),
                  "all": [body]}[where]

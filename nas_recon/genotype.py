@@ -65,6 +65,11 @@ class Genotype:
         )
 
 
+def genotype_for(space: Any, cell: tuple[Node, ...], extra: dict[str, Any] | None = None) -> Genotype:
+    """A Genotype of `cell` with the backbone sizes (and opt-in bias) of `space`, a SearchSpace."""
+    return Genotype(cell, space.name, space.channels, space.cells, space.cascades, dict(extra or {}), space.bias)
+
+
 def _int(d: dict, key: str, where: str) -> int:
     val = d.get(key)
     if not isinstance(val, int) or isinstance(val, bool) or not 1 <= val <= LIMITS[key]:

@@ -50,7 +50,7 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
             extra["sampled"].update({"flops_like": like.describe(), "tolerance": tolerance,
                                      "flops": macs * (size // PROXY) ** 2 if size % PROXY == 0 else None,
                                      "flops_ratio": macs / ref})
-        found.append(Genotype(g.cell, g.space, g.channels, g.cells, g.cascades, extra, g.bias))
+        found.append(replace(g, extra=extra))
         if progress is not None:
             progress(len(found), n)
         if len(found) == n:

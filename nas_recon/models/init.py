@@ -56,15 +56,12 @@ def init_cell_network(body: nn.Module, out: nn.Conv2d, out_gain: float | None = 
     scale_init_(out, OUT_GAIN if out_gain is None else out_gain)
 
 
-def add_conv_biases(module: nn.Module) -> int:
+def add_conv_biases(module: nn.Module) -> None:
     """Give every bias-free conv of `module` a zero-initialised trainable bias (`cell_bias`, outside SPEC's
-    contract); returns how many were added."""
-    added = 0
+    contract)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d) and m.bias is None:
             m.bias = nn.Parameter(torch.zeros(m.out_channels, dtype=m.weight.dtype, device=m.weight.device))
-            added += 1
-    return added
 
 
 def nominal_std(conv: nn.Conv2d, relu_fed: bool) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nas_recon.genotype import Genotype, Node
+from nas_recon.genotype import Genotype, Node, genotype_for
 
 # weights[(node, input)] = {op_name: softmax weight}, `none` included when the relaxation has it
 EdgeWeights = dict[tuple[int, int], dict[str, float]]
@@ -53,7 +53,7 @@ def derive_genotype(weights: EdgeWeights, space, extra: dict | None = None, max_
                     ) -> Genotype:
     """A Genotype for `space` (a SearchSpace) from edge weights."""
     cell = derive_cell(weights, space.nodes, space.ops, max_skips)
-    return Genotype(cell, space.name, space.channels, space.cells, space.cascades, dict(extra or {}), space.bias)
+    return genotype_for(space, cell, extra)
 
 
 def weights_to_json(weights: EdgeWeights) -> dict[str, dict[str, float]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas_recon.genotype import Genotype, Node
+from nas_recon.genotype import Genotype, Node, genotype_for
 
 
 def sample_cell(nodes: int, ops: tuple[str, ...], rng: np.random.Generator) -> tuple[Node, ...]:
@@ -20,8 +20,7 @@ def sample_cell(nodes: int, ops: tuple[str, ...], rng: np.random.Generator) -> t
 
 def sample_genotype(space, rng: np.random.Generator, extra: dict | None = None) -> Genotype:
     """A random Genotype of `space`."""
-    return Genotype(sample_cell(space.nodes, space.ops, rng), space.name, space.channels, space.cells,
-                    space.cascades, dict(extra or {}), space.bias)
+    return genotype_for(space, sample_cell(space.nodes, space.ops, rng), extra)
 
 
 def to_nni_sample(cell: tuple[Node, ...], label: str = "cell") -> dict:

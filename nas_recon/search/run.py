@@ -23,7 +23,7 @@ from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError
-from nas_recon.genotype import Genotype, save_genotype
+from nas_recon.genotype import Genotype, genotype_for, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
 from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
@@ -286,9 +286,11 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
     if resume and run_json.exists():
         saved = json.loads(run_json.read_text())["config"]
         defaults = asdict(SearchConfig(data="", out=""))  # a key an older run.json lacks had its default
+        now = asdict(cfg)
         for key in FIXED_ON_RESUME:
-            if saved.get(key, defaults[key]) != asdict(cfg).get(key):
-                raise ConfigError(f"--resume: setting '{key}' was {saved.get(key)!r}, now {asdict(cfg).get(key)!r}")
+            was = saved.get(key, defaults[key])
+            if was != now[key]:
+                raise ConfigError(f"--resume: setting '{key}' was {was!r}, now {now[key]!r}")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_json, json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg)}, indent=1))
     return ckpt if resume and ckpt.exists() else None
@@ -430,5 +432,4 @@ def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoa
     scored.sort(key=lambda t: t[0])
     best_loss, best = scored[0]
     ranked = [{"cell": c.describe(), "alpha_split_l1": v} for v, c in scored]
-    return Genotype(best.cell, space.name, space.channels, space.cells, space.cascades,
-                    {**extra, "random_candidates": ranked, "alpha_split_l1": best_loss}, space.bias)
+    return genotype_for(space, best.cell, {**extra, "random_candidates": ranked, "alpha_split_l1": best_loss})

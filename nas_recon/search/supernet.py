@@ -38,15 +38,11 @@ class CellPreprocessor(nn.Module):
         return [self.pre0(inputs[0]), self.pre1(inputs[1])]
 
 
-def op_factory(name: str, channels: int, bias: bool = False):
-    """NNI op-candidate factory: called with (node_index, op_index, input_index); `bias`: the space's
-    opt-in conv biases (NNI builds the candidates itself, after CellBody has added its own)."""
+def op_factory(name: str, channels: int):
+    """NNI op-candidate factory: called with (node_index, op_index, input_index)."""
 
     def make(node_index: int, op_index: int, input_index: int | None = None) -> nn.Module:
-        op = build_op(name, channels)
-        if bias:
-            add_conv_biases(op)
-        return op
+        return build_op(name, channels)
 
     return make
 
@@ -61,12 +57,12 @@ def super_body(space: SearchSpace, op_channels: int | None = None) -> CellBody:
 
     def make_cell(c_pp: int, c_p: int) -> nn.Module:
         return Cell(
-            {name: op_factory(name, oc, space.bias) for name in space.real_ops},
+            {name: op_factory(name, oc) for name in space.real_ops},
             num_nodes=n, num_ops_per_node=2, num_predecessors=2, merge_op="all",
             preprocessor=CellPreprocessor(c_pp, c_p, c), concat_dim=1, label=CELL_LABEL,
         )
 
-    return CellBody(c, n, space.cells, make_cell, bias=space.bias)
+    return CellBody(c, n, space.cells, make_cell)
 
 
 class Supernet(ModelSpace):
@@ -115,6 +111,8 @@ def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Super
         warnings.simplefilter("ignore")
         model = strategy.mutate_model(Supernet(space, space.channels // PC_K if partial else None))
     for body in model.net.bodies:  # NNI builds the cell candidates during the mutation, after CellBody's init
+        if space.bias:
+            add_conv_biases(body)
         init_cell_network(body, body.out)
     return model
 
