@@ -54,6 +54,7 @@ def main() -> None:
                    help="handcrafted baselines to retrain (default: all)")
     p.add_argument("--cell-bias", action="store_true",
                    help="outside SPEC: searched and random cells get a bias on every conv (search --cell-bias)")
+    p.add_argument("--select", choices=["alpha", "perturb"], default="alpha", help="derivation rule (search --select)")
     a = p.parse_args()
     configure()
     b = BUDGETS[a.budget]
@@ -68,7 +69,8 @@ def main() -> None:
     searched: list[Path] = []
     for s in a.seeds:
         sdir = a.out / f"search-seed{s}"
-        search_stage(data, sdir, b, "paper_a", s, a.device, say, f"search, seed {s}", cell_bias=a.cell_bias)
+        search_stage(data, sdir, b, "paper_a", s, a.device, say, f"search, seed {s}", cell_bias=a.cell_bias,
+                     select=a.select)
         log(t0, f"seed {s}: {load_genotype(sdir / 'genotype.json').describe()}")
         runs.append(sdir)
         rdir = a.out / f"searched-seed{s}"

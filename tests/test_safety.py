@@ -14,6 +14,7 @@ from pathlib import Path
 
 import h5py
 import pytest
+import torch
 from conftest import SIZE, write_volume
 
 from nas_recon.cli.main import main
@@ -145,6 +146,33 @@ def test_two_retrains_into_one_folder(data_root, tmp_path):
             first.kill()
             first.wait()
     assert first.returncode == 130  # Ctrl-C: resumable state kept
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(data_root, tmp_path):
+    """A scheduler's SIGTERM ends a retrain cleanly: exit 143, one line, lock released, checkpoint readable."""
+    out = tmp_path / "run"
+    recipe = tmp_path / "long.toml"
+    recipe.write_text("epochs = 1000000\nbatch_size = 2\ncrop = 16\nval_max_slices = 1\n")
+    child = subprocess.Popen([sys.executable, "-m", "nas_recon.cli.main", "retrain", "--data", str(data_root),
+                              "--out", str(out), "--recipe", str(recipe), "--size", str(SIZE), "--device", "cpu",
+                              "--model", "dccnn-1"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        while not (out / "train_log.csv").exists():  # an epoch is done and checkpointed
+            assert child.poll() is None and time.time() < deadline
+            time.sleep(0.2)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 143
+    assert "terminated (SIGTERM)" in err and "--resume" in err and "Traceback" not in err
+    with run_lock(out):  # released
+        pass
+    state = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert state["epoch"] >= 1
 
 
 def test_resume_refuses_changed_settings(data_root, tmp_path):

@@ -326,3 +326,48 @@ def test_cell_bias_search_writes_a_biased_genotype_and_resume_keeps_the_setting(
     assert all(m.bias is not None for m in net.modules() if isinstance(m, torch.nn.Conv2d))
     with pytest.raises(ConfigError, match="setting 'cell_bias' was True, now False"):
         run_search(tiny_config(data_root, tmp_path / "b", epochs=2), resume=True)
+
+
+def test_op_importance_is_the_loss_rise_without_each_op_and_restores_alphas():
+    from nas_recon.search.perturb import op_importance
+
+    torch.manual_seed(0)
+    names = ["a", "b", "c"]
+    alphas = [torch.nn.Parameter(torch.randn(4)) for _ in range(2 + 3)]  # 2 nodes; 3 real ops + implicit none
+    values = torch.tensor([1.0, 2.0, 5.0, 0.0])  # what each op (none last) would put out
+    target = 2.2
+
+    def mix(a: torch.Tensor) -> float:
+        return float((torch.softmax(a, 0) * values).sum())
+
+    def loss(model) -> float:
+        return sum(abs(mix(a) - target) for a in model)
+
+    before = [a.detach().clone() for a in alphas]
+    imp, base = op_importance(alphas, names, 2, loss, alphas)
+    assert base == pytest.approx(loss(alphas))
+    assert all(torch.equal(a, b) for a, b in zip(alphas, before, strict=True))  # every alpha restored
+    assert sorted(imp) == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]
+    a = alphas[3]  # edge (1, 1): recompute "op b removed" by hand
+    w = torch.softmax(torch.cat([a[:1], a[2:]]).detach(), 0)
+    without_b = float((w * values[[0, 2, 3]]).sum())
+    assert imp[(1, 1)]["b"] == pytest.approx(abs(without_b - target) - abs(mix(a) - target), abs=1e-6)
+
+
+def test_perturbation_selection_derives_from_importance(data_root, tmp_path):
+    from nas_recon.search.derive import derive_cell
+
+    run_search(tiny_config(data_root, tmp_path / "a", epochs=1, select="perturb"))
+    d = json.loads((tmp_path / "a" / "genotype.json").read_text())
+    assert d["select"] == "perturb" and isinstance(d["alpha_split_l1"], float) and "alpha_cell" in d
+    space = load_space("paper_a")
+    imp = {tuple(int(x) for x in k[4:].split("<-")): v for k, v in d["importance"].items()}
+    assert len(imp) == 9 and all(set(v) == set(space.real_ops) for v in imp.values())
+    g = load_genotype(tmp_path / "a" / "genotype.json")
+    assert g.cell == derive_cell(imp, space.nodes, space.ops)
+    # same search, the paper's rule: identical alphas, the cell the alpha rule gives
+    run_search(tiny_config(data_root, tmp_path / "b", epochs=1))
+    b = json.loads((tmp_path / "b" / "genotype.json").read_text())
+    assert b["alphas"] == d["alphas"] and load_genotype(tmp_path / "b" / "genotype.json").describe() == d["alpha_cell"]
+    with pytest.raises(ConfigError, match="--select perturb: needs a darts"):
+        run_search(tiny_config(data_root, tmp_path / "c", strategy="gdas", select="perturb"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
+import threading
 import traceback
 
 from rich.markup import escape
@@ -38,17 +40,41 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure()
     verbose = getattr(args, "verbose", False) or "--verbose" in (sys.argv[1:] if argv is None else argv)
+    term = SigtermAsInterrupt()
     try:
-        return int(args.func(args) or 0)
+        with term:
+            return int(args.func(args) or 0)
     except (NasReconError, OSError, MemoryError) as e:
         if verbose:
             err_console.print(escape(traceback.format_exc()))
         err_console.print(f"error: {escape(describe(e))}")
         return 2
     except KeyboardInterrupt:
-        err_console.print("interrupted: the run folder keeps its last checkpoint; "
+        what = "terminated (SIGTERM)" if term.received else "interrupted"
+        err_console.print(f"{what}: the run folder keeps its last checkpoint; "
                           "continue with --resume (demo: rerun the same command)")
-        return 130
+        return 143 if term.received else 130
+
+
+class SigtermAsInterrupt:
+    """While active, SIGTERM (a scheduler's preemption, `kill`) stops a run the way Ctrl-C does."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self.previous: object = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> SigtermAsInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self.handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)  # type: ignore[arg-type]
 
 
 def describe(e: BaseException) -> str:

@@ -64,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell-bias", action="store_true",
                    help="outside SPEC's contract (bias-free cells): give every conv of the supernet a zero-initialised "
                         "bias; the genotype records it and the retrained network has them too (see BENCHMARKS.md)")
+    p.add_argument("--select", choices=["alpha", "perturb"], default="alpha",
+                   help="derivation: alpha = the paper's rule on softmax weights (default); perturb = DARTS-PT: each "
+                        "op ranked by how much the trained supernet's train_alpha loss rises without it")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device(p)
     add_verbose(p)
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         arch_lr=args.arch_lr, arch_weight_decay=args.arch_weight_decay, grad_clip=args.grad_clip or None,
         candidates=args.candidates, repeats=args.repeats, decide_margin=args.decide_margin,
         max_skips=args.max_skips, tau_max=args.tau_max, tau_min=args.tau_min, cost=args.cost,
-        cost_weight=args.cost_weight, cell_bias=args.cell_bias,
+        cost_weight=args.cost_weight, cell_bias=args.cell_bias, select=args.select,
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

@@ -32,6 +32,7 @@ from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
 from nas_recon.search.penalty import COSTS, ExpectedCost, describe, op_cost_table
+from nas_recon.search.perturb import op_importance
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
 from nas_recon.search.supernet import (
     arch_parameters,
@@ -50,6 +51,8 @@ for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lig
 
 # settings that must match when a run is resumed
 STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
+SELECTIONS = ("alpha", "perturb")
+SCORE_BATCHES = 8  # fixed train_alpha batches that score random candidates and DARTS-PT perturbations
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias")
@@ -88,6 +91,7 @@ class SearchConfig:
     cost: str | None = None  # cost-aware search: "flops" or "latency" (nas_recon.search.penalty)
     cost_weight: float = 0.0  # weight of the expected relative cell cost in the architecture loss
     cell_bias: bool = False  # opt-in, outside SPEC: every conv of the supernet (and derived cell) gets a bias
+    select: str = "alpha"  # derivation: "alpha" (the paper's softmax-weight rule) or "perturb" (DARTS-PT)
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
@@ -110,6 +114,11 @@ class SearchConfig:
             raise ConfigError(f"--cost-weight: expected a finite number >= 0, got {self.cost_weight}")
         if self.cost_weight > 0 and (self.cost is None or self.strategy == "random"):
             raise ConfigError("--cost-weight: needs --cost flops|latency and a darts, darts2 or gdas search")
+        if self.select not in SELECTIONS:
+            raise ConfigError(f"--select: unknown '{self.select}', expected {', '.join(SELECTIONS)}")
+        if self.select == "perturb" and self.strategy in ("gdas", "random"):
+            raise ConfigError(f"--select perturb: needs a darts, darts2 or pcdarts search (got --strategy "
+                              f"{self.strategy}, whose supernet samples its ops)")
         if self.max_skips is not None and self.max_skips < 0:
             raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
         if not 0 <= self.decide_margin < 1:
@@ -390,8 +399,13 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
                       "final_drift": last["drift"], "decide_margin": cfg.decide_margin})
     if bilevel:
         weights = edge_weights(supernet, space)
+        extra["alphas"] = weights_to_json(weights)
+        if cfg.select == "perturb":
+            extra["alpha_cell"] = derive_genotype(weights, space, max_skips=cfg.max_skips).describe()
+            weights, base = perturbation_scores(supernet, space, a_loader, device)
+            extra.update({"select": "perturb", "importance": weights_to_json(weights), "alpha_split_l1": base})
         uncapped = count_skips(derive_genotype(weights, space).cell)
-        genotype = derive_genotype(weights, space, {**extra, "alphas": weights_to_json(weights)}, cfg.max_skips)
+        genotype = derive_genotype(weights, space, extra, cfg.max_skips)
         genotype.extra.update({"skips": count_skips(genotype.cell), "skips_uncapped": uncapped,
                                "max_skips": cfg.max_skips})
         if costs is not None:
@@ -406,6 +420,31 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     return SearchResult(genotype, epochs_run, stopped_early, out)
 
 
+def fixed_batches(loader: DataLoader, n: int) -> list:
+    """The loader's first n batches of epoch 0 (the same crops and masks on every call)."""
+    loader.dataset.set_epoch(0)
+    loader.sampler.set_epoch(0)
+    return [b for _, b in zip(range(n), loader, strict=False)]
+
+
+def batches_l1(batches: list, device: torch.device) -> Any:
+    """model -> mean L1 of its output over `batches`."""
+
+    def loss(model: torch.nn.Module) -> float:
+        return float(np.mean([F.l1_loss(model(b.input.to(device), b.kspace.to(device), b.mask.to(device)),
+                                        b.target.to(device)).item() for b in batches]))
+
+    return loss
+
+
+def perturbation_scores(supernet, space: SearchSpace, loader: DataLoader, device: torch.device) -> tuple[Any, float]:
+    """DARTS-PT op importances of the trained supernet on fixed train_alpha batches, and its unperturbed loss."""
+    supernet = supernet.to(device).eval()
+    loss = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
+    return op_importance(edge_alphas(supernet, space), list(first_cell(supernet).op_names), space.nodes, loss,
+                         supernet)
+
+
 @torch.no_grad()
 def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoader, device: torch.device,
                 extra: dict[str, Any]) -> Genotype:
@@ -414,9 +453,7 @@ def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoa
 
     rng = np.random.default_rng([cfg.seed, 4242])
     supernet = supernet.to(device).eval()
-    loader.dataset.set_epoch(0)
-    loader.sampler.set_epoch(0)
-    batches = [b for _, b in zip(range(8), loader, strict=False)]
+    l1 = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
     scored = []
     for _ in range(cfg.candidates):
         g = sample_genotype(space, rng)
@@ -424,11 +461,7 @@ def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoa
         for m in supernet.modules():
             if isinstance(m, BaseSuperNetModule):
                 m.resample(memo=dict(memo))
-        loss = float(np.mean([
-            F.l1_loss(supernet(b.input.to(device), b.kspace.to(device), b.mask.to(device)), b.target.to(device)).item()
-            for b in batches
-        ]))
-        scored.append((loss, g))
+        scored.append((l1(supernet), g))
     scored.sort(key=lambda t: t[0])
     best_loss, best = scored[0]
     ranked = [{"cell": c.describe(), "alpha_split_l1": v} for v, c in scored]
