@@ -5,8 +5,12 @@ rdn-8 and unet retrained; N random genotypes within 15 % of the FLOPs of the fir
 evaluated on test/ at 4x and 8x with fixed masks; prints PSNR/SSIM per acceleration, FLOPs, latency, and the
 spread across search seeds and across random cells. Resumable: finished runs are skipped on a rerun.
 
+With --retrain-seeds 0 1 2 every searched and random cell is retrained once per seed (the baselines once):
+a cell's figure is then the mean over its retrainings, and the retraining noise (the pooled within-cell sd) is
+printed beside the spread across cells.
+
 Usage: python bench/quality_at_cost.py --out bench-out [--seeds 0 1 2] [--random 5] [--budget quick]
-       [--device cpu] [--baselines dccnn-3 modl-3 ...]
+       [--device cpu] [--baselines dccnn-3 modl-3 ...] [--retrain-seeds 0]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -54,6 +59,8 @@ def main() -> None:
                    help="handcrafted baselines to retrain (default: all)")
     p.add_argument("--cell-bias", action="store_true",
                    help="outside SPEC: searched and random cells get a bias on every conv (search --cell-bias)")
+    p.add_argument("--retrain-seeds", type=int, nargs="+", default=[0],
+                   help="retrain every searched and random cell once per seed (folder NAME for the first, NAME-rK)")
     p.add_argument("--select", choices=["alpha", "perturb"], default="alpha", help="derivation rule (search --select)")
     a = p.parse_args()
     configure()
@@ -66,17 +73,13 @@ def main() -> None:
     recipe = budget_recipe(b)
     say = Log(t0)
     runs: list[Path] = []
-    searched: list[Path] = []
     for s in a.seeds:
         sdir = a.out / f"search-seed{s}"
         search_stage(data, sdir, b, "paper_a", s, a.device, say, f"search, seed {s}", cell_bias=a.cell_bias,
                      select=a.select)
         log(t0, f"seed {s}: {load_genotype(sdir / 'genotype.json').describe()}")
         runs.append(sdir)
-        rdir = a.out / f"searched-seed{s}"
-        retrain_stage(data, rdir, rdir.name, recipe, b, 0, a.device, say, genotype=str(sdir / "genotype.json"))
-        runs.append(rdir)
-        searched.append(rdir)
+        runs += retrain_cell(a, data, f"searched-seed{s}", sdir / "genotype.json", recipe, b, say)
     for name in a.baselines:
         retrain_stage(data, a.out / name, name, recipe, b, 0, a.device, say, model=name)
         runs.append(a.out / name)
@@ -84,12 +87,9 @@ def main() -> None:
     if len(list(rand_dir.glob("random_*.json"))) < a.random:
         like = load_genotype(a.out / f"search-seed{a.seeds[0]}" / "genotype.json")
         write_samples(sample_genotypes(load_space("paper_a"), a.random, 1234, like=like, tolerance=0.15), rand_dir)
-    randoms = []
     for f in sorted(rand_dir.glob("random_*.json"))[: a.random]:
         log(t0, f"{f.stem}: {load_genotype(f).describe()}")
-        retrain_stage(data, a.out / f.stem, f.stem, recipe, b, 0, a.device, say, genotype=str(f))
-        runs.append(a.out / f.stem)
-        randoms.append(a.out / f.stem)
+        runs += retrain_cell(a, data, f.stem, f, recipe, b, say)
     log(t0, "evaluate + report")
     rep = make_report(runs, a.out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, a.device, 0,
                       ("zero-filled", "tv"), notes=[f"bench/quality_at_cost.py --budget {a.budget} seeds {a.seeds}"
@@ -104,12 +104,19 @@ def main() -> None:
             print(f"  {r['model']:20s} {r['kind']:9s} {fl:>6s} {lat:>6s} {r['psnr']['mean']:7.2f} "
                   f"{r['ssim']['mean']:.4f}")
         for kind in ("searched", "random"):
-            ps = [r["psnr"]["mean"] for r in rows if r["acceleration"] == acc and r["kind"] == kind]
-            ss = [r["ssim"]["mean"] for r in rows if r["acceleration"] == acc and r["kind"] == kind]
-            if ps:
+            cells = per_cell([r for r in rows if r["acceleration"] == acc and r["kind"] == kind])
+            if cells:
+                ps = [statistics.mean(v["psnr"]) for v in cells.values()]
+                ss = [statistics.mean(v["ssim"]) for v in cells.values()]
                 sd = statistics.pstdev(ps) if len(ps) > 1 else 0.0
-                print(f"  {kind}: n={len(ps)} PSNR mean {statistics.mean(ps):.2f} sd {sd:.2f} "
+                print(f"  {kind}: n={len(ps)} cells, PSNR mean {statistics.mean(ps):.2f} sd {sd:.2f} "
                       f"(min {min(ps):.2f}, max {max(ps):.2f}); SSIM mean {statistics.mean(ss):.4f}")
+                if len(a.retrain_seeds) > 1:
+                    for name, v in cells.items():
+                        print(f"    {name}: PSNR {statistics.mean(v['psnr']):.2f} over retrainings "
+                              f"{' / '.join(f'{x:.2f}' for x in v['psnr'])}")
+                    noise = statistics.mean(statistics.pvariance(v["psnr"]) for v in cells.values()) ** 0.5
+                    print(f"  {kind}: retraining noise (pooled within-cell sd) {noise:.2f} dB")
         base = [r for r in rows if r["acceleration"] == acc and r["kind"] == "baseline"]
         best = max(base, key=lambda r: r["psnr"]["mean"])
         print(f"  best baseline: {best['model']} PSNR {best['psnr']['mean']:.2f} SSIM {best['ssim']['mean']:.4f}")
@@ -121,6 +128,26 @@ def main() -> None:
               f"drift {float(last.get('drift', 'nan')):.4f}, decided {last.get('decided')}, "
               f"mean entropy {float(last.get('mean_entropy', 'nan')):.4f}")
     (a.out / "summary.json").write_text(json.dumps(rows, indent=1))
+
+
+def retrain_cell(a, data: Path, name: str, genotype: Path, recipe, b, say) -> list[Path]:
+    """Retrain one cell once per --retrain-seeds seed; its run folders."""
+    dirs = []
+    for k in a.retrain_seeds:
+        rdir = a.out / (name if k == a.retrain_seeds[0] else f"{name}-r{k}")
+        retrain_stage(data, rdir, rdir.name, recipe, b, k, a.device, say, genotype=str(genotype))
+        dirs.append(rdir)
+    return dirs
+
+
+def per_cell(rows: list[dict]) -> dict[str, dict[str, list[float]]]:
+    """Report rows of one kind and acceleration grouped by cell (run folder without its -rK suffix)."""
+    cells: dict[str, dict[str, list[float]]] = {}
+    for r in rows:
+        c = cells.setdefault(re.sub(r"-r\d+$", "", r["model"]), {"psnr": [], "ssim": []})
+        c["psnr"].append(r["psnr"]["mean"])
+        c["ssim"].append(r["ssim"]["mean"])
+    return cells
 
 
 def seed_agreement(genotypes) -> str:
