@@ -175,6 +175,19 @@ def test_sigterm_stops_a_run_like_ctrl_c(data_root, tmp_path):
     assert state["epoch"] >= 1
 
 
+def test_the_cli_gives_back_the_callers_sigterm_handler(tmp_path, capsys):
+    """main() used in-process (a notebook, a test) leaves SIGTERM as it found it."""
+    def mine(signum, frame):
+        return None
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        assert main(["search", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "run")]) == 2
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def test_resume_refuses_changed_settings(data_root, tmp_path):
     retrain(data_root, tmp_path / "r")
     run_json = (tmp_path / "r" / "run.json").read_bytes()

@@ -61,6 +61,7 @@ class SigtermAsInterrupt:
 
     def __init__(self) -> None:
         self.received = False
+        self.installed = False
         self.previous: object = None
 
     def handle(self, signum: int, frame: object) -> None:
@@ -68,13 +69,14 @@ class SigtermAsInterrupt:
         raise KeyboardInterrupt
 
     def __enter__(self) -> SigtermAsInterrupt:
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread():  # signal.signal works there only
             self.previous = signal.signal(signal.SIGTERM, self.handle)
+            self.installed = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)  # type: ignore[arg-type]
+        if self.installed:  # None: a handler not set from Python; the default is the nearest we can restore
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)  # type: ignore[arg-type]
 
 
 def describe(e: BaseException) -> str:
