@@ -64,6 +64,28 @@ def label_of(run: dict[str, Any]) -> str:
     return name if name.startswith(kind) else f"{kind}:{name}"
 
 
+def label_runs(runs: list[dict[str, Any]]) -> None:
+    """Give every retrain run a distinct row label (`run["label"]`).
+
+    Runs that would share a label (the same baseline trained twice, equally named folders under different parents)
+    get the shortest tail of their folder path that no other such run shares, e.g. `dccnn-3 (a/dccnn-3)`.
+    """
+    base = [label_of(r) for r in runs]
+    paths = [r["path"].resolve() for r in runs]
+    for i, p in enumerate(paths):
+        if p in paths[:i]:
+            raise ConfigError(f"--runs: {runs[i]['path']} is given twice")
+    for run, path, lab in zip(runs, paths, base, strict=True):
+        others = [q for q, other in zip(paths, base, strict=True) if other == lab and q != path]
+        if not others:
+            run["label"] = lab
+            continue
+        depth = 1
+        while any(q.parts[-depth:] == path.parts[-depth:] for q in others):
+            depth += 1
+        run["label"] = f"{lab} ({'/'.join(path.parts[-depth:])})"
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file (the checkpoint a cached metric came from)."""
     h = hashlib.sha256()
@@ -323,11 +345,11 @@ def plot_training(runs: list[dict[str, Any]], path: Path) -> None:
         rows = list(csv.DictReader(log.open()))
         trained = [r for r in rows if r["train_loss"] not in ("", None)]
         axes[0].plot([int(r["epoch"]) for r in trained], [float(r["train_loss"]) for r in trained],
-                     label=label_of(run), lw=1.2)
+                     label=run["label"], lw=1.2)
         if rows and "step" in rows[0]:
             psnr = [float(r["val_psnr"]) for r in rows]
-            axes[1].plot([int(r["step"]) for r in rows], psnr, marker=".", label=label_of(run), lw=1.2)
-            axes[2].plot([float(r["wall_seconds"]) for r in rows], psnr, marker=".", label=label_of(run), lw=1.2)
+            axes[1].plot([int(r["step"]) for r in rows], psnr, marker=".", label=run["label"], lw=1.2)
+            axes[2].plot([float(r["wall_seconds"]) for r in rows], psnr, marker=".", label=run["label"], lw=1.2)
     axes[0].set_xlabel("epoch")
     axes[0].set_ylabel("training loss")
     axes[1].set_xlabel("optimiser step")
@@ -369,6 +391,7 @@ def _make_report(run_dirs: list[Path], out: Path, data: Path | None, size: int, 
     retrains = [r for r in runs if r["kind"] == "retrain"]
     if not retrains:
         raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
+    label_runs(retrains)
     if data is None:
         data = Path(retrains[0]["meta"]["data"]) / "test"
     out.mkdir(parents=True, exist_ok=True)
@@ -384,7 +407,7 @@ def _make_report(run_dirs: list[Path], out: Path, data: Path | None, size: int, 
                        "flops": 0 if name == "zero-filled" else None, "latency_ms": None}
         predictors[name] = predictor_for(None, name, "cpu")[0]
     for run in retrains:
-        label = label_of(run)
+        label = run["label"]
         say(f"evaluating {label}")
         metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed)
         model, spec, _ = model_from_checkpoint(run["path"] / "best.pt")
@@ -415,7 +438,7 @@ def _make_report(run_dirs: list[Path], out: Path, data: Path | None, size: int, 
         "accelerations": "4x and 8x, random masks (fastMRI semantics), fixed per (file, slice)",
         "flops": "conv multiply-accumulates (thop) for one 2 x 320 x 320 input, all cascades",
         "latency": f"median of {latency_repeats} timed runs, batch 1, 320 x 320, {dev}",
-        "recipes": {label_of(r): r["meta"]["recipe"] for r in retrains},
+        "recipes": {r["label"]: r["meta"]["recipe"] for r in retrains},
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),
     }
     report = {"format": "nas-recon-report", "version": 1, "package_version": __version__, "settings": settings,
