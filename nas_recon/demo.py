@@ -50,7 +50,8 @@ BUDGETS = {
                        recipe="standard"),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
                    search_repeats=1, search_arch_lr=3e-4,
-                   recipe="paper", recipe_overrides={"crop": 128, "val_crop": 0, "val_max_slices": 0}),
+                   recipe="paper",
+                   recipe_overrides={"crop": 128, "unet_crop": 320, "val_crop": 0, "val_max_slices": 0}),
     # CI's integration test: tiny everything, same code path
     "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,
                    search_max_slices=4, search_repeats=1, recipe="quick",

@@ -280,13 +280,15 @@ def test_onnx_export_round_trip(tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
 
 
-def test_unet_trains_under_its_own_crop_and_batch(data_root, tmp_path):
-    """unet_crop / unet_batch_size apply to the U-Net only (fastMRI trains it on whole images, batch 1)."""
-    kw = dict(epochs=1, crop=16, batch_size=2, unet_crop=SIZE, unet_batch_size=1)
+def test_unet_trains_under_its_own_crop_batch_and_repeats(data_root, tmp_path):
+    """unet_crop / unet_batch_size / unet_repeats apply to the U-Net only (fastMRI: whole images, batch 1)."""
+    # a unet_crop above the image size means whole images
+    kw = dict(epochs=1, crop=16, batch_size=2, repeats=2, unet_crop=10 * SIZE, unet_batch_size=1, unet_repeats=1)
     u = run_retrain(cfg(data_root, tmp_path / "u", model="unet", **kw))
     d = run_retrain(cfg(data_root, tmp_path / "d", model="dccnn-1", **kw))
-    assert u["history"][-1]["step"] == 2 * d["history"][-1]["step"]  # batch 1 against batch 2
+    # batch 1 against batch 2, each slice drawn once against twice: the same number of steps
+    assert u["history"][-1]["step"] == d["history"][-1]["step"]
     saved = json.loads((tmp_path / "u" / "run.json").read_text())["recipe"]
-    assert (saved["crop"], saved["batch_size"]) == (SIZE, 1)
+    assert (saved["crop"], saved["batch_size"], saved["repeats"]) == (SIZE, 1, 1)
     saved = json.loads((tmp_path / "d" / "run.json").read_text())["recipe"]
-    assert (saved["crop"], saved["batch_size"]) == (16, 2)
+    assert (saved["crop"], saved["batch_size"], saved["repeats"]) == (16, 2, 2)

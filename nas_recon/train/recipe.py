@@ -30,6 +30,7 @@ class Recipe:
     layer_lr: bool = True  # cell networks: per-conv Adam lr scaled by init std (nas_recon.models.init)
     unet_crop: int = 0  # U-Net training crop (fastMRI trains it on whole images); 0: same as crop
     unet_batch_size: int = 0  # U-Net batch size (fastMRI: 1); 0: same as batch_size
+    unet_repeats: int = 0  # U-Net draws of each training slice per epoch; 0: same as repeats
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,11 +77,15 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
     return r
 
 
-def for_model(r: Recipe, name: str) -> Recipe:
-    """The recipe a model trains under: the U-Net takes its own crop and batch size when the recipe sets them."""
+def for_model(r: Recipe, name: str, size: int) -> Recipe:
+    """The recipe a model trains under: the U-Net takes its own crop, batch size and repeats when the recipe sets them.
+
+    A `unet_crop` at or above the image SIZE means whole images (fastMRI's protocol) at any --size.
+    """
     if name != "unet":
         return r
-    return replace(r, crop=r.unet_crop or r.crop, batch_size=r.unet_batch_size or r.batch_size)
+    crop = min(r.unet_crop, size) if r.unet_crop else r.crop
+    return replace(r, crop=crop, batch_size=r.unet_batch_size or r.batch_size, repeats=r.unet_repeats or r.repeats)
 
 
 def load_recipe(name_or_path: str) -> Recipe:

@@ -107,7 +107,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     """Train a model from scratch with the recipe; keep last.pt (resumable) and best.pt (val PSNR)."""
     progress = progress or RetrainProgress()
     spec = model_spec(cfg)
-    cfg = replace(cfg, recipe=for_model(cfg.recipe, spec.name))
+    cfg = replace(cfg, recipe=for_model(cfg.recipe, spec.name, cfg.size))
     r = cfg.recipe
     loss_fn = parse_loss(r.loss)
     device = resolve_device(cfg.device)
