@@ -377,21 +377,22 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
                 classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
                 notes: list[str] | None = None, progress=None) -> dict[str, Any]:
     """Gather runs into OUT/report.md, report.json and PNG plots; return the report object."""
-    with run_lock(out):
-        return _make_report(run_dirs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
-                            notes, progress)
-
-
-def _make_report(run_dirs: list[Path], out: Path, data: Path | None, size: int, crop: int | None,
-                 max_slices: int | None, device: str, seed: int, classical: tuple[str, ...], latency_repeats: int,
-                 notes: list[str] | None, progress) -> dict[str, Any]:
-    """make_report inside the report folder's lock."""
-    runs = [read_run(Path(p)) for p in run_dirs]
-    searches = [r for r in runs if r["kind"] == "search"]
+    runs = [read_run(Path(p)) for p in run_dirs]  # a refused run list writes nothing, not even OUT
     retrains = [r for r in runs if r["kind"] == "retrain"]
     if not retrains:
         raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
     label_runs(retrains)
+    with run_lock(out):
+        return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
+                            notes, progress)
+
+
+def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size: int, crop: int | None,
+                 max_slices: int | None, device: str, seed: int, classical: tuple[str, ...], latency_repeats: int,
+                 notes: list[str] | None, progress) -> dict[str, Any]:
+    """make_report inside the report folder's lock, on the read and labelled RUNS."""
+    searches = [r for r in runs if r["kind"] == "search"]
+    retrains = [r for r in runs if r["kind"] == "retrain"]
     if data is None:
         data = Path(retrains[0]["meta"]["data"]) / "test"
     out.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,12 @@
 """Report row labels: every retrained run keeps its own row."""
 
+import json
 from pathlib import Path
 
 import pytest
 
 from nas_recon.errors import ConfigError
-from nas_recon.report import label_runs
+from nas_recon.report import label_runs, make_report
 
 
 def run(path: Path, name: str, extra: dict | None = None) -> dict:
@@ -29,3 +30,15 @@ def test_a_run_given_twice_is_refused(tmp_path):
     runs = [run(tmp_path / "u", "unet"), run(tmp_path / "v" / ".." / "u", "unet")]
     with pytest.raises(ConfigError, match="given twice"):
         label_runs(runs)
+
+
+def test_a_refused_run_list_writes_nothing(tmp_path):
+    d = tmp_path / "unet"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps({"kind": "retrain", "model": {"name": "unet"}}))
+    out = tmp_path / "report"
+    with pytest.raises(ConfigError, match="given twice"):
+        make_report([d, tmp_path / "." / "unet"], out)
+    with pytest.raises(ConfigError, match="no retrain run"):
+        make_report([], out)
+    assert not out.exists()

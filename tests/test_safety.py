@@ -99,12 +99,15 @@ with run_lock(sys.argv[1]):
 
 def test_run_folder_lock_between_processes_and_after_a_crash(data_root, tmp_path, capsys):
     out = tmp_path / "run"
+    fake = tmp_path / "fake-run"  # a run list report accepts, so that the lock is what refuses it
+    fake.mkdir()
+    (fake / "run.json").write_text(json.dumps({"kind": "retrain", "model": {"name": "unet"}}))
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
         for argv in (["retrain", "--model", "dccnn-1", "--data", str(data_root), "--out", str(out)],
                      ["search", "--data", str(data_root), "--out", str(out), "--crop", "16"],
-                     ["report", "--runs", str(tmp_path), "--out", str(out)],
+                     ["report", "--runs", str(fake), "--out", str(out)],
                      ["demo", "--out", str(out), "--budget", "tiny"]):
             assert main([*argv, "--size", str(SIZE)] if argv[0] != "demo" else argv) == 2
             assert "in use by another running nas-recon" in capsys.readouterr().err
