@@ -333,7 +333,8 @@ def test_op_importance_is_the_loss_rise_without_each_op_and_restores_alphas():
 
     torch.manual_seed(0)
     names = ["a", "b", "c"]
-    alphas = [torch.nn.Parameter(torch.randn(4)) for _ in range(2 + 3)]  # 2 nodes; 3 real ops + implicit none
+    edges = [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]  # 2 nodes
+    alphas = {e: torch.nn.Parameter(torch.randn(4)) for e in edges}  # 3 real ops + implicit none
     values = torch.tensor([1.0, 2.0, 5.0, 0.0])  # what each op (none last) would put out
     target = 2.2
 
@@ -341,14 +342,14 @@ def test_op_importance_is_the_loss_rise_without_each_op_and_restores_alphas():
         return float((torch.softmax(a.detach(), 0) * values).sum())
 
     def loss(model) -> float:
-        return sum(abs(mix(a) - target) for a in model)
+        return sum(abs(mix(a) - target) for a in model.values())
 
-    before = [a.detach().clone() for a in alphas]
-    imp, base = op_importance(alphas, names, 2, loss, alphas)
+    before = {e: a.detach().clone() for e, a in alphas.items()}
+    imp, base = op_importance(alphas, names, loss, alphas)
     assert base == pytest.approx(loss(alphas))
-    assert all(torch.equal(a, b) for a, b in zip(alphas, before, strict=True))  # every alpha restored
+    assert all(torch.equal(alphas[e], before[e]) for e in edges)  # every alpha restored
     assert sorted(imp) == [(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]
-    a = alphas[3]  # edge (1, 1): recompute "op b removed" by hand
+    a = alphas[(1, 1)]  # recompute "op b removed" by hand
     w = torch.softmax(torch.cat([a[:1], a[2:]]).detach(), 0)
     without_b = float((w * values[[0, 2, 3]]).sum())
     assert imp[(1, 1)]["b"] == pytest.approx(abs(without_b - target) - abs(mix(a) - target), abs=1e-6)

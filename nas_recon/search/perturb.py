@@ -9,7 +9,7 @@ edge its most important op, per node the two edges whose best op matters most.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -20,25 +20,21 @@ LossFn = Callable[[nn.Module], float]
 
 
 @torch.no_grad()
-def op_importance(alphas: Sequence[torch.Tensor], op_names: Sequence[str], nodes: int, loss: LossFn,
+def op_importance(alphas: Mapping[tuple[int, int], torch.Tensor], op_names: Sequence[str], loss: LossFn,
                   model: nn.Module) -> tuple[EdgeWeights, float]:
     """importance[(node, input)][op] = loss(model without that op on that edge) - loss(model); and the loss.
 
-    `alphas`: every edge's architecture parameter in (node, input) order (`edge_alphas`), real ops first in
+    `alphas`: (node, input) -> that edge's architecture parameter (`edge_alpha_map`), real ops first in
     `op_names` order; each is restored after its perturbations.
     """
     base = loss(model)
     out: EdgeWeights = {}
-    k = 0
-    for i in range(nodes):
-        for j in range(i + 2):
-            a = alphas[k]
-            k += 1
-            saved = a.detach().clone()
-            scores = {}
-            for o, name in enumerate(op_names):
-                a[o] = float("-inf")
-                scores[name] = loss(model) - base
-                a.copy_(saved)
-            out[(i, j)] = scores
+    for edge, a in alphas.items():
+        saved = a.detach().clone()
+        scores = {}
+        for o, name in enumerate(op_names):
+            a[o] = float("-inf")
+            scores[name] = loss(model) - base
+            a.copy_(saved)
+        out[edge] = scores
     return out, base

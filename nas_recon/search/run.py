@@ -37,6 +37,7 @@ from nas_recon.search.random_cells import sample_genotype, to_nni_sample
 from nas_recon.search.supernet import (
     arch_parameters,
     build_supernet,
+    edge_alpha_map,
     edge_alphas,
     edge_weights,
     first_cell,
@@ -441,8 +442,7 @@ def perturbation_scores(supernet, space: SearchSpace, loader: DataLoader, device
     """DARTS-PT op importances of the trained supernet on fixed train_alpha batches, and its unperturbed loss."""
     supernet = supernet.to(device).eval()
     loss = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
-    return op_importance(edge_alphas(supernet, space), list(first_cell(supernet).op_names), space.nodes, loss,
-                         supernet)
+    return op_importance(edge_alpha_map(supernet, space), list(first_cell(supernet).op_names), loss, supernet)
 
 
 @torch.no_grad()

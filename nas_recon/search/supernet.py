@@ -122,10 +122,15 @@ def first_cell(supernet: nn.Module) -> nn.Module:
     return supernet.net.bodies[0].cells[0]
 
 
-def edge_alphas(supernet: nn.Module, space: SearchSpace) -> list[torch.Tensor]:
-    """The architecture parameter of every cell edge (ops in `op_names` order, NNI's implicit zero op last)."""
+def edge_alpha_map(supernet: nn.Module, space: SearchSpace) -> dict[tuple[int, int], torch.Tensor]:
+    """(node, input) -> that cell edge's architecture parameter (ops in `op_names` order, NNI's zero op last)."""
     alphas = first_cell(supernet)._arch_alpha
-    return [alphas[f"{CELL_LABEL}/{i + 2}_{j}"] for i in range(space.nodes) for j in range(i + 2)]
+    return {(i, j): alphas[f"{CELL_LABEL}/{i + 2}_{j}"] for i in range(space.nodes) for j in range(i + 2)}
+
+
+def edge_alphas(supernet: nn.Module, space: SearchSpace) -> list[torch.Tensor]:
+    """The architecture parameter of every cell edge, in (node, input) order."""
+    return list(edge_alpha_map(supernet, space).values())
 
 
 def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
