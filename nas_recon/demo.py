@@ -18,6 +18,7 @@ from nas_recon.lock import run_lock
 from nas_recon.train.recipe import load_recipe
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
+DEMO_SPACE = "paper_a"  # the paper's space A (bias-free cells, SPEC); `demo --space` takes another
 
 
 @dataclass
@@ -48,6 +49,9 @@ BUDGETS = {
     # about 3x the quick budget's optimiser steps (search and retraining), for 2 CPU cores in under an hour
     "standard": Budget("standard", search_epochs=12, search_patience=4, search_max_slices=24, search_repeats=2,
                        recipe="standard"),
+    # the paper's 80 retraining epochs (10x quick: 1440 steps per model) and 50 search epochs, on the demo data
+    "long": Budget("long", search_epochs=50, search_patience=10, search_max_slices=24, search_repeats=2,
+                   recipe="long"),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
                    search_repeats=1, search_arch_lr=3e-4,
                    recipe="paper",
@@ -72,17 +76,21 @@ class DemoProgress:
 
 
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
-             progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False) -> dict[str, Any]:
-    """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias)."""
+             progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False,
+             space: str = DEMO_SPACE) -> dict[str, Any]:
+    """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias;
+    `space`: the search space, a shipped name or a TOML path)."""
+    from nas_recon.space import load_space
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
+    load_space(space)  # a bad --space is refused before anything is written
     with run_lock(out):
-        return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source, cell_bias)
+        return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source, cell_bias, space)
 
 
 def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str,
-          cell_bias: bool) -> dict[str, Any]:
+          cell_bias: bool, space: str) -> dict[str, Any]:
     """run_demo inside the demo folder's lock."""
     from nas_recon.report import make_report
     from nas_recon.sample import sample_genotypes, write_samples
@@ -92,23 +100,25 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     state_file = out / "demo.json"
     state = _read_state(state_file)
     if state and (state.get("budget") != budget or state.get("seed") != seed
-                  or state.get("cell_bias", False) != cell_bias):
+                  or state.get("cell_bias", False) != cell_bias or state.get("space", "paper_a") != space):
         raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}"
+                          f" space {state.get('space', 'paper_a')!r}"
                           f"{' --cell-bias' if state.get('cell_bias') else ''}; use another --out")
-    atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed, "cell_bias": cell_bias}))
+    atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed, "cell_bias": cell_bias,
+                                              "space": space}))
 
     data = data_stage(out / "data", b, seed, source, progress)
 
     search_dir = out / "search"
-    genotype_file = search_stage(data, search_dir, b, "paper_a", seed, device, progress,
-                                 "searching a cell (DARTS, space paper_a"
+    genotype_file = search_stage(data, search_dir, b, space, seed, device, progress,
+                                 f"searching a cell (DARTS, space {space}"
                                  + (", --cell-bias)" if cell_bias else ")"), cell_bias=cell_bias)
     searched = load_genotype(genotype_file)
 
     random_dir = out / "random"
     if len(list(random_dir.glob("random_*.json"))) < b.random_cells:
         progress.stage(f"sampling {b.random_cells} random cells of similar FLOPs (+-15 %)")
-        gs = sample_genotypes(load_space("paper_a"), b.random_cells, seed, like=searched, tolerance=0.15)
+        gs = sample_genotypes(load_space(space), b.random_cells, seed, like=searched, tolerance=0.15)
         write_samples(gs, random_dir)
     random_files = sorted(random_dir.glob("random_*.json"))[: b.random_cells]
 
@@ -124,7 +134,7 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     progress.stage("evaluating on test/ at 4x and 8x and writing the report")
     notes = [f"`nas-recon demo --budget {budget}` on the offline demo data ({b.slices} slices of the MNI152 "
              f"template at {b.size} x {b.size}, train/val/test by slab)",
-             f"search: paper_a, {b.search_epochs} epochs max (patience {b.search_patience}, early stop only when "
+             f"search: space {space}, {b.search_epochs} epochs max (patience {b.search_patience}, early stop only when "
              f"decided), {b.search_crop} x {b.search_crop} crops, batch {b.search_batch}, at most "
              f"{b.search_max_slices} slices per split drawn {b.search_repeats}x an epoch, arch lr {b.search_arch_lr}",
              f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: "

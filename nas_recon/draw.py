@@ -13,7 +13,8 @@ from nas_recon.genotype import Genotype  # noqa: E402
 
 OP_COLOURS = {
     "sep_conv_3x3": "#1f77b4", "dil_2_conv_3x3": "#2ca02c", "dil_3_conv_3x3": "#d62728",
-    "conv_9x1_1x9": "#9467bd", "skip_connect": "#7f7f7f",
+    "conv_9x1_1x9": "#9467bd", "skip_connect": "#7f7f7f", "sep_conv_5x5": "#17becf", "dil_4_conv_3x3": "#8c564b",
+    "conv_3x3": "#ff7f0e", "dil_2_dense_3x3": "#e377c2",
 }
 
 

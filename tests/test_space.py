@@ -34,6 +34,49 @@ def test_op_definitions():
     assert sum(p.numel() for p in build_op("conv_9x1_1x9", 32).parameters()) == 288 + 288 + 1024
 
 
+def test_wider_ops_receptive_field_and_cost():
+    """mixed_a's ops: sep 5x5, dilated depthwise rate 4, dense 3x3 and dense 3x3 rate 2 (7x a sep 3x3's MACs)."""
+    from nas_recon.cost import module_macs
+
+    s5, d4 = build_op("sep_conv_5x5", 32), build_op("dil_4_conv_3x3", 32)
+    assert s5[1].kernel_size == (5, 5) and s5[1].groups == 32 and d4[1].dilation == (4, 4) and d4[1].groups == 32
+    dense, ddil = build_op("conv_3x3", 32), build_op("dil_2_dense_3x3", 32)
+    assert isinstance(dense[0], torch.nn.ReLU) and dense[1].groups == 1 and ddil[1].dilation == (2, 2)
+    assert sum(p.numel() for p in s5.parameters()) == 25 * 32 + 1024
+    assert sum(p.numel() for p in dense.parameters()) == 9 * 32 * 32
+    x = (torch.randn(1, 32, 16, 16),)
+    macs = {n: module_macs(build_op(n, 32), x) / 256 for n in ("sep_conv_3x3", "conv_3x3", "dil_2_dense_3x3")}
+    assert macs == {"sep_conv_3x3": 288 + 1024, "conv_3x3": 9216, "dil_2_dense_3x3": 9216}  # per pixel
+    # receptive field: an impulse reaches k taps spread over (k - 1) * dilation + 1 pixels
+    imp = torch.zeros(1, 32, 33, 33)
+    imp[..., 16, 16] = 1.0
+    for name, taps, span in (("sep_conv_5x5", 5, 5), ("dil_4_conv_3x3", 3, 9), ("dil_2_dense_3x3", 3, 5),
+                             ("conv_3x3", 3, 3)):
+        op = build_op(name, 32)
+        torch.nn.init.uniform_(op[1].weight, 0.5, 1.0)
+        with torch.no_grad():
+            hit = torch.nonzero(op(imp).abs().sum((0, 1))[16] > 0).flatten()
+        assert (len(hit), int(hit[-1] - hit[0]) + 1) == (taps, span), name
+
+
+def test_mixed_space_is_biased_and_fits_dense_ops_under_dccnn3():
+    from nas_recon.cost import conv_macs
+    from nas_recon.genotype import Genotype, Node
+    from nas_recon.models.registry import ModelSpec, build_model, spec_for_genotype
+    from nas_recon.sample import genotype_macs
+
+    m = load_space("mixed_a")
+    assert m.bias and m.cells == 1 and (m.nodes, m.cascades, m.channels) == (3, 3, 32)
+    assert {"conv_3x3", "dil_2_dense_3x3", "sep_conv_5x5", "dil_4_conv_3x3", "none"} <= set(m.ops)
+    dense4 = Genotype((Node((0, 1), ("conv_3x3", "conv_3x3")), Node((0, 2), ("conv_3x3", "dil_2_dense_3x3")),
+                       Node((0, 3), ("skip_connect", "sep_conv_3x3"))), "mixed_a", 32, 1, 3, {}, True)
+    dccnn3 = conv_macs(build_model(ModelSpec("dccnn-3")), 320)
+    assert genotype_macs(dense4, 320) < dccnn3  # 4 dense ops fit under DC-CNN-3's cost with one cell
+    net = build_model(spec_for_genotype(dense4))
+    convs = [c for c in net.modules() if isinstance(c, torch.nn.Conv2d)]
+    assert convs and all(c.bias is not None for c in convs)
+
+
 def test_register_new_op():
     @register_op("test_identity_op")
     def make(c):
@@ -61,7 +104,7 @@ def test_shipped_spaces():
     "text,message",
     [
         ('ops = ["sep_conv_3x3"]\nlayers = 3', "unknown key 'layers'"),
-        ('ops = ["sep_conv_5x5"]', "key 'ops': unknown op 'sep_conv_5x5'"),
+        ('ops = ["sep_conv_7x7"]', "key 'ops': unknown op 'sep_conv_7x7'"),
         ('ops = "sep_conv_3x3"', "key 'ops' must be a list"),
         ('ops = ["sep_conv_3x3"]\nnodes = 0', "key 'nodes' must be an integer in \\[1, 16\\]"),
         ('ops = ["sep_conv_3x3"]\nchannels = "32"', "key 'channels'"),

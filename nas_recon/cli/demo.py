@@ -10,16 +10,21 @@ from nas_recon.cli.common import add_device, add_verbose, console, pos_int, seed
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
+from nas_recon.demo import BUDGETS, DEMO_SPACE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `demo`."""
     p = sub.add_parser("demo", help="the whole job on the offline demo data: search, retrain, evaluate, report")
     p.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default demo-out)")
-    p.add_argument("--budget", default="quick", choices=["quick", "standard", "full", "tiny"],
+    p.add_argument("--budget", default="quick", choices=list(BUDGETS),
                    help="quick (<= 15 min on 2 CPU cores), standard (<= 60 min on 2 CPU cores: 3x the steps), "
+                        "long (the paper's 80 epochs on 64 x 64 crops: 10x the steps, hours on 2 CPU cores), "
                         "full (paper recipe, GPU), tiny (CI smoke run)")
     p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--space", default=DEMO_SPACE,
+                   help=f"search space, a shipped name (paper_a, paper_b, mixed_a) or a TOML path (default "
+                        f"{DEMO_SPACE}: the paper's space A)")
     p.add_argument("--source", default="mni152", help="demo data source: mni152 or PATH.nii[.gz]")
     p.add_argument("--cell-bias", action="store_true",
                    help="outside SPEC's contract: searched and random cells get a bias on every conv "
@@ -62,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     with progress_bar() as bar:
         report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source,
-                          args.cell_bias)
+                          args.cell_bias, args.space)
     console.print(summary_table(report))
     console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
                   "(rerun the same command to continue an interrupted demo)")
@@ -77,7 +82,7 @@ def register_ablate(sub: argparse._SubParsersAction) -> None:
                    help="data root with train/ val/ test/ (default: build the offline demo data in OUT/data)")
     p.add_argument("--spaces", nargs="+", default=["paper_a", "paper_b"], help="spaces (names or TOML paths)")
     p.add_argument("--nodes", nargs="+", type=pos_int, default=[2, 3, 4], help="node counts per cell")
-    p.add_argument("--budget", default="quick", choices=["quick", "standard", "full", "tiny"],
+    p.add_argument("--budget", default="quick", choices=list(BUDGETS),
                    help="search and retraining budget, as in `demo` (quick: ~2.5 min per setting on 2 CPU cores)")
     p.add_argument("--seed", type=seed_int, default=0)
     add_device(p)

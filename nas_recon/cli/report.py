@@ -30,7 +30,7 @@ def summary_table(report: dict) -> Table:
     """PSNR/SSIM per acceleration and cost, one row per model."""
     rows = report["rows"]
     accs = sorted({r["acceleration"] for r in rows}, key=lambda a: float(a[:-1]))
-    t = Table(title="test metrics (mean over slices)")
+    t = Table(title="test metrics (mean over slices)", caption=" ".join(report.get("budget_notes") or []) or None)
     t.add_column("model", overflow="fold")  # full run names, wrapped on narrow terminals
     t.add_column("params", justify="right")
     t.add_column("GFLOPs", justify="right")

@@ -315,12 +315,21 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
         space = replace(space, bias=True)
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
-    masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
-    ds_w = SliceDataset(w_files, cfg.size, cfg.crop, masks, "train", cfg.seed, cfg.max_slices, repeats=cfg.repeats)
-    ds_a = SliceDataset(a_files, cfg.size, cfg.crop, masks, "train", cfg.seed + 1, cfg.max_slices,
-                        repeats=cfg.repeats)
+    ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
     with run_lock(cfg.out):
         return _search(cfg, resume, progress, space, device, ds_w, ds_a, (w_files, a_files))
+
+
+def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDataset:
+    """train_w (offset 0) or train_alpha (offset 1): training crops and masks drawn from seed + offset."""
+    masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
+    return SliceDataset(files, cfg.size, cfg.crop, masks, "train", cfg.seed + offset, cfg.max_slices,
+                        repeats=cfg.repeats)
+
+
+def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int) -> DataLoader:
+    """The split's loader: a seeded permutation of its samples every epoch."""
+    return DataLoader(ds, cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed + offset))
 
 
 def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: Any, device: torch.device,
@@ -358,8 +367,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         oneshot.configure_architecture_optimizers = lambda: torch.optim.Adam(  # type: ignore[method-assign]
             ordered, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay
         )
-    w_loader = DataLoader(ds_w, cfg.batch_size, sampler=EpochSampler(len(ds_w), cfg.seed))
-    a_loader = DataLoader(ds_a, cfg.batch_size, sampler=EpochSampler(len(ds_a), cfg.seed + 1))
+    w_loader, a_loader = split_loader(cfg, ds_w, 0), split_loader(cfg, ds_a, 1)
     loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)
 
     monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress)

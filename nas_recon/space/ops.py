@@ -1,4 +1,7 @@
-"""Cell operations, registered by name. No bias and no normalisation anywhere (phase must be kept)."""
+"""Cell operations, registered by name. No bias and no normalisation anywhere (phase must be kept).
+
+A space with `bias = true` gets its biases from nas_recon.models.init.add_conv_biases, not from these factories.
+"""
 
 from __future__ import annotations
 
@@ -64,6 +67,38 @@ def dil_2_conv_3x3(c: int) -> nn.Module:
 def dil_3_conv_3x3(c: int) -> nn.Module:
     """ReLU -> depthwise 3x3 dilation 3 -> pointwise 1x1."""
     return separable(c, (3, 3), 3)
+
+
+@register_op("sep_conv_5x5")
+def sep_conv_5x5(c: int) -> nn.Module:
+    """ReLU -> depthwise 5x5 -> pointwise 1x1."""
+    return separable(c, (5, 5))
+
+
+@register_op("dil_4_conv_3x3")
+def dil_4_conv_3x3(c: int) -> nn.Module:
+    """ReLU -> depthwise 3x3 dilation 4 -> pointwise 1x1."""
+    return separable(c, (3, 3), 4)
+
+
+def dense(channels: int, dilation: int = 1) -> nn.Sequential:
+    """ReLU -> dense 3x3 C -> C (dilated, size-preserving): 7x the MACs of a separable 3x3 at C = 32."""
+    return nn.Sequential(
+        nn.ReLU(inplace=False),
+        nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, bias=False),
+    )
+
+
+@register_op("conv_3x3")
+def conv_3x3(c: int) -> nn.Module:
+    """ReLU -> dense 3x3."""
+    return dense(c)
+
+
+@register_op("dil_2_dense_3x3")
+def dil_2_dense_3x3(c: int) -> nn.Module:
+    """ReLU -> dense 3x3 dilation 2."""
+    return dense(c, 2)
 
 
 @register_op("conv_9x1_1x9")

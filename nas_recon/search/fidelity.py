@@ -1,0 +1,174 @@
+"""Ranking fidelity: a trained supernet's one-shot score of a cell, and how well it ranks retrained cells.
+
+A cell's one-shot score is the supernet's L1 on fixed train_alpha batches with every edge's architecture weights
+one-hot on the cell's op (and on NNI's implicit zero op for the edges the cell does not use): the supernet's
+shared weights then compute exactly that cell. Kendall's tau between the scores (low is good) and the cells'
+retrained PSNR (high is good) says whether the supernet ranks cells as retraining does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from nas_recon.errors import ConfigError
+from nas_recon.genotype import Genotype
+from nas_recon.io import atomic_write_text
+from nas_recon.search.mixed import PartialChannelCell
+from nas_recon.search.supernet import (
+    CELL_LABEL,
+    build_supernet,
+    edge_alpha_map,
+    first_cell,
+    make_strategy,
+    sample_one_op,
+)
+from nas_recon.space.spaces import SearchSpace, load_space
+
+BIG = 1e4  # softmax of +-BIG logits is exactly one-hot in float32 (and Gumbel noise cannot flip it)
+FIDELITY = "fidelity.json"  # written into a search run folder by bench/ranking.py, read by the report
+
+
+@contextmanager
+def selected(supernet: nn.Module, space: SearchSpace, cell: Genotype) -> Iterator[nn.Module]:
+    """Within the block the supernet computes `cell` alone (alphas and PC-DARTS betas restored after)."""
+    alphas = edge_alpha_map(supernet, space)
+    names = list(first_cell(supernet).op_names)
+    used = {(i, j): op for i, node in enumerate(cell.cell) for j, op in zip(node.inputs, node.ops, strict=True)}
+    if len(cell.cell) != space.nodes:
+        raise ConfigError(f"cell of {len(cell.cell)} nodes, the supernet's space '{space.name}' has {space.nodes}")
+    for op in used.values():
+        if op not in names:
+            raise ConfigError(f"cell op '{op}' is not a candidate of the supernet (space '{space.name}')")
+    pc = first_cell(supernet)
+    betas = ({i: pc._arch_alpha[f"{CELL_LABEL}/beta_{i + 2}"] for i in range(space.nodes)}
+             if isinstance(pc, PartialChannelCell) else {})
+    saved = {k: a.detach().clone() for k, a in alphas.items()}
+    saved_b = {i: b.detach().clone() for i, b in betas.items()}
+    with torch.no_grad():
+        for (i, j), a in alphas.items():
+            if (i, j) not in used and len(a) == len(names):
+                raise ConfigError(f"space '{space.name}' has no 'none' op, so an unused edge cannot be switched off")
+        for (i, j), a in alphas.items():
+            a.fill_(-BIG)
+            a[names.index(used[(i, j)]) if (i, j) in used else len(names)] = BIG  # unused: NNI's implicit zero op
+        for i, b in betas.items():  # edge normalisation: the node's two inputs weigh 1/2 each, the others 0
+            b.fill_(-BIG)
+            for j in cell.cell[i].inputs:
+                b[j] = 0.0
+    try:
+        yield supernet
+    finally:
+        with torch.no_grad():
+            for k, a in alphas.items():
+                a.copy_(saved[k])
+            for i, b in betas.items():
+                b.copy_(saved_b[i])
+
+
+@torch.no_grad()
+def oneshot_scores(supernet: nn.Module, space: SearchSpace, cells: Sequence[Genotype], batches: list,
+                   device: torch.device) -> list[float]:
+    """Each cell's mean L1 on `batches` computed by the supernet's shared weights (lower is better)."""
+    supernet = supernet.to(device).eval()
+    out = []
+    for g in cells:
+        with selected(supernet, space, g):
+            losses = [float(nn.functional.l1_loss(supernet(b.input.to(device), b.kspace.to(device),
+                                                           b.mask.to(device)), b.target.to(device)))
+                      for b in batches]
+        out.append(float(np.mean(losses)))
+    return out
+
+
+def load_search(run_dir: Path) -> tuple[nn.Module, Any, SearchSpace]:
+    """A finished search's trained supernet (checkpoints/last.ckpt), its SearchConfig and space."""
+    from nas_recon.search.run import SearchConfig
+
+    run_json = run_dir / "run.json"
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        meta = json.loads(run_json.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{run_json}: not a readable search run record ({e})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != "search" or not isinstance(meta.get("config"), dict):
+        raise ConfigError(f"{run_json}: not a search run")
+    known = {f.name for f in fields(SearchConfig)}
+    cfg = SearchConfig(**{k: v for k, v in meta["config"].items() if k in known})
+    if cfg.strategy == "random":
+        raise ConfigError(f"{run_dir}: a random one-shot search has no architecture weights to select cells with")
+    space = load_space(cfg.space)
+    if cfg.cell_bias:
+        space = replace(space, bias=True)
+    supernet = build_supernet(space, make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip),
+                              partial=cfg.strategy == "pcdarts")
+    if cfg.strategy == "gdas":
+        sample_one_op(supernet)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    except (OSError, KeyError, RuntimeError, EOFError, TypeError) as e:
+        raise ConfigError(f"{ckpt}: not a readable search checkpoint ({e})") from None
+    prefix = "training_module.model."
+    state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    try:
+        supernet.load_state_dict(state)
+    except RuntimeError as e:
+        raise ConfigError(f"{ckpt}: does not match the supernet of {run_json} ({str(e).splitlines()[0]})") from None
+    return supernet, cfg, space
+
+
+def kendall_tau(scores: Sequence[float], psnrs: Sequence[float]) -> float:
+    """Kendall's tau-b between -score (low loss = good) and retrained PSNR: +1 = the supernet ranks as retraining."""
+    from scipy.stats import kendalltau
+
+    return float(kendalltau(-np.asarray(scores), np.asarray(psnrs)).statistic)
+
+
+def bootstrap_tau(scores: Sequence[float], psnrs: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of Kendall's tau, resampling cells (ties-only resamples skipped)."""
+    rng = np.random.default_rng(seed)
+    s, p = np.asarray(scores, float), np.asarray(psnrs, float)
+    taus = []
+    for _ in range(n):
+        idx = rng.integers(len(s), size=len(s))
+        if len(set(s[idx])) > 1 and len(set(p[idx])) > 1:
+            taus.append(kendall_tau(s[idx], p[idx]))
+    if not taus:
+        return math.nan, math.nan
+    lo, hi = np.percentile(taus, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def verdict(tau: float, lo: float, hi: float) -> str:
+    """One line for the report beside the genotype."""
+    if math.isnan(lo) or lo <= 0:
+        return (f"the supernet cannot rank cells here: Kendall's tau {tau:+.2f} against retrained PSNR, 95 % "
+                f"interval [{lo:+.2f}, {hi:+.2f}] includes 0, so its choice is no better evidenced than a random cell")
+    return (f"the supernet ranks cells as retraining does: Kendall's tau {tau:+.2f} against retrained PSNR, 95 % "
+            f"interval [{lo:+.2f}, {hi:+.2f}]")
+
+
+def write_fidelity(run_dir: Path, record: dict[str, Any]) -> None:
+    """Store a ranking-fidelity measurement in the search's run folder (the report shows it)."""
+    atomic_write_text(run_dir / FIDELITY, json.dumps(record, indent=1))
+
+
+def read_fidelity(run_dir: Path) -> dict[str, Any] | None:
+    """The search folder's ranking-fidelity record, or None when absent or unreadable."""
+    try:
+        rec = json.loads((run_dir / FIDELITY).read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("tau"), int | float) else None
