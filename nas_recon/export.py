@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_path
+from nas_recon.outputs import KINDS, MARKER, TORCHSCRIPT_EXTRA
 from nas_recon.physics.fusion import KSpaceFusion
 
 
@@ -65,8 +67,9 @@ def export_model(model: nn.Module, fmt: str, out: Path, size: int = 320) -> Path
     """Write `out` atomically: TorchScript (any size) or ONNX (fixed size x size)."""
     model = model.eval()
     with atomic_path(out) as tmp:
-        if fmt == "torchscript":
-            torch.jit.save(torch.jit.script(model), tmp)
+        if fmt == "torchscript":  # the marker lets a later export replace this file (nas_recon.outputs)
+            torch.jit.save(torch.jit.script(model), tmp,
+                           _extra_files={TORCHSCRIPT_EXTRA: json.dumps({"format": KINDS["torchscript"]})})
         elif fmt == "onnx":
             try:
                 import onnx  # noqa: F401
@@ -77,6 +80,11 @@ def export_model(model: nn.Module, fmt: str, out: Path, size: int = 320) -> Path
             mask = torch.ones(1, 1, 1, size)
             torch.onnx.export(model, (x, x, mask), tmp, input_names=["input", "kspace", "mask"],
                               output_names=["output"], dynamo=False, opset_version=17)
+            import onnx
+
+            m = onnx.load(tmp)
+            onnx.helper.set_model_props(m, {MARKER: KINDS["onnx"]})
+            onnx.save(m, tmp)
         else:
             raise ConfigError(f"--format: unknown '{fmt}', expected torchscript or onnx")
     return out

@@ -12,14 +12,21 @@ from pathlib import Path
 from typing import Any
 
 
-def _file_mode() -> int:
-    """0666 less the process umask: the mode open() gives a new file."""
+def _umask() -> int:
+    """The process umask (read by setting it and putting it back)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
-FILE_MODE = _file_mode()
+def file_mode() -> int:
+    """The mode open() gives a new file now (0666 less the umask)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode mkdir() gives a new folder now (0777 less the umask)."""
+    return 0o777 & ~_umask()
 
 
 @contextmanager
@@ -28,7 +35,7 @@ def atomic_path(path: Path) -> Iterator[str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
-    os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; outputs get the mode any new file gets (0644 under umask 022)
+    os.chmod(tmp, file_mode())  # mkstemp makes 0600; outputs get the mode any new file gets (0644 under umask 022)
     try:
         yield tmp
         os.replace(tmp, path)

@@ -10,9 +10,10 @@ import numpy as np
 
 from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume
-from nas_recon.errors import ConfigError, NasReconError
+from nas_recon.errors import NasReconError
 from nas_recon.evaluate import Predictor
 from nas_recon.io import atomic_path
+from nas_recon.outputs import KINDS, MARKER, check_output_dir, check_output_files
 from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 
@@ -34,19 +35,15 @@ def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 
         f.create_dataset("reconstruction", data=recon)
         f.attrs["acceleration"] = float(acceleration) if mode == "eval" else float(ds[0].acceleration)
         f.attrs["mask"] = "from file" if mode == "given" else mask_type
+        f.attrs[MARKER] = KINDS["reconstruction"]  # a later reconstruct may replace this file, nothing else
     return target
 
 
 def check_outputs(files: list[Path], out_dir: Path) -> None:
-    """Refuse an output folder where a reconstruction would replace one of the input files."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out: {out_dir} exists and is not a folder")
-    inputs = {f.resolve() for f in files}
-    for f in files:
-        target = (out_dir / f.name).resolve()
-        if target in inputs or (target.exists() and any(target.samefile(i) for i in inputs if i.exists())):
-            raise ConfigError(f"--out: {out_dir} would overwrite the input file {f} (its k-space would be lost); "
-                              "choose another folder")
+    """Refuse an output folder where a reconstruction would replace an input or any file that is not an earlier
+    reconstruction (nas_recon.outputs), before anything is written."""
+    check_output_dir(out_dir)
+    check_output_files([out_dir / f.name for f in files], "reconstruction", inputs=files)
 
 
 def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320, acceleration: float = 4.0,

@@ -24,8 +24,9 @@ from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
 from nas_recon.io import atomic_write_text  # noqa: E402
-from nas_recon.lock import run_lock  # noqa: E402
+from nas_recon.lock import LOCK_NAME, run_lock  # noqa: E402
 from nas_recon.metrics import METRICS  # noqa: E402
+from nas_recon.outputs import check_output_dir, claim_folder  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
 from nas_recon.physics.masks import MaskSpec  # noqa: E402
 from nas_recon.train.checkpoint import model_from_checkpoint  # noqa: E402
@@ -52,6 +53,58 @@ def model_kind(meta: dict[str, Any]) -> str:
     if meta["model"]["name"] != "searched":
         return "baseline"
     return "random" if "sampled" in meta.get("genotype_extra", {}) else "searched"
+
+
+# What bench/scaling.py measured on the offline demo data (BENCHMARKS.md, "Does the search pay?"): per cell
+# network, the retraining budget (optimiser steps per model) from which the searched cell beat both DC-CNN-3 and
+# random cells of its FLOPs; None: no budget measured (up to MEASURED_UP_TO steps) did. A report of a searched
+# cell trained below that budget says so beside its table.
+MEASURED_UP_TO = 1440
+SEARCH_PAYS_AT: dict[str, int | None] = {"paper_a, bias-free": None, "paper_a, biased": None,
+                                         "mixed_a, biased": None}
+FIDELITY_MEASURED = ("On the demo data at the standard budget the paper_a supernets ranked retrained cells no "
+                     "better than chance (BENCHMARKS.md, ranking fidelity).")
+
+
+def run_steps(run: dict[str, Any]) -> int | None:
+    """Optimiser steps a retrain run took (its train_log.csv's last row)."""
+    log = run["path"] / "train_log.csv"
+    try:
+        rows = list(csv.DictReader(log.open()))
+        return int(rows[-1]["step"])
+    except (OSError, IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def budget_notes(retrains: list[dict[str, Any]]) -> list[str]:
+    """One line per searched-cell run trained below the budget at which search was measured to pay."""
+    out = []
+    for run in retrains:
+        net = network_of(run["meta"])
+        if net is None or model_kind(run["meta"]) != "searched":
+            continue
+        steps = run_steps(run)
+        if net not in SEARCH_PAYS_AT:
+            out.append(f"{run['label']} ({net}): no budget has been measured for this space; what search buys "
+                       "here is unknown until `bench/scaling.py` has run on it.")
+            continue
+        pays = SEARCH_PAYS_AT[net]
+        if pays is None:
+            out.append(f"{run['label']} ({net}, {steps} steps): on the demo data no budget measured (up to "
+                       f"{MEASURED_UP_TO} steps per model) made such a searched cell beat both DC-CNN-3 and random "
+                       "cells of its FLOPs, so this table does not show search paying off.")
+        elif steps is not None and steps < pays:
+            out.append(f"{run['label']} ({net}, {steps} steps): below the {pays} steps from which such a "
+                       "searched cell beat DC-CNN-3 and random cells on the demo data.")
+    return out
+
+
+def network_of(meta: dict[str, Any]) -> str | None:
+    """'SPACE, bias-free' or 'SPACE, biased' for a cell network (searched or random); None for a baseline."""
+    g = meta["model"].get("genotype")
+    if meta["model"]["name"] != "searched" or not isinstance(g, dict):
+        return None
+    return f"{g.get('space', '?')}, {'biased' if g.get('bias') else 'bias-free'}"
 
 
 def label_of(run: dict[str, Any]) -> str:
@@ -84,6 +137,14 @@ def label_runs(runs: list[dict[str, Any]]) -> None:
         while any(q.parts[-depth:] == path.parts[-depth:] for q in others):
             depth += 1
         run["label"] = f"{lab} ({'/'.join(path.parts[-depth:])})"
+
+
+def is_legacy_report(out: Path) -> bool:
+    """A report folder written before folders were marked: its report.json says so."""
+    try:
+        return json.loads((out / "report.json").read_text()).get("format") == "nas-recon-report"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def file_sha256(path: Path) -> str:
@@ -160,7 +221,8 @@ def build_rows(metrics: dict[str, dict], costs: dict[str, dict]) -> list[dict[st
     rows = []
     for label, res in metrics.items():
         for acc, agg in res["aggregate"].items():
-            rows.append({"model": label, "kind": costs[label]["kind"], "acceleration": acc,
+            rows.append({"model": label, "kind": costs[label]["kind"], "network": costs[label].get("network"),
+                         "acceleration": acc,
                          **{k: costs[label].get(k) for k in ("params", "flops", "latency_ms")},
                          **{m: agg[m] for m in METRICS}})
     return rows
@@ -206,10 +268,26 @@ def markdown_tables(rows: list[dict[str, Any]]) -> list[str]:
             params = "–" if r["params"] is None else cell("params", f"{r['params']:,}")
             flops = "–" if r["flops"] is None else cell("flops", f"{r['flops'] / 1e9:.2f}")
             lat = "–" if r["latency_ms"] is None else cell("latency_ms", f"{r['latency_ms']:.0f}")
-            out.append(f"| {r['model']} | {r['kind']} | {params} | {flops} | {lat} | "
+            kind = r["kind"] + (f" ({r['network']})" if r.get("network") else "")
+            out.append(f"| {r['model']} | {kind} | {params} | {flops} | {lat} | "
                        + " | ".join(cell(m, fmt(m, r[m])) for m in METRICS) + " |")
         out.append("")
     return out
+
+
+def label_offsets(points: list[tuple[float, float]], step: float = 9.0) -> list[tuple[float, float]]:
+    """Text offsets (points) for labels of (FLOPs, PSNR) markers: markers of the same cost (within 2 %) get
+    their labels stacked downwards in order of PSNR, so that models sharing a cost (dccnn-3, modl-3) do not
+    print one label over the other."""
+    order = sorted(range(len(points)), key=lambda i: -points[i][1])
+    placed: list[tuple[float, int]] = []  # (flops, rank in its cost group)
+    out: dict[int, tuple[float, float]] = {}
+    for i in order:
+        x = points[i][0]
+        rank = sum(1 for fx, _ in placed if abs(fx - x) <= 0.02 * max(abs(x), 1e-12))
+        placed.append((x, rank))
+        out[i] = (5.0, 4.0 - step * rank)
+    return [out[i] for i in range(len(points))]
 
 
 def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
@@ -220,6 +298,7 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
     flops = [r["flops"] for r in rows if r["flops"]]
     for ax, acc in zip(axes[0], accs, strict=True):
         seen: set[str] = set()
+        named = []
         for r in rows:
             if r["acceleration"] != acc or not r["flops"]:
                 continue
@@ -228,8 +307,9 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
             seen.add(r["kind"])
             ax.scatter(r["flops"] / 1e9, r["psnr"]["mean"], marker=marker, c=colour, s=size, zorder=3, label=label)
             if r["kind"] != "random":
-                ax.annotate(r["model"], (r["flops"] / 1e9, r["psnr"]["mean"]), fontsize=7, xytext=(5, 4),
-                            textcoords="offset points")
+                named.append((r["model"], r["flops"] / 1e9, r["psnr"]["mean"]))
+        for (name, x, y), off in zip(named, label_offsets([(x, y) for _, x, y in named]), strict=True):
+            ax.annotate(name, (x, y), fontsize=7, xytext=off, textcoords="offset points")
         for r in rows:
             if r["acceleration"] == acc and not r["flops"]:
                 ax.axhline(r["psnr"]["mean"], ls="--", lw=0.8, c="#7f7f7f")
@@ -311,6 +391,21 @@ def plot_alphas(alphas_csv: Path, path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def decision_points(rows: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    """(epoch, value) of a search_log column for a log axis: epoch 1's drift (a 1.0 placeholder, there is no
+    earlier epoch to compare with) and values <= 0 (a tie, off a log axis) are left out."""
+    pts = []
+    for r in rows:
+        try:
+            v = float(r[key])
+        except (KeyError, TypeError, ValueError):
+            continue
+        if (key == "drift" and int(r["epoch"]) == 1) or not v > 0:
+            continue
+        pts.append((int(r["epoch"]), v))
+    return pts
+
+
 def plot_decision(log: Path, path: Path, title: str) -> bool:
     """Search decision per epoch: the margin the cell depends on, min op/edge margins, mean entropy."""
     rows = list(csv.DictReader(log.open())) if log.is_file() else []
@@ -320,8 +415,10 @@ def plot_decision(log: Path, path: Path, title: str) -> bool:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
     for key, lab in (("chosen_margin", "margin the cell depends on"), ("min_op_margin", "min op margin"),
                      ("min_edge_margin", "min edge margin"), ("drift", "max weight change this epoch")):
-        axes[0].plot(ep, [float(r[key]) for r in rows], marker=".", label=lab, lw=1.2)
-    axes[0].set_ylabel("softmax-weight margin")
+        pts = decision_points(rows, key)
+        axes[0].plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=lab, lw=1.2)
+    axes[0].set_yscale("log")  # margins of 1e-4 and drifts of 1e-2 on one axis
+    axes[0].set_ylabel("softmax-weight margin (log)")
     axes[0].legend(fontsize=7)
     axes[1].plot(ep, [float(r["mean_entropy"]) for r in rows], marker=".", lw=1.2)
     axes[1].set_ylabel("mean edge entropy (1 = uniform)")
@@ -382,6 +479,7 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
     if not retrains:
         raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
     label_runs(retrains)
+    check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out):
         return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
                             notes, progress)
@@ -395,7 +493,7 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     retrains = [r for r in runs if r["kind"] == "retrain"]
     if data is None:
         data = Path(retrains[0]["meta"]["data"]) / "test"
-    out.mkdir(parents=True, exist_ok=True)
+    claim_folder(out, "report", ignore=[LOCK_NAME], known=is_legacy_report(out))
     say = progress or (lambda text: None)
     metrics: dict[str, dict] = {}
     costs: dict[str, dict] = {}
@@ -412,7 +510,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         say(f"evaluating {label}")
         metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed)
         model, spec, _ = model_from_checkpoint(run["path"] / "best.pt")
-        costs[label] = {"kind": model_kind(run["meta"]), "params": run["meta"]["params"],
+        costs[label] = {"kind": model_kind(run["meta"]), "network": network_of(run["meta"]),
+                        "params": run["meta"]["params"],
                         "flops": conv_macs(model, 320),
                         "latency_ms": latency_ms(model, 320, dev, repeats=latency_repeats)}
         predictors[label] = network_predictor(model, dev)
@@ -421,6 +520,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     plot_pareto(rows, out / "psnr_vs_flops.png")
     plot_images(predictors, data, size, crop, seed, out / "images.png")
     plot_training(retrains, out / "training_curves.png")
+    from nas_recon.search.fidelity import read_fidelity
+
     cells = []
     for run in searches:
         g = load_genotype(run["path"] / "genotype.json")
@@ -431,7 +532,10 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         if (run["path"] / "alphas.csv").is_file():
             plot_alphas(run["path"] / "alphas.csv", out / f"alphas-{name}.png", f"alpha evolution, search {name}")
         plot_decision(run["path"] / "search_log.csv", out / f"decision-{name}.png", f"search decision, {name}")
-        cells.append({"run": name, "genotype": g.to_dict(), "cell": g.describe(),
+        fid = read_fidelity(run["path"])  # bench/ranking.py's measurement on this search, if any
+        cells.append({"run": name, "genotype": g.to_dict(), "cell": g.describe(), "space": g.space,
+                      "bias": g.bias, "fidelity": fid and {k: fid.get(k) for k in ("tau", "ci95", "cells", "budget",
+                                                                                   "verdict")},
                       "epochs_run": g.extra.get("epochs_run"), "stopped_early": g.extra.get("stopped_early"),
                       **search_decision(run["path"] / "search_log.csv")})
     settings = {
@@ -443,7 +547,7 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),
     }
     report = {"format": "nas-recon-report", "version": 1, "package_version": __version__, "settings": settings,
-              "rows": rows, "searched_cells": cells, "notes": notes or []}
+              "rows": rows, "searched_cells": cells, "notes": notes or [], "budget_notes": budget_notes(retrains)}
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(out / "report.md", report_markdown(report, out))
     return report
@@ -458,6 +562,8 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
     if report["notes"]:
         lines += ["## Run", ""] + [f"- {n}" for n in report["notes"]] + [""]
     lines += ["## Results (mean ± std over slices; best per column in bold)", ""]
+    if report.get("budget_notes"):
+        lines += ["**Budget.** " + " ".join(report["budget_notes"]), ""]
     lines += markdown_tables(report["rows"])
     lines += ["![PSNR vs FLOPs](psnr_vs_flops.png)", ""]
     if report["searched_cells"]:
@@ -468,7 +574,13 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
         if "final_margin" in c:
             decided = (f" Final margin {c['final_margin']:.4f}: "
                        f"{'decided' if c['decided'] else 'undecided (margins below the threshold or the drift)'}.")
-        lines += [f"### {c['run']}", "", f"`{c['cell']}` — {c['epochs_run']} search epochs, {early}.{decided}", "",
+        net = f"space {c.get('space', '?')}, {'biased' if c.get('bias') else 'bias-free'} cells"
+        fid = c.get("fidelity")
+        rank = (f"Ranking fidelity ({fid['cells']} cells retrained at the {fid['budget']} budget): {fid['verdict']}."
+                if fid else "Ranking fidelity not measured for this search (`bench/ranking.py` measures it). "
+                + FIDELITY_MEASURED)
+        lines += [f"### {c['run']}", "", f"`{c['cell']}` ({net}) — {c['epochs_run']} search epochs, {early}."
+                  f"{decided}", "", rank, "",
                   f"![cell {c['run']}](cell-{c['run']}.png)", ""]
         for kind in ("alphas", "decision"):
             if (out / f"{kind}-{c['run']}.png").is_file():

@@ -12,6 +12,7 @@ from nas_recon.cost import conv_macs
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.models.searched import build_from_genotype
+from nas_recon.outputs import check_output_dir, check_output_files
 from nas_recon.search.random_cells import sample_genotype
 from nas_recon.space.spaces import SearchSpace
 
@@ -62,12 +63,22 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
                       f"after {max_tries} draws (widen --tolerance)")
 
 
+def sample_paths(out: Path, n: int) -> list[Path]:
+    """DIR/random_00.json ... for n samples."""
+    return [out / f"random_{i:02d}.json" for i in range(n)]
+
+
+def check_sample_outputs(out: Path, n: int) -> None:
+    """Refuse a sample folder where a sample would replace anything but an earlier genotype (nas_recon.outputs)."""
+    check_output_dir(out)
+    check_output_files(sample_paths(out, n), "genotype")
+
+
 def write_samples(genotypes: list[Genotype], out: Path) -> list[Path]:
-    """DIR/random_00.json, ..."""
+    """DIR/random_00.json, ... (every target checked before the first is written)."""
+    paths = sample_paths(out, len(genotypes))
+    check_sample_outputs(out, len(genotypes))
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i, g in enumerate(genotypes):
-        p = out / f"random_{i:02d}.json"
+    for g, p in zip(genotypes, paths, strict=True):
         save_genotype(g, p)
-        paths.append(p)
     return paths

@@ -86,9 +86,10 @@ def run_cost(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     """Write random genotypes."""
     from nas_recon.genotype import load_genotype
-    from nas_recon.sample import sample_genotypes, write_samples
+    from nas_recon.sample import check_sample_outputs, sample_genotypes, write_samples
     from nas_recon.space import load_space
 
+    check_sample_outputs(args.out, args.n)  # decided before any draw
     like = load_genotype(args.flops_like) if args.flops_like else None
     gs = sample_genotypes(load_space(args.space), args.n, args.seed, like, args.tolerance)
     paths = write_samples(gs, args.out)

@@ -148,9 +148,17 @@ def metrics_table(title: str, agg: dict[str, Any]) -> Table:
 
 def run_evaluate_cmd(args: argparse.Namespace) -> int:
     """Evaluate and print the table."""
+    from nas_recon.data.dataset import list_volumes
     from nas_recon.evaluate import evaluate, predictor_for, write_metrics
+    from nas_recon.outputs import check_output_file
     from nas_recon.physics.masks import MaskSpec
 
+    inputs = [args.checkpoint] if args.checkpoint else []
+    if args.data.is_dir():
+        inputs += list_volumes(args.data)
+    elif args.data.is_file():
+        inputs.append(args.data)
+    check_output_file(args.out, "metrics", inputs=inputs)  # decided before any work
     predict, info = predictor_for(str(args.checkpoint) if args.checkpoint else None, args.model, args.device)
     with progress_bar() as bar:
         task = bar.add_task("evaluate", total=None, info="")
@@ -186,8 +194,10 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
 def run_export_cmd(args: argparse.Namespace) -> int:
     """Export a checkpoint."""
     from nas_recon.export import export_model
+    from nas_recon.outputs import check_output_file
     from nas_recon.train.checkpoint import model_from_checkpoint
 
+    check_output_file(args.out, args.format, inputs=[args.checkpoint])
     net, spec, _ = model_from_checkpoint(args.checkpoint)
     export_model(net, args.format, args.out, args.size)
     console.print(f"{spec.name}: wrote {args.format} to {args.out}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import torch
 
 from nas_recon import __version__
 from nas_recon.errors import ConfigError, DataError
+from nas_recon.io import dir_mode
 from nas_recon.physics.fft import fft2c, ifft2c
 
 MNI152_FILE = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -144,6 +146,7 @@ def build_demo(
     vmax = float(vol.max())
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    os.chmod(tmp, dir_mode())  # mkdtemp makes 0700; the demo folder gets the mode any new folder gets (umask)
     manifest: dict = {
         "format": "nas-recon-demo", "version": 1, "package_version": __version__,
         "source": source if source == "mni152" else str(src_path), "size": size, "seed": seed,
