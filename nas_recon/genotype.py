@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas_recon.errors import ConfigError
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.io import atomic_write_text
 from nas_recon.space.ops import OPS
 from nas_recon.space.spaces import LIMITS
@@ -149,4 +149,8 @@ def load_genotype(path: str | Path) -> Genotype:
 
 def save_genotype(genotype: Genotype, path: str | Path) -> None:
     """Write the genotype JSON atomically."""
-    atomic_write_text(Path(path), json.dumps(genotype.to_dict(), indent=1) + "\n")
+    try:
+        text = json.dumps(genotype.to_dict(), indent=1, allow_nan=False) + "\n"
+    except ValueError:  # NaN/Inf literals are not JSON: no command could read the file back
+        raise NasReconError(f"{path}: refusing to write a genotype with non-finite values") from None
+    atomic_write_text(Path(path), text)

@@ -372,3 +372,29 @@ def test_perturbation_selection_derives_from_importance(data_root, tmp_path):
     assert b["alphas"] == d["alphas"] and load_genotype(tmp_path / "b" / "genotype.json").describe() == d["alpha_cell"]
     with pytest.raises(ConfigError, match="--select perturb: needs a darts"):
         run_search(tiny_config(data_root, tmp_path / "c", strategy="gdas", select="perturb"))
+
+
+def test_a_diverged_search_stops_with_its_last_good_checkpoint_and_writes_no_genotype(data_root, tmp_path, capsys):
+    from nas_recon.cli.main import main
+
+    out = tmp_path / "nan"
+    argv = ["search", "--data", str(data_root), "--out", str(out), "--epochs", "2", "--crop", "16", "--size",
+            str(SIZE), "--batch-size", "2", "--arch-lr", "1e30", "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "search diverged" in err and "last good checkpoint" in err and len(err.strip().splitlines()) == 1
+    assert not (out / "genotype.json").exists()
+
+
+def test_a_genotype_with_non_finite_values_is_never_written(tmp_path):
+    import numpy as np
+
+    from nas_recon.errors import NasReconError
+    from nas_recon.genotype import genotype_for, save_genotype
+    from nas_recon.search.random_cells import sample_genotype
+
+    g = genotype_for(load_space("paper_a"), sample_genotype(load_space("paper_a"), np.random.default_rng(0)).cell,
+                     {"alphas": {"0-0": {"none": float("nan")}}})
+    with pytest.raises(NasReconError, match="non-finite"):
+        save_genotype(g, tmp_path / "g.json")
+    assert not (tmp_path / "g.json").exists()

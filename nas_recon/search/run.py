@@ -22,7 +22,7 @@ from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
-from nas_recon.errors import ConfigError
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.genotype import Genotype, genotype_for, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
@@ -239,8 +239,22 @@ class Monitor(Callback):
         a = self.task.last["a"] if self.task.bilevel else None
         self.progress.step(trainer.current_epoch, batch_idx + 1, self.task.last["w"], a)
 
+    def check_finite(self, epoch: int) -> None:
+        """Stop a diverged search before its checkpoint or any genotype is written from non-finite weights."""
+        s = self.task.sums
+        losses = [s["w"], s["a"]] if self.task.bilevel else [s["w"]]
+        alphas = arch_parameters(self.task.model) if self.task.bilevel else []
+        if all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(a).all()) for a in alphas):
+            return
+        ckpt = Path(self.cfg.out) / "checkpoints" / "last.ckpt"
+        what = "the architecture weights" if any(not bool(torch.isfinite(a).all()) for a in alphas) else "the loss"
+        raise NasReconError(f"search diverged: {what} became non-finite in epoch {epoch}; stopped, the last good "
+                            f"checkpoint is {ckpt if ckpt.is_file() else 'none (first epoch)'} (lower --arch-lr "
+                            "or --lr)")
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
+        self.check_finite(epoch)  # before this epoch's checkpoint (the saver runs after this callback)
         s = self.task.sums
         row: dict[str, Any] = {
             "epoch": epoch,
