@@ -20,6 +20,7 @@ import torch  # noqa: E402
 from nas_recon import __version__  # noqa: E402
 from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
 from nas_recon.data.dataset import SliceDataset  # noqa: E402
+from nas_recon.data.identity import data_record, describe_data, folder_of, same_data  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
@@ -147,6 +148,18 @@ def is_legacy_report(out: Path) -> bool:
         return False
 
 
+def check_same_training_data(retrains: list[dict[str, Any]], mixed: bool) -> None:
+    """Refuse (or, with `mixed`, mark) retrain runs whose training data differ by content from the first run's."""
+    first = retrains[0]["meta"].get("data")
+    for run in retrains:
+        same = same_data(run["meta"].get("data"), first)
+        run["same_data"] = same
+        if not same and not mixed:
+            raise ConfigError(f"--runs: {run['path']} trained on {describe_data(run['meta'].get('data'))}, "
+                              f"{retrains[0]['path']} on {describe_data(first)}: different data cannot be ranked "
+                              "side by side (--mixed-data shows them marked)")
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file (the checkpoint a cached metric came from)."""
     h = hashlib.sha256()
@@ -171,9 +184,11 @@ def cached_metrics(cache: Path, key: dict[str, Any], compute: Callable[[], dict[
 
 
 def metrics_key(data: Path, size: int, crop: int | None, max_slices: int | None, seed: int) -> dict[str, Any]:
-    """Everything besides the model that determines a test metric."""
+    """Everything besides the model that determines a test metric (the test files by fingerprint: an edit in
+    place changes its modification time, and the cached metric is recomputed)."""
+    files = data_record(data)["files"]
     return {"data": str(Path(data).resolve()), "size": size, "crop": crop, "max_slices": max_slices, "seed": seed,
-            "masks": repr(MaskSpec()), "version": __version__}
+            "masks": repr(MaskSpec()), "version": __version__, "files": files}
 
 
 def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,
@@ -472,13 +487,17 @@ def search_decision(log: Path) -> dict[str, Any]:
 def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size: int = 320, crop: int | None = None,
                 max_slices: int | None = None, device: str = "cpu", seed: int = 0,
                 classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
-                notes: list[str] | None = None, progress=None) -> dict[str, Any]:
-    """Gather runs into OUT/report.md, report.json and PNG plots; return the report object."""
+                notes: list[str] | None = None, progress=None, mixed_data: bool = False) -> dict[str, Any]:
+    """Gather runs into OUT/report.md, report.json and PNG plots; return the report object.
+
+    Runs trained on different data (by content) are refused unless `mixed_data`, which marks them instead.
+    """
     runs = [read_run(Path(p)) for p in run_dirs]  # a refused run list writes nothing, not even OUT
     retrains = [r for r in runs if r["kind"] == "retrain"]
     if not retrains:
         raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
     label_runs(retrains)
+    check_same_training_data(retrains, mixed_data)
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out):
         return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
@@ -492,7 +511,7 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     searches = [r for r in runs if r["kind"] == "search"]
     retrains = [r for r in runs if r["kind"] == "retrain"]
     if data is None:
-        data = Path(retrains[0]["meta"]["data"]) / "test"
+        data = Path(folder_of(retrains[0]["meta"]["data"])) / "test"
     claim_folder(out, "report", ignore=[LOCK_NAME], known=is_legacy_report(out))
     say = progress or (lambda text: None)
     metrics: dict[str, dict] = {}
@@ -510,7 +529,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         say(f"evaluating {label}")
         metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed)
         model, spec, _ = model_from_checkpoint(run["path"] / "best.pt")
-        costs[label] = {"kind": model_kind(run["meta"]), "network": network_of(run["meta"]),
+        costs[label] = {"kind": model_kind(run["meta"]) + ("" if run.get("same_data", True) else ", other data"),
+                        "network": network_of(run["meta"]),
                         "params": run["meta"]["params"],
                         "flops": conv_macs(model, 320),
                         "latency_ms": latency_ms(model, 320, dev, repeats=latency_repeats)}
@@ -544,6 +564,7 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         "flops": "conv multiply-accumulates (thop) for one 2 x 320 x 320 input, all cascades",
         "latency": f"median of {latency_repeats} timed runs, batch 1, 320 x 320, {dev}",
         "recipes": {r["label"]: r["meta"]["recipe"] for r in retrains},
+        "training_data": {r["label"]: describe_data(r["meta"].get("data")) for r in retrains},
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),
     }
     report = {"format": "nas-recon-report", "version": 1, "package_version": __version__, "settings": settings,
@@ -591,8 +612,13 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
               "(step 0 = the untrained model).", "", "![training](training_curves.png)", "",
               "## Settings", ""]
     for k, v in s.items():
-        if k != "recipes":
+        if k not in ("recipes", "training_data"):
             lines.append(f"- **{k}**: {v}")
+    trained_on = s.get("training_data", {})
+    if len(set(trained_on.values())) == 1:
+        lines.append(f"- **training data** (every retrained model): {next(iter(trained_on.values()))}")
+    for label, what in (trained_on.items() if len(set(trained_on.values())) > 1 else []):
+        lines.append(f"- **training data** of {label}: {what}")
     recipes = {json.dumps(v, sort_keys=True) for v in s["recipes"].values()}
     lines.append(f"- **recipe** (every retrained model): {'; '.join(sorted(recipes))}")
     lines += ["", f"nas-recon {report['package_version']}", ""]

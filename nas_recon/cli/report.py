@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-slices", type=nonneg_int)
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the fixed evaluation masks")
     p.add_argument("--no-tv", action="store_true", help="leave the TV baseline out")
+    p.add_argument("--mixed-data", action="store_true",
+                   help="accept runs trained on different data (by content) and mark them, instead of refusing")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     classical = ("zero-filled",) if args.no_tv else ("zero-filled", "tv")
     with console.status("building the report") as status:
         report = make_report(args.runs, args.out, args.data, args.size, args.crop or None, args.max_slices,
-                             args.device, args.seed, classical, progress=lambda text: status.update(text))
+                             args.device, args.seed, classical, progress=lambda text: status.update(text),
+                             mixed_data=args.mixed_data)
     console.print(summary_table(report))
     console.print(f"report: {args.out / 'report.md'}")
     return 0

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
+from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError, NasReconError
@@ -293,11 +294,15 @@ class Monitor(Callback):
         self.progress.epoch_end(row)
 
 
+def train_folder(cfg: SearchConfig) -> Path:
+    """DATA/train, or DATA itself when it has no train/ subfolder."""
+    root = Path(cfg.data)
+    return root / "train" if (root / "train").is_dir() else root
+
+
 def load_splits(cfg: SearchConfig) -> tuple[list[Path], list[Path]]:
     """train_w and train_alpha: disjoint volume-level splits of the training folder."""
-    root = Path(cfg.data)
-    folder = root / "train" if (root / "train").is_dir() else root
-    return split_volumes(list_volumes(folder), cfg.split, cfg.seed)
+    return split_volumes(list_volumes(train_folder(cfg)), cfg.split, cfg.seed)
 
 
 def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
@@ -307,16 +312,24 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
     ckpt = out / "checkpoints" / "last.ckpt"
     if run_json.exists() and not resume:
         raise ConfigError(f"{out}: a search run is already there (use --resume, or another --out)")
+    record = data_record(train_folder(cfg))
     if resume and run_json.exists():
-        saved = json.loads(run_json.read_text())["config"]
+        meta = json.loads(run_json.read_text())
+        saved = meta["config"]
         defaults = asdict(SearchConfig(data="", out=""))  # a key an older run.json lacks had its default
         now = asdict(cfg)
         for key in FIXED_ON_RESUME:
             was = saved.get(key, defaults[key])
+            if key == "data":  # known by content (an older run.json: by its resolved folder)
+                if not same_data(meta.get("data_record", str(train_folder(replace(cfg, data=was)))), record):
+                    raise ConfigError(f"--resume: the data is not what this search trained on (was "
+                                      f"{describe_data(meta.get('data_record', was))}, now {describe_data(record)})")
+                continue
             if was != now[key]:
                 raise ConfigError(f"--resume: setting '{key}' was {was!r}, now {now[key]!r}")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_json, json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg)}, indent=1))
+    atomic_write_text(run_json, json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
+                                            "data_record": record}, indent=1))
     return ckpt if resume and ckpt.exists() else None
 
 
@@ -412,7 +425,8 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
     extra: dict[str, Any] = {
         "search": settings, "package_version": __version__, "seed": cfg.seed, "device": str(device),
-        "data": {"folder": str(cfg.data), "train_w": [p.name for p in w_files],
+        "data": {"folder": str(Path(cfg.data).resolve()), "content": data_record(train_folder(cfg))["digest"],
+                 "train_w": [p.name for p in w_files],
                  "train_alpha": [p.name for p in a_files]},
         "epochs_run": epochs_run, "stopped_early": stopped_early,
     }

@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from nas_recon import __version__
 from nas_recon.data.dataset import INPUT_MAX, SliceDataset
+from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError, DataError, NasReconError
@@ -138,6 +139,11 @@ def check_resume(out: Path, meta: dict[str, Any]) -> None:
         raise ConfigError(f"{path}: unreadable run record ({e}); use another --out") from None
     for key in FIXED_ON_RESUME:
         old, new = saved.get(key), meta[key]
+        if key == "data":  # known by content: ./data, an absolute path and a symlink to it are the same data
+            if not same_data(old, new):
+                raise ConfigError(f"--resume: the data is not what this run trained on (was {describe_data(old)}, now "
+                                  f"{describe_data(new)}; from {path}); resume on the same data or use another --out")
+            continue
         if old == new:
             continue
         if isinstance(old, dict) and isinstance(new, dict):  # name the changed sub-key
@@ -165,7 +171,8 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     history: list[dict[str, Any]] = []
     start, best_psnr = 0, -math.inf
     meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
-            "data": str(cfg.data), "seed": cfg.seed, "size": cfg.size, "params": count_params(model),
+            "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
+            "params": count_params(model),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     if resume and last.exists():
         check_resume(out, meta)
