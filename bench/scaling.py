@@ -26,8 +26,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from quality_at_cost import Log, log
+
 from nas_recon.data.demo import build_demo
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
+from nas_recon.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.evaluate import evaluate, predictor_for
 from nas_recon.genotype import genotype_from_dict, load_genotype
 from nas_recon.io import atomic_write_text
@@ -37,20 +39,6 @@ from nas_recon.space import load_space
 
 BIAS = {"free": False, "biased": True}
 METRICS = ("psnr_4x", "ssim_4x", "psnr_8x", "ssim_8x")
-
-
-def log(t0: float, text: str) -> None:
-    print(f"[{time.time() - t0:7.0f} s] {text}", flush=True)
-
-
-class Log(DemoProgress):
-    """Stage messages of the shared search/retrain stages, timestamped."""
-
-    def __init__(self, t0: float) -> None:
-        self.t0 = t0
-
-    def stage(self, text: str) -> None:
-        log(self.t0, text)
 
 
 def finished(run_dir: Path, epochs: int) -> bool:
@@ -156,11 +144,13 @@ def run(a: argparse.Namespace) -> None:
 
 
 def tag_name(tag: str | None) -> str:
-    """'free-w0.1' -> 'bias-free, cost weight 0.1'."""
+    """'free-w0.1' -> 'bias-free, cost weight 0.1'; 'free-gdas' -> 'bias-free, gdas'."""
     if tag is None:
         return ""
-    bias, _, w = tag.partition("-w")
-    return ("bias-free" if bias == "free" else "biased") + (f", cost weight {w}" if w else "")
+    bias, *rest = tag.split("-")
+    words = ["bias-free" if bias == "free" else "biased"]
+    words += [f"cost weight {r[1:]}" if r[:1] == "w" and r[1:].replace(".", "", 1).isdigit() else r for r in rest]
+    return ", ".join(words)
 
 
 def mean_sd(xs: list[float]) -> tuple[float, float]:

@@ -55,7 +55,7 @@ def test_budget_note_for_every_measured_cell_network(tmp_path, net):
                                        "8,0.3,27,0.7,0.001,1,144,10\n")
     meta = {"model": {"name": "searched", "genotype": {"space": space, "bias": bias == "biased"}}}
     notes = budget_notes([{"path": run, "meta": meta, "label": "searched"}])
-    pays = SEARCH_PAYS_AT[net]
+    pays, _ = SEARCH_PAYS_AT[net]
     if pays is None or pays > 144:
         assert len(notes) == 1 and net in notes[0] and "144 steps" in notes[0]
     else:

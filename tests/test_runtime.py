@@ -80,7 +80,8 @@ def test_every_op_keeps_the_signal_at_init(op):
     x = torch.randn(8, 32, 32, 32)
     assert 0.75 < gain(m, x) < 1.33
     torch.manual_seed(0)
-    assert gain(build_op(op, 32), x) < 0.35  # the same op under PyTorch's default init
+    # the same op under PyTorch's default init: ~0.2-0.3 for separable ops, ~0.4 for a dense 3x3 (1/sqrt(6))
+    assert gain(build_op(op, 32), x) < 0.45
 
 
 def test_modules_start_as_the_identity_and_inner_signal_is_kept():

@@ -45,6 +45,8 @@ def run_cost(args: argparse.Namespace) -> int:
     from nas_recon.genotype import load_genotype
     from nas_recon.models.registry import ModelSpec, build_model, parse_name, spec_for_genotype
 
+    if args.write and not args.reference:
+        raise ConfigError("--write: only with --reference (a single model's cost is printed, not written)")
     if args.reference:
         from nas_recon.costreport import reference_report, write_reference_report
 

@@ -117,6 +117,8 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
         val = getattr(args, key)
         if val is not None:
             setattr(recipe, key, val)
+            if args.model == "unet" and key in ("crop", "batch_size"):  # an explicit flag wins over the
+                setattr(recipe, f"unet_{key}", val)  # recipe's U-Net protocol (unet_crop/unet_batch_size)
     if recipe.epochs < 1 or recipe.batch_size < 1:
         from nas_recon.errors import ConfigError
 

@@ -1,0 +1,24 @@
+"""No silent override: an explicit flag takes effect or is refused with the reason (issue 20, class 4)."""
+
+import json
+
+from conftest import SIZE
+
+from nas_recon.cli.main import main
+
+
+def test_explicit_crop_and_batch_size_reach_the_unet(data_root, tmp_path):
+    out = tmp_path / "u"
+    argv = ["retrain", "--model", "unet", "--data", str(data_root), "--out", str(out), "--recipe", "quick",
+            "--epochs", "1", "--crop", "24", "--batch-size", "2", "--size", str(SIZE), "--device", "cpu"]
+    assert main(argv) == 0
+    recipe = json.loads((out / "run.json").read_text())["recipe"]
+    assert (recipe["crop"], recipe["batch_size"]) == (24, 2)  # the quick recipe's unet_crop 320 / batch 1 lost
+
+
+def test_cost_write_without_reference_is_refused(tmp_path, capsys):
+    target = tmp_path / "c"
+    assert main(["cost", "--model", "dccnn-3", "--write", str(target), "--size", "32"]) == 2
+    err = capsys.readouterr().err
+    assert "--write" in err and "--reference" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
