@@ -74,6 +74,9 @@ def jobs(a: argparse.Namespace, out: Path) -> list[dict]:
         for i in range(a.random):
             todo.append({"label": f"random-{bias}{w}-{i}", "kind": "random", "bias": bias, "tag": bias + w,
                          "index": i})
+    for f in a.genotypes:  # hand-made controls, e.g. the cell a space allows at a baseline's cost
+        bias = "biased" if load_genotype(f).bias else "free"
+        todo.append({"label": f"control-{f.stem}", "kind": "control", "bias": bias, "tag": bias, "file": f})
     for k in a.noise_seeds:  # retraining noise: the first searched cell, other retraining seeds
         first = next((j for j in todo if j["kind"] == "searched"), None)
         if first is not None:
@@ -83,6 +86,8 @@ def jobs(a: argparse.Namespace, out: Path) -> list[dict]:
 
 def genotype_file(a, job: dict, out: Path, data: Path, b, say: Log) -> Path:
     """The job's genotype: its search's result, or a random cell like the first seed's searched cell."""
+    if job["kind"] == "control":
+        return job["file"]
     if job["kind"] == "searched":
         cost = {"cost": a.cost, "cost_weight": a.cost_weight} if a.cost_weight else {}
         return search_stage(data, job["search"], b, a.space, job["seed"], a.device, say,
@@ -147,10 +152,11 @@ def tag_name(tag: str | None) -> str:
     """'free-w0.1' -> 'bias-free, cost weight 0.1'; 'free-gdas' -> 'bias-free, gdas'."""
     if tag is None:
         return ""
+    tag, _, space = tag.partition("@")
     bias, *rest = tag.split("-")
     words = ["bias-free" if bias == "free" else "biased"]
     words += [f"cost weight {r[1:]}" if r[:1] == "w" and r[1:].replace(".", "", 1).isdigit() else r for r in rest]
-    return ", ".join(words)
+    return ", ".join(([space] if space else []) + words)
 
 
 def mean_sd(xs: list[float]) -> tuple[float, float]:
@@ -168,8 +174,11 @@ def groups(results: dict) -> dict[tuple, dict[str, list[float]]]:
     out: dict[tuple, dict[str, list[float]]] = {}
     for (steps, label), c in cells.items():
         r = c["meta"]
-        kind = label if r["kind"] == "baseline" else r["kind"]
-        g = out.setdefault((steps, kind, r.get("tag", r["bias"])), {m: [] for m in METRICS})
+        kind = label if r["kind"] in ("baseline", "control") else r["kind"]
+        tag = r.get("tag", r["bias"])
+        if tag is not None and r.get("space") not in (None, "paper_a"):
+            tag = f"{tag}@{r['space']}"  # cells of another space are another series
+        g = out.setdefault((steps, kind, tag), {m: [] for m in METRICS})
         for m in g:
             g[m].append(statistics.mean(c[m]))
     return out
@@ -206,6 +215,13 @@ def table(a: argparse.Namespace) -> None:
         if (folder / "zero-filled.json").is_file():
             zf = json.loads((folder / "zero-filled.json").read_text())
     g = groups(results)
+    ref: set[tuple] = set()
+    if a.reference:  # earlier tables' per-cell PSNR 4x (other metrics not carried: shown as '–')
+        for row in json.loads(a.reference.read_text())["rows"]:
+            key = (row["steps"], row["kind"], row["tag"])
+            if key not in g:
+                g[key] = {"psnr_4x": row["psnr_4x"], "ssim_4x": [], "psnr_8x": [], "ssim_8x": []}
+                ref.add(key)
     nz = noise(results)
     print("| steps | model | n cells | PSNR 4x | SSIM 4x | PSNR 8x | SSIM 8x |")
     print("|---:|---|---:|---:|---:|---:|---:|")
@@ -213,9 +229,13 @@ def table(a: argparse.Namespace) -> None:
         name = kind if tag is None else f"{kind}, {tag_name(tag)}"
         cols = []
         for m, d in (("psnr_4x", 2), ("ssim_4x", 4), ("psnr_8x", 2), ("ssim_8x", 4)):
+            if not v[m]:
+                cols.append("–")
+                continue
             mu, sd = mean_sd(v[m])
             cols.append(f"{mu:.{d}f}" + (f" ± {sd:.{d}f}" if len(v[m]) > 1 else ""))
-        print(f"| {steps} | {name} | {len(v['psnr_4x'])} | " + " | ".join(cols) + " |")
+        src = " (earlier table)" if (steps, kind, tag) in ref else ""
+        print(f"| {steps} | {name}{src} | {len(v['psnr_4x'])} | " + " | ".join(cols) + " |")
     if zf:
         print(f"| – | zero-filled | – | {zf['psnr_4x']:.2f} | {zf['ssim_4x']:.4f} | {zf['psnr_8x']:.2f} | "
               f"{zf['ssim_8x']:.4f} |")
@@ -293,11 +313,13 @@ def main() -> None:
     r.add_argument("--bias", choices=["free", "biased", "both"], default="both")
     r.add_argument("--noise-seeds", type=int, nargs="*", default=[], help="retrain the first searched cell again")
     r.add_argument("--baselines", nargs="*", default=["dccnn-3", "modl-3"])
+    r.add_argument("--genotypes", type=Path, nargs="*", default=[], help="hand-made control cells to retrain")
     r.add_argument("--device", default="cpu")
     r.add_argument("--no-train", action="store_true", help="only evaluate the retrainings that have finished")
     t = sub.add_parser("table", help="gather run folders into the scaling table and plot")
     t.add_argument("--runs", type=Path, nargs="+", required=True)
     t.add_argument("--plot", type=Path)
+    t.add_argument("--reference", type=Path, help="earlier per-cell PSNR 4x figures (bench/data/*.json)")
     a = p.parse_args()
     run(a) if a.cmd == "run" else table(a)
 
