@@ -214,7 +214,7 @@ def table(a: argparse.Namespace) -> None:
         results.update({f"{folder}/{k}": v for k, v in json.loads((folder / "results.json").read_text()).items()})
         if (folder / "zero-filled.json").is_file():
             zf = json.loads((folder / "zero-filled.json").read_text())
-    g = groups(results)
+    g = {k: v for k, v in groups(results).items() if k[2] not in a.exclude}
     ref: set[tuple] = set()
     if a.reference:  # earlier tables' per-cell PSNR 4x (other metrics not carried: shown as '–')
         for row in json.loads(a.reference.read_text())["rows"]:
@@ -320,6 +320,7 @@ def main() -> None:
     t.add_argument("--runs", type=Path, nargs="+", required=True)
     t.add_argument("--plot", type=Path)
     t.add_argument("--reference", type=Path, help="earlier per-cell PSNR 4x figures (bench/data/*.json)")
+    t.add_argument("--exclude", nargs="*", default=[], help="series (tags) to leave out, e.g. free-gdas")
     a = p.parse_args()
     run(a) if a.cmd == "run" else table(a)
 

@@ -25,7 +25,8 @@ def shipped_dir(name: str) -> Path:
 def load_shipped_toml(name_or_path: str, folder: str, option: str, what: str) -> tuple[dict[str, Any], Path]:
     """TOML by shipped name (folder/NAME.toml) or by path; errors name the option or the file."""
     path = Path(name_or_path)
-    if not path.exists() and path.suffix != ".toml":
+    bare = "/" not in name_or_path and path.suffix != ".toml"  # a shipped name, even if a folder of that name is here
+    if bare:
         path = shipped_dir(folder) / f"{name_or_path}.toml"
         if not path.is_file():
             names = ", ".join(sorted(p.stem for p in shipped_dir(folder).glob("*.toml")))

@@ -22,3 +22,16 @@ def test_cost_write_without_reference_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--write" in err and "--reference" in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_a_folder_named_like_a_shipped_recipe_or_space_does_not_shadow_it(tmp_path, monkeypatch):
+    from nas_recon.space import load_space
+    from nas_recon.train.recipe import load_recipe
+
+    for name in ("quick", "long", "paper_a"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe("long").epochs == 80 and load_recipe("quick").epochs == 8
+    assert load_space("paper_a").name == "paper_a"
+    (tmp_path / "mine.toml").write_text("epochs = 3\n")
+    assert load_recipe("mine.toml").epochs == 3 and load_recipe("./mine.toml").epochs == 3
