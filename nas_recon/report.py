@@ -62,7 +62,7 @@ def model_kind(meta: dict[str, Any]) -> str:
 # a searched cell trained below that budget says so beside its table.
 SEARCH_PAYS_AT: dict[str, tuple[int | None, int]] = {"paper_a, bias-free": (None, 1440),
                                                      "paper_a, biased": (None, 1440),
-                                                     "mixed_a, biased": (None, 144)}
+                                                     "mixed_a, biased": (None, 432)}
 FIDELITY_MEASURED = ("On the demo data at the standard budget no paper_a supernet (darts, pcdarts, gdas) ranked 10 "
                      "retrained cells better than chance: Kendall's tau -0.33, -0.42, -0.07, every 95 % interval "
                      "including 0 (BENCHMARKS.md, ranking fidelity).")
