@@ -35,3 +35,12 @@ def test_a_folder_named_like_a_shipped_recipe_or_space_does_not_shadow_it(tmp_pa
     assert load_space("paper_a").name == "paper_a"
     (tmp_path / "mine.toml").write_text("epochs = 3\n")
     assert load_recipe("mine.toml").epochs == 3 and load_recipe("./mine.toml").epochs == 3
+
+
+def test_ctrl_c_advice_names_only_what_the_command_has():
+    from nas_recon.cli.main import interrupt_advice
+
+    assert "--resume" in interrupt_advice("search") and "--resume" in interrupt_advice("retrain")
+    assert "rerun the same command" in interrupt_advice("demo")
+    for cmd in ("data", "report", "evaluate", "reconstruct", "export", "sample"):
+        assert "--resume" not in interrupt_advice(cmd) and "again" in interrupt_advice(cmd)

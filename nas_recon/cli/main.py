@@ -51,9 +51,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         what = "terminated (SIGTERM)" if term.received else "interrupted"
-        err_console.print(f"{what}: the run folder keeps its last checkpoint; "
-                          "continue with --resume (demo: rerun the same command)")
+        err_console.print(f"{what}: {interrupt_advice(args.command)}")
         return 143 if term.received else 130
+
+
+def interrupt_advice(command: str) -> str:
+    """What an interrupted command leaves and how to go on (only search and retrain have --resume)."""
+    if command in ("search", "retrain"):
+        return "the run folder keeps its last checkpoint; continue with --resume"
+    if command in ("demo", "ablate"):
+        return "finished stages are kept and the current one keeps its last checkpoint; rerun the same command"
+    return "nothing half-written was left (outputs are written whole or not at all); run the command again"
 
 
 class SigtermAsInterrupt:
