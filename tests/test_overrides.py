@@ -44,3 +44,9 @@ def test_ctrl_c_advice_names_only_what_the_command_has():
     assert "rerun the same command" in interrupt_advice("demo")
     for cmd in ("data", "report", "evaluate", "reconstruct", "export", "sample"):
         assert "--resume" not in interrupt_advice(cmd) and "again" in interrupt_advice(cmd)
+
+
+def test_data_check_takes_one_file(data_root, capsys):
+    f = data_root / "train" / "train0.h5"
+    assert main(["data", "check", str(f), "--size", str(SIZE)]) == 0
+    assert "1 volumes" in capsys.readouterr().out

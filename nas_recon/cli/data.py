@@ -24,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--force", action="store_true", help="replace an existing output folder")
     add_verbose(d)
     d.set_defaults(func=run_demo)
-    c = dsub.add_parser("check", help="check every .h5 file of a folder (layout, dtype, NaN/Inf)")
-    c.add_argument("folder", type=Path)
+    c = dsub.add_parser("check", help="check one .h5 file or every .h5 file of a folder (layout, dtype, NaN/Inf)")
+    c.add_argument("folder", type=Path, help="a folder of .h5 files, or one .h5 file")
     c.add_argument("--size", type=size_int, default=320, help="crop size the files must allow")
     add_verbose(c)
     c.set_defaults(func=run_check)
@@ -55,7 +55,7 @@ def run_check(args: argparse.Namespace) -> int:
     from nas_recon.data.dataset import list_volumes
     from nas_recon.data.hdf5 import inspect_volume
 
-    files = list_volumes(args.folder)
+    files = [args.folder] if args.folder.is_file() else list_volumes(args.folder)
     total = 0
     for f in files:
         info = inspect_volume(f, min_size=args.size, check_values=True)
