@@ -141,10 +141,29 @@ def load_genotype(path: str | Path) -> Genotype:
     if not path.is_file():
         raise ConfigError(f"{path}: genotype file not found")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), object_pairs_hook=_unique_keys)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid JSON ({e})") from e
+    except _DuplicateKey as e:
+        raise ConfigError(f"{path}: key '{e}' appears twice in one object (which one counts would be a guess)") \
+            from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a genotype") from None
     return genotype_from_dict(data, str(path))
+
+
+class _DuplicateKey(Exception):
+    """A JSON object with a key given twice."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object_pairs_hook: refuse duplicate keys (json keeps the last one silently)."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
 
 
 def save_genotype(genotype: Genotype, path: str | Path) -> None:

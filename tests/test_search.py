@@ -398,3 +398,29 @@ def test_a_genotype_with_non_finite_values_is_never_written(tmp_path):
     with pytest.raises(NasReconError, match="non-finite"):
         save_genotype(g, tmp_path / "g.json")
     assert not (tmp_path / "g.json").exists()
+
+
+def test_options_a_search_would_ignore_or_cannot_meet_are_refused(data_root, tmp_path):
+    with pytest.raises(ConfigError, match="--strategy random: .*--max-skips and --cost would be ignored"):
+        run_search(tiny_config(data_root, tmp_path / "a", strategy="random", max_skips=1))
+    space = tmp_path / "skips.toml"
+    space.write_text('name = "skips"\nops = ["skip_connect", "none"]\n')
+    with pytest.raises(ConfigError, match="the cap cannot be met"):
+        run_search(tiny_config(data_root, tmp_path / "b", space=str(space), max_skips=0))
+    assert not (tmp_path / "b").exists()
+    run_search(tiny_config(data_root, tmp_path / "c", epochs=1))
+    with pytest.raises(ConfigError, match="setting 'select' was 'alpha', now 'perturb'"):
+        run_search(tiny_config(data_root, tmp_path / "c", epochs=1, select="perturb"), resume=True)
+
+
+def test_genotype_with_duplicate_keys_or_absurd_nesting_is_refused(tmp_path):
+    from nas_recon.genotype import load_genotype as load
+
+    dup = tmp_path / "dup.json"
+    dup.write_text('{"format": "nas-recon-genotype", "cells": 3, "cells": 3000000}')
+    with pytest.raises(ConfigError, match="key 'cells' appears twice"):
+        load(dup)
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load(deep)

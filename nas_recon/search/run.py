@@ -57,7 +57,7 @@ SELECTIONS = ("alpha", "perturb")
 SCORE_BATCHES = 8  # fixed train_alpha batches that score random candidates and DARTS-PT perturbations
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
-                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias")
+                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select")
 
 
 @dataclass
@@ -121,6 +121,9 @@ class SearchConfig:
         if self.select == "perturb" and self.strategy in ("gdas", "random"):
             raise ConfigError(f"--select perturb: needs a darts, darts2 or pcdarts search (got --strategy "
                               f"{self.strategy}, whose supernet samples its ops)")
+        if self.strategy == "random" and (self.max_skips is not None or self.cost is not None):
+            raise ConfigError("--strategy random: scores sampled cells as they are, so --max-skips and --cost would "
+                              "be ignored; leave them out or use darts, darts2, gdas or pcdarts")
         if self.max_skips is not None and self.max_skips < 0:
             raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
         if not 0 <= self.decide_margin < 1:
@@ -340,6 +343,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     space = load_space(cfg.space)
     if cfg.cell_bias:
         space = replace(space, bias=True)
+    if cfg.max_skips is not None and set(space.real_ops) == {"skip_connect"} and cfg.max_skips < 2 * space.nodes:
+        raise ConfigError(f"--max-skips {cfg.max_skips}: space '{space.name}' has no op but skip_connect, so every "
+                          f"derived cell has {2 * space.nodes} skips; the cap cannot be met")
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
