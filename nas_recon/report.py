@@ -184,21 +184,23 @@ def cached_metrics(cache: Path, key: dict[str, Any], compute: Callable[[], dict[
     return res
 
 
-def metrics_key(data: Path, size: int, crop: int | None, max_slices: int | None, seed: int) -> dict[str, Any]:
+def metrics_key(data: Path, size: int, crop: int | None, max_slices: int | None, seed: int,
+                files: dict[str, Any] | None = None) -> dict[str, Any]:
     """Everything besides the model that determines a test metric (the test files by fingerprint: an edit in
-    place changes its modification time, and the cached metric is recomputed)."""
-    files = data_record(data)["files"]
+    place changes its modification time, and the cached metric is recomputed). `files`: the test files'
+    fingerprints when the caller has them (one report fingerprints its test folder once, not once per model)."""
+    files = data_record(data)["files"] if files is None else files
     return {"data": str(Path(data).resolve()), "size": size, "crop": crop, "max_slices": max_slices, "seed": seed,
             "masks": repr(MaskSpec()), "version": __version__, "files": files}
 
 
 def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,
-                 device: str, seed: int) -> dict[str, Any]:
+                 device: str, seed: int, files: dict[str, Any] | None = None) -> dict[str, Any]:
     """metrics-test.json of a retrain run (cached in the run folder, keyed on best.pt's content)."""
     ckpt = run["path"] / "best.pt"
     if not ckpt.is_file():
         raise ConfigError(f"{run['path']}: no best.pt (the run has not finished an epoch)")
-    key = {**metrics_key(data, size, crop, max_slices, seed), "checkpoint_sha256": file_sha256(ckpt)}
+    key = {**metrics_key(data, size, crop, max_slices, seed, files), "checkpoint_sha256": file_sha256(ckpt)}
 
     def compute() -> dict[str, Any]:
         predict, info = predictor_for(str(ckpt), None, device)
@@ -210,9 +212,9 @@ def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, m
 
 
 def classical_metrics(name: str, data: Path, size: int, crop: int | None, max_slices: int | None, seed: int,
-                      cache_dir: Path) -> dict[str, Any]:
+                      cache_dir: Path, files: dict[str, Any] | None = None) -> dict[str, Any]:
     """Metrics of zero-filled or TV (cached in the report folder)."""
-    key = {**metrics_key(data, size, crop, max_slices, seed), "method": name}
+    key = {**metrics_key(data, size, crop, max_slices, seed, files), "method": name}
 
     def compute() -> dict[str, Any]:
         predict, info = predictor_for(None, name, "cpu")
@@ -519,16 +521,17 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     costs: dict[str, dict] = {}
     predictors: dict[str, Any] = {}
     dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    files = data_record(data)["files"]  # the test files fingerprinted once for every cache key
     for name in classical:
         say(f"evaluating {name}")
-        metrics[name] = classical_metrics(name, data, size, crop, max_slices, seed, out)
+        metrics[name] = classical_metrics(name, data, size, crop, max_slices, seed, out, files)
         costs[name] = {"kind": "classical", "params": 0 if name == "zero-filled" else None,
                        "flops": 0 if name == "zero-filled" else None, "latency_ms": None}
         predictors[name] = predictor_for(None, name, "cpu")[0]
     for run in retrains:
         label = run["label"]
         say(f"evaluating {label}")
-        metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed)
+        metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed, files)
         model, spec, _ = model_from_checkpoint(run["path"] / "best.pt")
         costs[label] = {"kind": model_kind(run["meta"]) + ("" if run.get("same_data", True) else ", other data"),
                         "network": network_of(run["meta"]),

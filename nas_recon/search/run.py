@@ -336,6 +336,11 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
     return ckpt if resume and ckpt.exists() else None
 
 
+def recorded_digest(out: Path) -> str:
+    """The training data's content digest that prepare_run_dir recorded in run.json (not fingerprinted again)."""
+    return json.loads((out / "run.json").read_text())["data_record"]["digest"]
+
+
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
     """Run (or resume) a search and write genotype.json, alphas.csv, search_log.csv, cell.svg/png."""
     cfg.check()
@@ -431,7 +436,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
     extra: dict[str, Any] = {
         "search": settings, "package_version": __version__, "seed": cfg.seed, "device": str(device),
-        "data": {"folder": str(Path(cfg.data).resolve()), "content": data_record(train_folder(cfg))["digest"],
+        "data": {"folder": str(Path(cfg.data).resolve()), "content": recorded_digest(out),
                  "train_w": [p.name for p in w_files],
                  "train_alpha": [p.name for p in a_files]},
         "epochs_run": epochs_run, "stopped_early": stopped_early,
