@@ -47,7 +47,7 @@ def run_ablate(out: Path, data: Path | None = None, spaces: tuple[str, ...] = ("
         load_space(space)
     if data is not None and not (Path(data) / "train").is_dir():
         raise ConfigError(f"--data: {data} has no train/ folder (expected train/ val/ test/)")
-    with run_lock(out):
+    with run_lock(out, "ablate"):
         return _ablate(out, data, spaces, nodes, budget, device, seed, progress or DemoProgress())
 
 

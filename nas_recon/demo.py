@@ -85,7 +85,7 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
     load_space(space)  # a bad --space is refused before anything is written
-    with run_lock(out):
+    with run_lock(out, "demo"):
         return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source, cell_bias, space)
 
 

@@ -18,8 +18,10 @@ LOCK_NAME = ".nas-recon.lock"
 
 
 @contextmanager
-def run_lock(folder: Path | str) -> Iterator[Path]:
+def run_lock(folder: Path | str, kind: str | None = None) -> Iterator[Path]:
     """Hold an exclusive flock on FOLDER/.nas-recon.lock; a second holder gets a clear error.
+
+    With `kind`, a folder nas-recon made as another kind of output is refused before anything is created.
 
     The kernel drops the lock when the holding process ends in any way (crash, kill -9), so a lock left
     by a dead run is never mistaken for a live one. The empty file stays; it is never rewritten.
@@ -27,6 +29,10 @@ def run_lock(folder: Path | str) -> Iterator[Path]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"--out: {folder} exists and is not a folder")
+    if kind is not None:
+        from nas_recon.outputs import check_run_folder
+
+        check_run_folder(folder, kind)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

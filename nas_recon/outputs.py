@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from nas_recon.errors import ConfigError
+from nas_recon.io import check_writable
 
 MARKER = "nas_recon_format"  # HDF5 attribute / ONNX metadata key / TorchScript extra file stem
 KINDS = {
@@ -91,6 +92,7 @@ def check_output_file(path: Path, kind: str, option: str = "--out", inputs: Iter
         parent = path.parent
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"{option}: {parent} is not a folder")
+        check_writable(parent, option)
         return
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
@@ -102,6 +104,7 @@ def check_output_file(path: Path, kind: str, option: str = "--out", inputs: Iter
     if marker_of(path) != KINDS[kind]:
         raise ConfigError(f"{option}: {path} exists and is not a {kind} output nas-recon wrote (refusing to replace "
                           "it: it may be an input, a checkpoint, a run record or data); choose another output")
+    check_writable(path.parent, option)
 
 
 def check_output_files(paths: Iterable[Path], kind: str, option: str = "--out",
@@ -116,6 +119,7 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     """The folder of a multi-file output: absent, or an existing folder (not a file, not a symlink to one)."""
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option}: {path} exists and is not a folder")
+    check_writable(path, option)
 
 
 FOLDER_KIND = ".nas-recon-kind"  # written first into a multi-file output folder: what kind of folder it is
@@ -150,3 +154,52 @@ def claim_folder(path: Path, kind: str, option: str = "--out", ignore: Iterable[
         if have == kind:
             return
     atomic_write_text(path / FOLDER_KIND, kind + "\n")
+
+
+RUN_KINDS = ("search", "retrain", "report", "sample", "ablate", "demo")
+STATE_FILES = {"demo.json": "demo", "ablate.json": "ablate", "report.json": "report"}  # folders without a marker
+
+
+def recorded_kind(path: Path) -> str | None:
+    """What kind of nas-recon folder PATH is: its marker, its run record's "kind", or the state file it holds."""
+    if not path.is_dir():
+        return None
+    have = folder_kind(path)
+    if have is not None:
+        return have
+    run_json = path / "run.json"
+    if run_json.is_file():
+        try:
+            kind = json.loads(run_json.read_text()).get("kind")
+        except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+            kind = None  # an unreadable record: the command that reads it says so, naming the file
+        return kind if kind in RUN_KINDS else None
+    for name, kind in STATE_FILES.items():
+        if (path / name).is_file():
+            return kind
+    if any(marker_of(p) == KINDS["genotype"] for p in path.glob("random_*.json")):
+        return "sample"
+    return None
+
+
+def check_run_folder(path: Path, kind: str, option: str = "--out") -> None:
+    """Refuse a folder nas-recon made as another kind of output (a search into a retrain folder, ...)."""
+    check_output_dir(path, option)
+    have = recorded_kind(path)
+    if have is not None and have != kind:
+        raise ConfigError(f"{option}: {path} is a {have} folder, not a {kind} folder (refusing to write into it); "
+                          "choose another output")
+
+
+def read_run_record(path: Path, kind: str) -> dict:
+    """A run folder's run.json as a mapping of the expected kind, or one line naming the file and what is wrong."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: unreadable run record ({str(e).splitlines()[0][:100]}); use another "
+                          "--out") from None
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: unreadable run record (not a JSON object); use another --out")
+    if record.get("kind", kind) != kind:
+        raise ConfigError(f"{path}: the record of a {record.get('kind')} run, not a {kind} run; use another --out")
+    return record

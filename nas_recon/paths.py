@@ -34,6 +34,16 @@ def load_shipped_toml(name_or_path: str, folder: str, option: str, what: str) ->
     if not path.is_file():
         raise ConfigError(f"{path}: {what} file not found")
     try:
-        return tomllib.loads(path.read_text()), path
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what} file ({e.strerror or e})") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not valid TOML (byte 0x{raw[e.start]:02x} on line {line} is not UTF-8; TOML "
+                          "files are UTF-8)") from None
+    try:
+        return tomllib.loads(text), path
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from e

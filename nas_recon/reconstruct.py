@@ -14,7 +14,7 @@ from nas_recon.errors import NasReconError
 from nas_recon.evaluate import Predictor
 from nas_recon.io import atomic_path
 from nas_recon.outputs import KINDS, MARKER, check_output_dir, check_output_files
-from nas_recon.physics.fft import chan_to_complex
+from nas_recon.physics.fft import center_crop, chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 
 
@@ -27,8 +27,8 @@ def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 
     recon = np.zeros((info.num_slices, size, size), dtype=np.float32)
     for i in range(len(ds)):
         s = ds[i]
-        out = predict(s.batched())[0]
-        recon[s.slice] = chan_to_complex(out).abs().numpy() / s.scale
+        out = predict(s.batched())[0]  # given masks: the whole acquired grid, cropped here as fastMRI does
+        recon[s.slice] = center_crop(chan_to_complex(out), size, size).abs().numpy() / s.scale
     ds.close()
     target = out_dir / path.name
     with atomic_path(target) as tmp, h5py.File(tmp, "w") as f:
@@ -60,7 +60,7 @@ def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320
         try:
             outs.append(reconstruct_file(predict, f, out_dir, size, acceleration, mask_type, seed))
         except (NasReconError, OSError) as e:
-            failed.append(str(e) if isinstance(e, NasReconError) else f"{f}: {e.strerror or e}")
+            failed.append(str(e) if isinstance(e, NasReconError) else f"{e.filename or f}: {e.strerror or e}")
         if progress is not None:
             progress(i + 1, len(files))
     return outs, failed

@@ -502,7 +502,7 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
     label_runs(retrains)
     check_same_training_data(retrains, mixed_data)
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
-    with run_lock(out):
+    with run_lock(out, "report"):
         return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
                             notes, progress)
 

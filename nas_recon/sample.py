@@ -12,7 +12,7 @@ from nas_recon.cost import conv_macs
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.models.searched import build_from_genotype
-from nas_recon.outputs import check_output_dir, check_output_files
+from nas_recon.outputs import check_output_files, check_run_folder
 from nas_recon.search.random_cells import sample_genotype
 from nas_recon.space.spaces import SearchSpace
 
@@ -36,6 +36,8 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
         space = replace(space, bias=True)  # random cells are drawn like the reference, biases included
     rng = np.random.default_rng([seed, 777])
     ref = genotype_macs(like) if like is not None else None
+    if ref is not None:
+        check_reachable(space, ref, tolerance, like)
     found: list[Genotype] = []
     seen: set = set()
     for _ in range(max_tries):
@@ -63,6 +65,26 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
                       f"after {max_tries} draws (widen --tolerance)")
 
 
+def cost_range(space: SearchSpace) -> tuple[int, int]:
+    """Cheapest and dearest cell MACs of a space: every edge one op (edges of a cell all have one shape)."""
+    from nas_recon.genotype import Node
+
+    base = sample_genotype(space, np.random.default_rng(0))
+    costs = [genotype_macs(replace(base, cell=tuple(Node(n.inputs, (op, op)) for n in base.cell)))
+             for op in space.ops if op != "none"]
+    return min(costs), max(costs)
+
+
+def check_reachable(space: SearchSpace, ref: int, tolerance: float, like: Genotype) -> None:
+    """Refuse a --flops-like reference no cell of the space can come within tolerance of (it would draw in vain)."""
+    lo, hi = cost_range(space)
+    if ref < lo * (1 - tolerance) or ref > hi * (1 + tolerance):
+        raise ConfigError(f"--flops-like: the reference costs {ref / 1e6:.3g} MMACs at {PROXY}x{PROXY}, but cells of "
+                          f"space '{space.name}' ({space.channels} channels, {space.cells} cells, {space.cascades} "
+                          f"cascades) cost {lo / 1e6:.3g}-{hi / 1e6:.3g}; no cell can come within {tolerance:.0%} of "
+                          "it (use a reference from this space, or --space)")
+
+
 def sample_paths(out: Path, n: int) -> list[Path]:
     """DIR/random_00.json ... for n samples."""
     return [out / f"random_{i:02d}.json" for i in range(n)]
@@ -70,7 +92,7 @@ def sample_paths(out: Path, n: int) -> list[Path]:
 
 def check_sample_outputs(out: Path, n: int) -> None:
     """Refuse a sample folder where a sample would replace anything but an earlier genotype (nas_recon.outputs)."""
-    check_output_dir(out)
+    check_run_folder(out, "sample")
     check_output_files(sample_paths(out, n), "genotype")
 
 

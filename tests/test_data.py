@@ -76,12 +76,23 @@ def test_loader_batches_samples(volume_dir):
     assert len(batch.file) == 3
 
 
-def test_given_mask_mode(tmp_path):
-    mask = np.zeros(SIZE, dtype=bool)
+def test_given_mask_mode_uses_the_whole_acquired_grid(tmp_path):
+    """fastMRI test files: the mask is as wide as the k-space (368 there, 36 here), not as the 320 crop."""
+    mask = np.zeros(36, dtype=bool)
     mask[::4] = True
-    write_volume(tmp_path / "t.h5", mask=mask)
+    mask[16:20] = True
+    write_volume(tmp_path / "t.h5", mask=mask)  # k-space 40 x 36
     s = SliceDataset(tmp_path, size=SIZE, mode="given")[0]
     assert torch.equal(s.mask.view(-1).bool(), torch.from_numpy(mask))
+    assert s.input.shape == (2, 40, 36) and s.acceleration == pytest.approx(36 / mask.sum())
+    with h5py.File(tmp_path / "t.h5") as f:
+        k = torch.from_numpy(f["kspace"][0])
+    measured = torch.complex(s.kspace[0], s.kspace[1]) / s.scale
+    torch.testing.assert_close(measured, k * torch.from_numpy(mask.astype(np.float32)))  # exactly as measured
+    (tmp_path / "narrow").mkdir()
+    write_volume(tmp_path / "narrow" / "n.h5", mask=mask[:SIZE])  # as wide as the crop: not the file's grid
+    with pytest.raises(DataError, match="'mask' has 32 columns, expected 36"):
+        SliceDataset(tmp_path / "narrow", size=SIZE, mode="given")[0]
     with pytest.raises(DataError, match="no 'mask' dataset"):
         write_volume(tmp_path / "u.h5")
         SliceDataset([tmp_path / "u.h5"], size=SIZE, mode="given")

@@ -72,7 +72,7 @@ MULTI = [
     ("sample", ["sample", "--space", "paper_a", "--n", "2", "--seed", "0", "--out", "{w}/foreign-samples"],
      "random_00.json"),
     ("report", ["report", "--runs", "{w}/run", "--out", "{w}/bad", "--no-tv"], "did not write as a report folder"),
-    ("report", ["report", "--runs", "{w}/run", "--out", "{w}/run", "--no-tv"], "did not write as a report folder"),
+    ("report", ["report", "--runs", "{w}/run", "--out", "{w}/run", "--no-tv"], "is a retrain folder"),
     ("report", ["report", "--runs", "{w}/run", "--out", "{w}/bad/afile", "--no-tv"], "not a folder"),
 ]
 

@@ -136,7 +136,7 @@ def test_cli_retrain_evaluate_reconstruct_export(data_root, tmp_path):
     inp = tmp_path / "inp"
     inp.mkdir()
     write_volume(inp / "a.h5", slices=2)
-    mask = np.zeros(SIZE, dtype=bool)
+    mask = np.zeros(36, dtype=bool)  # fastMRI layout: as wide as the file's k-space (40 x 36), not the crop
     mask[::3] = True
     write_volume(inp / "b.h5", slices=3, mask=mask)
     assert main(["reconstruct", "--checkpoint", str(run / "best.pt"), "--input", str(inp), "--out",

@@ -43,6 +43,7 @@ def run_cost(args: argparse.Namespace) -> int:
     from nas_recon.device import resolve_device
     from nas_recon.errors import ConfigError
     from nas_recon.genotype import load_genotype
+    from nas_recon.memory import check_model_fits
     from nas_recon.models.registry import ModelSpec, build_model, parse_name, spec_for_genotype
 
     if args.write and not args.reference:
@@ -70,6 +71,7 @@ def run_cost(args: argparse.Namespace) -> int:
         else:
             parse_name(args.model)
             spec, name = ModelSpec(args.model), args.model
+        check_model_fits("cost", spec, 1, args.size, args.size, device, False, "use a smaller --size or model")
         c = model_cost(build_model(spec), args.size, device, args.repeats)
         result = {"model": name, **c, "device": str(device), "size": args.size}
     if args.json:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nas_recon.data.hdf5 import VolumeInfo, check_finite, inspect_volume, open_h5
+from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
@@ -144,7 +144,9 @@ class SliceDataset(Dataset):
         if vi not in self._vmax:
             f = self._file(vi)
             if "reconstruction_esc" in f and f["reconstruction_esc"].shape[-2:] == (self.size, self.size):
-                self._vmax[vi] = float(np.max(f["reconstruction_esc"][()]))
+                target = f["reconstruction_esc"][()]
+                check_target(self.volumes[vi].path, target)
+                self._vmax[vi] = float(np.max(target))
             else:
                 n = self.volumes[vi].num_slices
                 self._vmax[vi] = max(float(self.paired_image(vi, s).abs().max()) for s in range(n))
@@ -164,8 +166,38 @@ class SliceDataset(Dataset):
         left = min(max(cx - half, 0), self.size - self.crop)
         return top, left
 
+    def given_sample(self, vi: int, s: int) -> Sample:
+        """A slice of a file that carries its own mask (fastMRI test files): the measured k-space on its own grid.
+
+        The mask is as wide as the k-space; the network runs on the whole acquired grid (k-space exactly as
+        measured, data consistency included) and the caller centre-crops its output to size x size. `target` is
+        the zero-filled image (these files have no fully sampled reference).
+        """
+        vol = self.volumes[vi]
+        raw = np.asarray(self._file(vi)["kspace"][s], dtype=np.complex64)
+        check_finite(vol.path, s, raw)
+        m = np.asarray(self._file(vi)["mask"][()]).reshape(-1)
+        width = raw.shape[-1]
+        if m.shape[0] != width:
+            raise DataError(f"{vol.path}: 'mask' has {m.shape[0]} columns, expected {width} (one per k-space column)")
+        if not np.isin(m, (0, 1)).all() or not m.any():
+            raise DataError(f"{vol.path}: 'mask' must hold 0/1 per column with at least one sampled column")
+        mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
+        k_meas = torch.from_numpy(raw) * mask[0]
+        x0 = ifft2c(k_meas)
+        peak = float(center_crop(x0, self.size, self.size).abs().max())
+        if not peak > 0:
+            raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
+                            "remove the slice or the file")
+        scale = INPUT_MAX / peak
+        x = complex_to_chan(x0 * scale)
+        return Sample(input=x, target=x.clone(), kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale,
+                      file=vol.path.name, slice=s, acceleration=float(width / m.sum()), max_value=peak)
+
     def __getitem__(self, index: int) -> Sample:
         vi, s, acc = self.items[index % len(self.items)]
+        if self.mode == "given":
+            return self.given_sample(vi, s)
         vol = self.volumes[vi]
         img = self.paired_image(vi, s)
         if self.mode == "train":
@@ -177,10 +209,9 @@ class SliceDataset(Dataset):
         peak_ref = None
         if self.crop is not None and self.crop < self.size:
             # scale crops like their whole slice (a crop of background must not be blown up to max 6)
-            if self.mode != "given":
-                m_full = make_mask(self.size, acc, None, self.masks.kind, rng)
-                m_full_t = torch.from_numpy(m_full.astype(np.float32))
-                peak_ref = float(ifft2c(fft2c(img) * m_full_t).abs().max())
+            m_full = make_mask(self.size, acc, None, self.masks.kind, rng)
+            m_full_t = torch.from_numpy(m_full.astype(np.float32))
+            peak_ref = float(ifft2c(fft2c(img) * m_full_t).abs().max())
             if self.mode == "train":
                 top, left = self.crop_corner(img, rng)
                 img = img[top : top + self.crop, left : left + self.crop]
@@ -188,13 +219,7 @@ class SliceDataset(Dataset):
                 img = center_crop(img, self.crop, self.crop)
         k = fft2c(img)
         width = k.shape[-1]
-        if self.mode == "given":
-            m = np.asarray(self._file(vi)["mask"][()]).astype(bool).reshape(-1)
-            if m.shape[0] != width:
-                raise DataError(f"{vol.path}: 'mask' has {m.shape[0]} columns, expected {width}")
-            acc = float(width / max(1, m.sum()))
-        else:
-            m = make_mask(width, acc, None, self.masks.kind, rng)
+        m = make_mask(width, acc, None, self.masks.kind, rng)
         mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
         k_meas = k * mask[0]
         x0 = ifft2c(k_meas)

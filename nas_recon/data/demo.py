@@ -23,7 +23,7 @@ import torch
 
 from nas_recon import __version__
 from nas_recon.errors import ConfigError, DataError
-from nas_recon.io import dir_mode
+from nas_recon.io import check_writable, dir_mode, swap_folder
 from nas_recon.physics.fft import fft2c, ifft2c
 
 MNI152_FILE = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -80,6 +80,9 @@ def smooth_phase(size: int, rng: np.random.Generator) -> np.ndarray:
     return (c[0] + c[1] * x + c[2] * y + c[3] * x * y + c[4] * x**2 + c[5] * y**2).astype(np.float32)
 
 
+MAX_ZOOM = 4.0  # in-plane upsampling beyond this makes images with no detail left to reconstruct
+
+
 def fill_zoom(vol: np.ndarray, picks: list[int], size: int, fill: float) -> float:
     """Zoom factor that makes the head's bounding box (over the kept slices) span `fill` of the frame."""
     fg = (vol[:, :, picks] > 0.1 * float(vol.max())).any(axis=2)
@@ -128,6 +131,7 @@ def build_demo(
         if not force:
             raise DataError(f"{out}: folder exists and is not empty (use --force to replace it)")
         check_replaceable(out)
+    check_writable(out.parent, "--out")  # before the volume is read and the slices made
     src_path = mni152_path() if source == "mni152" else Path(source)
     vol = load_nifti(src_path)
     if float(vol.max()) <= 0:
@@ -142,6 +146,10 @@ def build_demo(
     if fill is not None and not 0 < fill <= 1.5:
         raise ConfigError(f"fill: expected a fraction of the frame in (0, 1.5], got {fill}")
     zoom = 1.0 if fill is None else fill_zoom(vol, picks, size, fill)
+    if zoom > MAX_ZOOM:
+        raise DataError(f"{src_path}: the head spans about {fill * size / zoom:.0f} pixels in-plane; filling a "
+                        f"{size}-pixel frame would upsample it {zoom:.1f}x (at most {MAX_ZOOM:g}x, beyond that the "
+                        "'scan' is interpolation blur); use a finer volume or a smaller --size")
     rng = np.random.default_rng(seed)
     vmax = float(vol.max())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -176,9 +184,7 @@ def build_demo(
                 progress(i + 1, len(slabs))
         manifest["foreground_fraction"] = round(float(np.mean(fractions)), 4)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        swap_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -70,7 +70,18 @@ def inspect_volume(path: Path, min_size: int | None = None, check_values: bool =
         if check_values:
             for i in range(info.num_slices):
                 check_finite(path, i, f["kspace"][i])
+            if info.has_target:
+                check_target(path, f["reconstruction_esc"][()])
     return info
+
+
+def check_target(path: Path, target: np.ndarray) -> None:
+    """Raise DataError if `reconstruction_esc` holds NaN or Inf (every metric of its volume would be NaN)."""
+    bad = ~np.isfinite(target)
+    if bad.any():
+        where = np.argwhere(bad)[0]
+        raise DataError(f"{path}: 'reconstruction_esc' contains NaN or Inf ({int(bad.sum())} value(s), first at "
+                        f"index {tuple(int(i) for i in where)}); its volume's metrics would be NaN")
 
 
 def check_finite(path: Path, slice_index: int, kspace: np.ndarray) -> None:

@@ -105,6 +105,7 @@ def _searched(spec: ModelSpec, n: int | None) -> nn.Module:
     return build_from_genotype(g, spec.lam, spec.learnable_lam)
 
 
+MAX_DEPTH = 256  # N of dccnn-N / modl-N / rdn-N: far above the paper's, small enough to build
 CLASSICAL = ("tv",)  # solvers, not networks: evaluate/reconstruct only
 
 
@@ -123,6 +124,9 @@ def parse_name(name: str) -> tuple[str, int | None]:
     takes_n = FAMILIES[family][0]
     if takes_n and (n is None or int(n) < 1):
         raise ConfigError(f"--model: '{name}' needs a positive depth, e.g. {family}-3")
+    if takes_n and int(n) > MAX_DEPTH:
+        raise ConfigError(f"--model: depth {int(n):,} in '{name}' is beyond {MAX_DEPTH} (the deepest nas-recon builds; "
+                          f"the paper's baselines use 3 to 10)")
     if not takes_n and n is not None:
         raise ConfigError(f"--model: '{family}' takes no depth, got '{name}'")
     return family, int(n) if n is not None else None

@@ -29,6 +29,7 @@ from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
 from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
 from nas_recon.models.init import layer_lr_groups
+from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
@@ -47,6 +48,7 @@ from nas_recon.search.supernet import (
 )
 from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
+from nas_recon.train.checkpoint import damage
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -308,8 +310,8 @@ def load_splits(cfg: SearchConfig) -> tuple[list[Path], list[Path]]:
     return split_volumes(list_volumes(train_folder(cfg)), cfg.split, cfg.seed)
 
 
-def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
-    """Create or check the run folder; return the checkpoint to resume from (or None)."""
+def prepare_run_dir(cfg: SearchConfig, resume: bool) -> tuple[Path | None, dict[str, Any]]:
+    """Check the run folder (nothing written): the checkpoint to resume from (or None) and the data record."""
     out = Path(cfg.out)
     run_json = out / "run.json"
     ckpt = out / "checkpoints" / "last.ckpt"
@@ -317,23 +319,48 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> Path | None:
         raise ConfigError(f"{out}: a search run is already there (use --resume, or another --out)")
     record = data_record(train_folder(cfg))
     if resume and run_json.exists():
-        meta = json.loads(run_json.read_text())
-        saved = meta["config"]
+        meta = read_run_record(run_json, "search")
+        saved = meta.get("config")
+        if not isinstance(saved, dict):
+            raise ConfigError(f"{run_json}: unreadable run record (no 'config' object); use another --out")
         defaults = asdict(SearchConfig(data="", out=""))  # a key an older run.json lacks had its default
         now = asdict(cfg)
         for key in FIXED_ON_RESUME:
             was = saved.get(key, defaults[key])
             if key == "data":  # known by content (an older run.json: by its resolved folder)
-                if not same_data(meta.get("data_record", str(train_folder(replace(cfg, data=was)))), record):
+                if not same_data(meta.get("data_record", str(train_folder(replace(cfg, data=str(was))))), record):
                     raise ConfigError(f"--resume: the data is not what this search trained on (was "
-                                      f"{describe_data(meta.get('data_record', was))}, now {describe_data(record)})")
+                                      f"{describe_data(meta.get('data_record', was))}, now {describe_data(record)}; "
+                                      f"from {run_json})")
                 continue
             if was != now[key]:
-                raise ConfigError(f"--resume: setting '{key}' was {was!r}, now {now[key]!r}")
+                raise ConfigError(f"--resume: setting '{key}' was {was!r}, now {now[key]!r} (from {run_json})")
+    return (ckpt if resume and ckpt.exists() else None), record
+
+
+def check_search_checkpoint(path: Path, module: pl.LightningModule) -> None:
+    """Refuse a last.ckpt Lightning could not resume this search from (damaged, foreign, another supernet)."""
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several types for damaged files
+        raise ConfigError(f"{path}: {damage(path, e)}; use another --out") from None
+    need = ("state_dict", "epoch", "optimizer_states", "loops", "pytorch-lightning_version")
+    if not isinstance(ck, dict) or any(k not in ck for k in need):
+        raise ConfigError(f"{path}: not a search checkpoint (expected Lightning's {', '.join(need)}); "
+                          "use another --out")
+    have, want = set(ck["state_dict"]) if isinstance(ck["state_dict"], dict) else set(), set(module.state_dict())
+    if have != want:
+        odd = sorted(have ^ want)[0]
+        raise ConfigError(f"{path}: checkpoint holds another supernet than this search builds (e.g. "
+                          f"'{odd}' differs); use another --out")
+
+
+def write_run_record(cfg: SearchConfig, record: dict[str, Any]) -> None:
+    """run.json: the settings and the training data's record (written once every check has passed)."""
+    out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_json, json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
-                                            "data_record": record}, indent=1))
-    return ckpt if resume and ckpt.exists() else None
+    atomic_write_text(out / "run.json", json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
+                                                    "data_record": record}, indent=1))
 
 
 def recorded_digest(out: Path) -> str:
@@ -354,7 +381,7 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
-    with run_lock(cfg.out):
+    with run_lock(cfg.out, "search"):
         return _search(cfg, resume, progress, space, device, ds_w, ds_a, (w_files, a_files))
 
 
@@ -376,7 +403,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     side = cfg.crop or cfg.size
     check_fits("search", cfg.batch_size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
                "use a smaller --crop or --batch-size")
-    ckpt = prepare_run_dir(cfg, resume)
+    ckpt, record = prepare_run_dir(cfg, resume)
     out = Path(cfg.out)
     w_files, a_files = files
 
@@ -405,6 +432,9 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         oneshot.configure_architecture_optimizers = lambda: torch.optim.Adam(  # type: ignore[method-assign]
             ordered, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay
         )
+    if ckpt is not None:
+        check_search_checkpoint(ckpt, oneshot)
+    write_run_record(cfg, record)
     w_loader, a_loader = split_loader(cfg, ds_w, 0), split_loader(cfg, ds_a, 1)
     loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)
 

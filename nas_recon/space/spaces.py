@@ -38,7 +38,14 @@ def shipped_spaces() -> list[str]:
 def load_space(name_or_path: str) -> SearchSpace:
     """Load a shipped space by name (`paper_a`) or a TOML file by path."""
     data, path = load_shipped_toml(name_or_path, "search_spaces", "--space", "space")
-    return space_from_dict(data, str(path), default_name=path.stem)
+    space = space_from_dict(data, str(path), default_name=path.stem)
+    shipped = shipped_dir("search_spaces") / f"{space.name}.toml"
+    if shipped.is_file() and path.resolve() != shipped.resolve():
+        mine = load_space(space.name)
+        if space != mine:  # its genotypes would name the shipped space and fail against its ops and sizes
+            raise ConfigError(f"{path}: key 'name': '{space.name}' is the name of a shipped space and this file "
+                              "differs from it; give the space a name of its own")
+    return space
 
 
 def space_from_dict(data: dict, where: str, default_name: str = "custom") -> SearchSpace:

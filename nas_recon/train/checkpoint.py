@@ -36,6 +36,31 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
         torch.save({"format": FORMAT, "version": 1, "package_version": __version__, "sha256": digest, **payload}, tmp)
 
 
+def damage(path: Path, error: BaseException) -> str:
+    """Why torch.load failed on PATH, in words (torch's own messages speak of miniz and errno 22)."""
+    import zipfile
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        return f"checkpoint cannot be read ({e.strerror or e})"
+    if size == 0:
+        return "checkpoint is an empty file"
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                bad = z.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError):
+            return f"checkpoint is truncated or damaged (its archive is incomplete, {size:,} bytes)"
+        if bad is not None:
+            return f"checkpoint is damaged (entry {bad} fails its CRC)"
+    elif head[:1] != b"\x80":
+        return "not a torch checkpoint (no torch archive or pickle header)"
+    return f"checkpoint is corrupt ({str(error).splitlines()[0][:100]})"
+
+
 def read_checkpoint(path: Path) -> dict[str, Any]:
     """Load and check a checkpoint file."""
     path = Path(path)
@@ -44,7 +69,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several types for damaged files
-        raise ConfigError(f"{path}: checkpoint is corrupt or not a torch file ({str(e).splitlines()[0][:120]})") from e
+        raise ConfigError(f"{path}: {damage(path, e)}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a nas-recon checkpoint (field 'format' missing or wrong)")
     if "model" not in ckpt or "state_dict" not in ckpt:

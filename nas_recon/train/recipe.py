@@ -8,6 +8,8 @@ from typing import Any
 
 from nas_recon.errors import ConfigError
 from nas_recon.paths import load_shipped_toml
+from nas_recon.physics.masks import MASK_KINDS
+from nas_recon.train.losses import parse_loss
 
 
 @dataclass
@@ -74,7 +76,22 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
         raise ConfigError(f"{where}: key 'batch_size' must be at least 1")
     if not 0 < r.lr_drop <= 1:
         raise ConfigError(f"{where}: key 'lr_drop' must be a fraction in (0, 1]")
+    for key in ("crop", "val_crop", "unet_crop"):
+        if 0 < getattr(r, key) < 8:
+            raise ConfigError(f"{where}: key '{key}' must be 0 (whole images) or at least 8, got {getattr(r, key)}")
+    if r.mask_type not in MASK_KINDS:
+        raise ConfigError(f"{where}: key 'mask_type' is '{r.mask_type}', expected one of {', '.join(MASK_KINDS)}")
+    try:
+        parse_loss(r.loss)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: key 'loss': {str(e).removeprefix('--loss: ')}") from None
     return r
+
+
+def check_recipe_size(r: Recipe, size: int) -> None:
+    """Refuse a validation crop larger than the paired images (a training crop that large means whole images)."""
+    if r.val_crop > size:
+        raise ConfigError(f"recipe key 'val_crop': {r.val_crop} is larger than the image size {size} (--size)")
 
 
 def for_model(r: Recipe, name: str, size: int) -> Recipe:

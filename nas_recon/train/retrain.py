@@ -23,15 +23,16 @@ from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.lock import run_lock
-from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits
+from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits, check_model_fits
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
+from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.train.losses import parse_loss
-from nas_recon.train.recipe import Recipe, for_model
+from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
 
 
 @dataclass
@@ -110,6 +111,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     spec = model_spec(cfg)
     cfg = replace(cfg, recipe=for_model(cfg.recipe, spec.name, cfg.size))
     r = cfg.recipe
+    check_recipe_size(r, cfg.size)
     loss_fn = parse_loss(r.loss)
     device = resolve_device(cfg.device)
     train_dir, val_dir = data_folders(cfg.data)
@@ -120,23 +122,22 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     side = r.crop or cfg.size
     check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
                "use a smaller crop (--crop) or --batch-size")
+    if spec.name not in CLASSICAL:
+        check_model_fits("retrain", spec, r.batch_size, side, side, device, True,
+                         "use a smaller model, crop (--crop) or --batch-size")
     out = Path(cfg.out)
-    with run_lock(out):
+    with run_lock(out, "retrain"):
         return _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn)
 
 
 FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size")
+RESUME_STATE = ("optimizer", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
 def check_resume(out: Path, meta: dict[str, Any]) -> None:
     """Refuse --resume when a setting that shaped the earlier epochs changed (run.json would misdescribe them)."""
     path = out / "run.json"
-    try:
-        saved = json.loads(path.read_text())
-        if not isinstance(saved, dict):
-            raise ValueError("not a JSON object")
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{path}: unreadable run record ({e}); use another --out") from None
+    saved = read_run_record(path, "retrain")
     for key in FIXED_ON_RESUME:
         old, new = saved.get(key), meta[key]
         if key == "data":  # known by content: ./data, an absolute path and a symlink to it are the same data
@@ -179,10 +180,18 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
         ck = read_checkpoint(last)
         if ck["model"] != spec.to_dict():
             raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
-        model.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"])
+        missing = [k for k in RESUME_STATE if k not in ck]
+        if missing:
+            raise ConfigError(f"{last}: holds weights but no training state ('{missing[0]}' missing: a best.pt or "
+                              "a copied checkpoint?); --resume needs the last.pt a retrain wrote, or use another --out")
+        try:
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            sched.load_state_dict(ck["scheduler"])
+            torch.set_rng_state(ck["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"{last}: its training state does not fit this run ({str(e).splitlines()[0][:100]}); "
+                              "use another --out") from None
         start, best_psnr, history = ck["epoch"], ck["best_psnr"], ck["history"]
     atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
 
