@@ -88,3 +88,19 @@ def test_learnable_lambda_gets_gradient():
     layer(x, k0, mask).pow(2).sum().backward()
     assert layer.raw_lam.grad is not None and layer.raw_lam.grad.abs() > 0
     assert sum(p.numel() for p in KSpaceFusion().parameters()) == 0
+
+
+def test_fusion_runs_in_float32_under_bf16_autocast():
+    """Mixed precision (issue 21): a network under bf16 autocast hands the fusion bf16 images; the fusion runs
+    in float32/complex64 and matches the fp32 result to bf16 rounding of its input."""
+    from nas_recon.physics.fusion import KSpaceFusion
+
+    g = torch.Generator().manual_seed(0)
+    x, k0 = torch.randn(2, 2, 16, 12, generator=g), torch.randn(2, 2, 16, 12, generator=g)
+    mask = (torch.rand(2, 1, 1, 12, generator=g) > 0.5).float()
+    for layer in (KSpaceFusion(), KSpaceFusion(0.5)):
+        ref = layer(x, k0, mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = layer(torch.nn.functional.conv2d(x, torch.eye(2).view(2, 2, 1, 1)), k0, mask)  # bf16 from a conv
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, ref, atol=0.05, rtol=0.02)

@@ -43,7 +43,22 @@ class KSpaceFusion(nn.Module):
         return self.raw_lam
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Fuse image `x` with measured k-space `k0` on `mask`."""
+        """Fuse image `x` with measured k-space `k0` on `mask`, always in float32/complex64.
+
+        Under autocast the networks hand over bfloat16/float16 images, which complex tensors and FFTs reject
+        (and whose 8-bit mantissa would round the measured k-space); the fusion runs with autocast off and
+        returns float32, which the next conv casts down again.
+        """
+        if torch.jit.is_scripting():  # TorchScript exports run in float32 without autocast
+            return self._fuse(x.float(), k0.float(), mask.float())
+        return self._fuse_eager(x, k0, mask)
+
+    @torch.jit.unused
+    def _fuse_eager(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self._fuse(x.float(), k0.float(), mask.float())
+
+    def _fuse(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         k = fft2c(chan_to_complex(x))
         k0c = chan_to_complex(k0)
         m = mask[:, 0] if mask.dim() == 4 else mask
