@@ -104,3 +104,62 @@ def test_fusion_runs_in_float32_under_bf16_autocast():
             out = layer(torch.nn.functional.conv2d(x, torch.eye(2).view(2, 2, 1, 1)), k0, mask)  # bf16 from a conv
         assert out.dtype == torch.float32
         torch.testing.assert_close(out, ref, atol=0.05, rtol=0.02)
+
+
+def _coil_problem(coils: int = 4, h: int = 12, w: int = 10, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+
+    def cplx(*shape):
+        return torch.complex(torch.randn(*shape, generator=g), torch.randn(*shape, generator=g))
+
+    maps = cplx(2, coils, h, w)
+    maps = maps / (maps.abs() ** 2).sum(dim=1, keepdim=True).sqrt()  # sum_c |S_c|^2 = 1, as ESPIRiT normalises
+    mask = (torch.rand(2, 1, 1, w, generator=g) > 0.5).to(torch.complex64)
+    return cplx(2, h, w), cplx(2, coils, h, w), maps, mask
+
+
+def test_sense_operator_is_adjoint():
+    """<A x, y> = <x, A^H y> to float tolerance (issue 22)."""
+    from nas_recon.physics.sense import dot, sense_adjoint, sense_forward
+
+    x, y, maps, mask = _coil_problem()
+    lhs = dot(sense_forward(x, maps, mask), y)
+    rhs = dot(x, sense_adjoint(y, maps, mask))
+    torch.testing.assert_close(lhs, rhs, rtol=1e-5, atol=1e-4)
+
+
+def test_conjugate_gradient_matches_a_direct_solve():
+    """CG on the regularised normal equations equals the dense solve of the same tiny problem."""
+    from nas_recon.physics.sense import sense_adjoint, sense_dc, sense_forward
+
+    x, k, maps, mask = _coil_problem(coils=3, h=6, w=5)
+    k0 = sense_forward(x, maps, mask)
+    z = 0.5 * x
+    lam = 0.3
+    got = sense_dc(z, k0, maps, mask, lam, iterations=60)
+    n = 6 * 5
+    for b in range(2):  # columns of A^H A + lam I from unit vectors
+        eye = torch.eye(n, dtype=torch.complex64).view(n, 6, 5)
+        cols = [sense_adjoint(sense_forward(e[None].expand(2, 6, 5), maps, mask), maps, mask)[b] + lam * e
+                for e in eye]
+        a = torch.stack([c.reshape(-1) for c in cols], dim=1)
+        rhs = (sense_adjoint(k0, maps, mask)[b] + lam * z[b]).reshape(-1)
+        direct = torch.linalg.solve(a.to(torch.complex128), rhs.to(torch.complex128)).to(torch.complex64)
+        torch.testing.assert_close(got[b].reshape(-1), direct, rtol=1e-4, atol=1e-4)
+
+
+def test_one_coil_sense_dc_is_the_closed_form_fusion():
+    """With one coil and unit maps, CG data consistency (weight lam on the prior) equals KSpaceFusion(1/lam)."""
+    from nas_recon.physics.fusion import KSpaceFusion
+    from nas_recon.physics.sense import sense_dc
+
+    g = torch.Generator().manual_seed(1)
+    x, k0 = torch.randn(2, 2, 12, 10, generator=g), torch.randn(2, 2, 12, 10, generator=g)
+    mask = (torch.rand(2, 1, 1, 10, generator=g) > 0.5).float()
+    k0 = k0 * mask
+    lam = 0.25
+    fused = KSpaceFusion(1 / lam)(x, k0, mask)
+    maps = torch.ones(2, 1, 12, 10, dtype=torch.complex64)
+    cg = sense_dc(chan_to_complex(x), chan_to_complex(k0).unsqueeze(1), maps, mask.to(torch.complex64), lam,
+                  iterations=20)
+    torch.testing.assert_close(complex_to_chan(cg), fused, rtol=1e-4, atol=1e-5)
