@@ -10,7 +10,7 @@ import numpy as np
 
 from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume
-from nas_recon.errors import NasReconError
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.evaluate import Predictor
 from nas_recon.io import atomic_path
 from nas_recon.outputs import KINDS, MARKER, check_output_dir, check_output_files
@@ -46,15 +46,35 @@ def check_outputs(files: list[Path], out_dir: Path) -> None:
     check_output_files([out_dir / f.name for f in files], "reconstruction", inputs=files)
 
 
-def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320, acceleration: float = 4.0,
-                mask_type: str = "random", seed: int = 0,
+def check_mask_flags(files: list[Path], acceleration: float | None, mask_type: str | None) -> None:
+    """Refuse --acceleration / --mask-type for files that carry their own mask (they would be ignored there)."""
+    given = [name for name, v in (("--acceleration", acceleration), ("--mask-type", mask_type)) if v is not None]
+    if not given:
+        return
+    for f in files:
+        try:
+            with h5py.File(f, "r") as h:
+                own = "mask" in h
+        except OSError:
+            continue  # reported with the file when it is reconstructed
+        if own:
+            raise ConfigError(f"{given[0]}: {f} carries its own 'mask' (fastMRI's test layout), which is used "
+                              "instead; the flag applies only to files without one (drop it, or give those files "
+                              "separately)")
+
+
+def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320, acceleration: float | None = None,
+                mask_type: str | None = None, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None) -> tuple[list[Path], list[str]]:
     """Reconstruct one file or every .h5 file of a folder; a bad file is reported and the rest go on.
 
+    Files with a `mask` use it; the others get a fixed mask of `acceleration` (4) and `mask_type` (random).
     Returns (written files, one error line per file that failed).
     """
     files = [source] if source.is_file() else list_volumes(source)
     check_outputs(files, out_dir)
+    check_mask_flags(files, acceleration, mask_type)
+    acceleration, mask_type = acceleration or 4.0, mask_type or "random"
     outs, failed = [], []
     for i, f in enumerate(files):
         try:

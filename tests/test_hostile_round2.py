@@ -169,6 +169,11 @@ CASES = [
     *[(["reconstruct", "--checkpoint", "{w}/run/best.pt", "--input", f"{{w}}/r2/masks/{m}", "--out", "{w}/r2/rec"],
        culprit) for m, culprit in (("narrow", "32 columns, expected 36"), ("wide", "40 columns, expected 36"),
                                    ("none-sampled", "at least one sampled"), ("not-binary", "0/1"))],
+    # flags a file's own mask would override are refused, not ignored
+    (["reconstruct", "--checkpoint", "{w}/run/best.pt", "--input", "{w}/r2/masks/narrow", "--out", "{w}/r2/rec",
+      "--acceleration", "8"], "--acceleration"),
+    (["reconstruct", "--checkpoint", "{w}/run/best.pt", "--input", "{w}/r2/masks/narrow", "--out", "{w}/r2/rec",
+      "--mask-type", "equispaced"], "--mask-type"),
     # a volume too small to make a scan from
     (["data", "demo", "--out", "{w}/r2/demo-tiny", "--source", "{w}/r2/tiny-nifti/tiny.nii.gz", "--size", "64",
       "--slices", "20"], "upsample"),
