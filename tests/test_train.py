@@ -292,3 +292,37 @@ def test_unet_trains_under_its_own_crop_batch_and_repeats(data_root, tmp_path):
     assert (saved["crop"], saved["batch_size"], saved["repeats"]) == (SIZE, 1, 1)
     saved = json.loads((tmp_path / "d" / "run.json").read_text())["recipe"]
     assert (saved["crop"], saved["batch_size"], saved["repeats"]) == (16, 2, 2)
+
+
+@pytest.mark.parametrize("model", ["dccnn-1", "searched"])
+def test_bf16_mixed_retrain_tracks_fp32(data_root, tmp_path, model):
+    """--precision bf16-mixed (issue 21): the networks under autocast, fusion and loss in float32; the first
+    epoch's loss and validation PSNR stay within bf16 rounding of the fp32 run, and the precision is recorded
+    and fixed on resume."""
+    from conftest import EXAMPLE
+
+    g = tmp_path / "g.json"
+    g.write_text(json.dumps(dict(EXAMPLE, channels=4, cascades=1)))
+    recipe = Recipe(epochs=1, batch_size=2, crop=16, val_max_slices=1)
+    runs = {}
+    for precision in ("32", "bf16-mixed"):
+        cfg = RetrainConfig(str(data_root), str(tmp_path / precision), recipe, model=None if model == "searched"
+                            else model, genotype=str(g) if model == "searched" else None, device="cpu", size=SIZE,
+                            precision=precision)
+        runs[precision] = run_retrain(cfg)["history"][-1]
+    fp32, bf16 = runs["32"], runs["bf16-mixed"]
+    assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.05)
+    assert bf16["val_psnr"] == pytest.approx(fp32["val_psnr"], abs=0.3)
+    assert json.loads((tmp_path / "bf16-mixed" / "run.json").read_text())["precision"] == "bf16-mixed"
+    with pytest.raises(ConfigError, match="'precision' was 'bf16-mixed', now '32'"):
+        run_retrain(RetrainConfig(str(data_root), str(tmp_path / "bf16-mixed"), recipe,
+                                  model=None if model == "searched" else model,
+                                  genotype=str(g) if model == "searched" else None, device="cpu", size=SIZE),
+                    resume=True)
+
+
+def test_float16_training_needs_cuda(data_root, tmp_path):
+    with pytest.raises(ConfigError, match="16-mixed needs a CUDA device"):
+        run_retrain(RetrainConfig(str(data_root), str(tmp_path / "r"), Recipe(epochs=1), model="dccnn-1",
+                                  device="cpu", size=SIZE, precision="16-mixed"))
+    assert not (tmp_path / "r").exists()

@@ -22,6 +22,7 @@ from nas_recon.cli.common import (
     seed_int,
     size_int,
 )
+from nas_recon.train.precision import PRECISIONS
 
 
 def progress_bar() -> Progress:
@@ -48,6 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", type=size_int, default=320, help="pairing crop of the images (default 320)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--precision", default="32", choices=PRECISIONS,
+                   help="32 (default), bf16-mixed (autocast; FFTs, fusion and loss in float32) or 16-mixed (CUDA)")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run_retrain_cmd)
@@ -124,7 +127,8 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
 
         raise ConfigError("--epochs and --batch-size must be at least 1")
     cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
-                        str(args.genotype) if args.genotype else None, args.seed, args.device, args.size)
+                        str(args.genotype) if args.genotype else None, args.seed, args.device, args.size,
+                        args.precision)
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with progress_bar() as bar:

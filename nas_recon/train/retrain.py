@@ -32,6 +32,7 @@ from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.train.losses import parse_loss
+from nas_recon.train.precision import autocast, check_precision, grad_scaler
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
 
 
@@ -47,6 +48,7 @@ class RetrainConfig:
     seed: int = 0
     device: str = "auto"
     size: int = 320
+    precision: str = "32"  # 32, bf16-mixed or 16-mixed (nas_recon.train.precision)
 
 
 class RetrainProgress:
@@ -93,12 +95,15 @@ def genotype_extra(path: str | None) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks."""
+def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
+             precision: str = "32") -> dict[str, float]:
+    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks (no autograd graph)."""
     model.eval()
     rows = []
     for b in loader:
-        out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device)).cpu()
+        with autocast(precision, device.type):
+            out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
+        out = out.float().cpu()
         for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
             rows.append(slice_metrics(gt, pred, float(b.max_value[i])))
     model.train()
@@ -114,6 +119,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     check_recipe_size(r, cfg.size)
     loss_fn = parse_loss(r.loss)
     device = resolve_device(cfg.device)
+    check_precision(cfg.precision, device.type)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
@@ -130,7 +136,8 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         return _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn)
 
 
-FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size")
+FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision")
+RECORD_DEFAULTS = {"precision": "32"}  # what a run.json written before the key existed meant
 RESUME_STATE = ("optimizer", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
@@ -139,7 +146,7 @@ def check_resume(out: Path, meta: dict[str, Any]) -> None:
     path = out / "run.json"
     saved = read_run_record(path, "retrain")
     for key in FIXED_ON_RESUME:
-        old, new = saved.get(key), meta[key]
+        old, new = saved.get(key, RECORD_DEFAULTS.get(key)), meta[key]
         if key == "data":  # known by content: ./data, an absolute path and a symlink to it are the same data
             if not same_data(old, new):
                 raise ConfigError(f"--resume: the data is not what this run trained on (was {describe_data(old)}, now "
@@ -173,6 +180,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     start, best_psnr = 0, -math.inf
     meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
             "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
+            "precision": cfg.precision,
             "params": count_params(model),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     if resume and last.exists():
@@ -201,8 +209,9 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
               "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
     progress.start(r.epochs, len(loader), start)
+    scaler = grad_scaler(cfg.precision, device.type)
     if not history:  # the learning curve starts at the untrained model (step 0)
-        metrics = validate(model, val_loader, device)
+        metrics = validate(model, val_loader, device, cfg.precision)
         history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
                         "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
     model.train()
@@ -211,23 +220,29 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
         sampler.set_epoch(epoch)
         t0, total, n = time.time(), 0.0, 0
         for step, b in enumerate(loader):
-            pred = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
-            loss = loss_fn(pred, b.target.to(device))
+            with autocast(cfg.precision, device.type):
+                pred = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
+            loss = loss_fn(pred.float(), b.target.to(device))  # the loss in float32, as the fusion
             if not torch.isfinite(loss):
                 raise NasReconError(
                     f"loss became {float(loss.detach())} at epoch {epoch + 1} step {step + 1}; stopped, "
                     f"the last good checkpoint is {last if last.exists() else 'none (first epoch)'}"
                 )
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            if scaler is None:
+                loss.backward()
+                opt.step()
+            else:  # float16: scaled gradients, steps skipped on overflow
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
             total += float(loss.detach())
             n += 1
             progress.step(epoch, step + 1, float(loss.detach()))
         g = opt.param_groups[0]
         lr = r.lr * g["lr"] / g["initial_lr"]  # the recipe's lr at this epoch (groups may scale it)
         sched.step()
-        metrics = validate(model, val_loader, device)
+        metrics = validate(model, val_loader, device, cfg.precision)
         seconds = round(time.time() - t0, 3)
         row = {"epoch": epoch + 1, "train_loss": total / max(1, n), "val_psnr": metrics["psnr"],
                "val_ssim": metrics["ssim"], "lr": lr, "seconds": seconds, "step": history[-1]["step"] + n,
