@@ -424,3 +424,25 @@ def test_genotype_with_duplicate_keys_or_absurd_nesting_is_refused(tmp_path):
     deep.write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ConfigError, match="nested too deeply"):
         load(deep)
+
+
+@pytest.mark.parametrize("strategy", ["darts", "darts2"])
+def test_bf16_mixed_search_tracks_fp32(data_root, tmp_path, strategy):
+    """search --precision bf16-mixed (issue 21): the supernet under autocast, fusion and losses in float32; the
+    losses of each epoch stay within bf16 rounding of the fp32 search, the precision is recorded and fixed."""
+    from nas_recon.cli.main import main
+
+    logs = {}
+    for precision in ("32", "bf16-mixed"):
+        out = tmp_path / precision
+        assert main(["search", "--data", str(data_root), "--out", str(out), "--epochs", "2", "--crop", "16",
+                     "--size", str(SIZE), "--batch-size", "2", "--strategy", strategy, "--device", "cpu",
+                     "--precision", precision]) == 0
+        logs[precision] = list(csv.DictReader((out / "search_log.csv").open()))
+    for a, b in zip(logs["32"], logs["bf16-mixed"], strict=True):
+        assert float(b["w_loss"]) == pytest.approx(float(a["w_loss"]), rel=0.05)
+        assert float(b["alpha_loss"]) == pytest.approx(float(a["alpha_loss"]), rel=0.05)
+    assert json.loads((tmp_path / "bf16-mixed" / "run.json").read_text())["config"]["precision"] == "bf16-mixed"
+    assert main(["search", "--data", str(data_root), "--out", str(tmp_path / "bf16-mixed"), "--epochs", "2",
+                 "--crop", "16", "--size", str(SIZE), "--batch-size", "2", "--strategy", strategy, "--device", "cpu",
+                 "--resume"]) == 2  # precision was bf16-mixed, now 32

@@ -67,6 +67,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--select", choices=["alpha", "perturb"], default="alpha",
                    help="derivation: alpha = the paper's rule on softmax weights (default); perturb = DARTS-PT: each "
                         "op ranked by how much the trained supernet's train_alpha loss rises without it")
+    p.add_argument("--precision", choices=["32", "bf16-mixed"], default="32",
+                   help="32 (default) or bf16-mixed: the supernet under autocast, FFTs, fusion and losses in float32")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_device(p)
     add_verbose(p)
@@ -113,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         candidates=args.candidates, repeats=args.repeats, decide_margin=args.decide_margin,
         max_skips=args.max_skips, tau_max=args.tau_max, tau_min=args.tau_min, cost=args.cost,
         cost_weight=args.cost_weight, cell_bias=args.cell_bias, select=args.select,
+        precision=args.precision,
     )
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

@@ -59,7 +59,8 @@ SELECTIONS = ("alpha", "perturb")
 SCORE_BATCHES = 8  # fixed train_alpha batches that score random candidates and DARTS-PT perturbations
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
-                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select")
+                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
+                   "precision")
 
 
 @dataclass
@@ -96,6 +97,7 @@ class SearchConfig:
     cost_weight: float = 0.0  # weight of the expected relative cell cost in the architecture loss
     cell_bias: bool = False  # opt-in, outside SPEC: every conv of the supernet (and derived cell) gets a bias
     select: str = "alpha"  # derivation: "alpha" (the paper's softmax-weight rule) or "perturb" (DARTS-PT)
+    precision: str = "32"  # 32 or bf16-mixed: the supernet under autocast, fusion and losses in float32
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
@@ -118,6 +120,9 @@ class SearchConfig:
             raise ConfigError(f"--cost-weight: expected a finite number >= 0, got {self.cost_weight}")
         if self.cost_weight > 0 and (self.cost is None or self.strategy == "random"):
             raise ConfigError("--cost-weight: needs --cost flops|latency and a darts, darts2 or gdas search")
+        if self.precision not in ("32", "bf16-mixed"):
+            raise ConfigError(f"--precision: search takes 32 or bf16-mixed, got '{self.precision}' (float16 would "
+                              "need a gradient scaler for the alphas' separate optimiser)")
         if self.select not in SELECTIONS:
             raise ConfigError(f"--select: unknown '{self.select}', expected {', '.join(SELECTIONS)}")
         if self.select == "perturb" and self.strategy in ("gdas", "random"):
@@ -444,6 +449,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
                             every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
     trainer = pl.Trainer(
         max_epochs=cfg.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
+        precision=cfg.precision,
         logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
         limit_val_batches=0, callbacks=[monitor, saver], default_root_dir=str(out),
         gradient_clip_val=None if bilevel else cfg.grad_clip,
