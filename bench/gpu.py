@@ -31,10 +31,13 @@ from nas_recon.models.registry import ModelSpec, build_model, spec_for_genotype
 from nas_recon.runtime import configure
 from nas_recon.sample import sample_genotypes, write_samples
 from nas_recon.space import load_space
+from nas_recon.train.precision import autocast
 
 
-def throughput(spec: ModelSpec, size: int, batch: int, device: torch.device, steps: int) -> dict[str, float]:
-    """Training and inference images/s at size x size and the peak memory of a training step (CUDA only)."""
+def throughput(spec: ModelSpec, size: int, batch: int, device: torch.device, steps: int,
+               precision: str = "32") -> dict[str, float]:
+    """Training and inference images/s at size x size and the peak memory of a training step (CUDA only);
+    `precision` as retrain's --precision (autocast for the network, the loss in float32)."""
     model = place(build_model(spec), device).train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randn(batch, 2, size, size, device=device)
@@ -49,7 +52,9 @@ def throughput(spec: ModelSpec, size: int, batch: int, device: torch.device, ste
             torch.cuda.synchronize(device)
 
     def train_step() -> None:
-        loss = (model(x, k, m) - x).abs().mean()
+        with autocast(precision, device.type):
+            pred = model(x, k, m)
+        loss = (pred.float() - x).abs().mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -60,7 +65,7 @@ def throughput(spec: ModelSpec, size: int, batch: int, device: torch.device, ste
             model.eval()
 
             def call() -> None:
-                with torch.inference_mode():
+                with torch.inference_mode(), autocast(precision, device.type):
                     model(x, k, m)
         call()  # warm-up (cuDNN autotuning, allocator)
         sync()
