@@ -446,3 +446,25 @@ def test_bf16_mixed_search_tracks_fp32(data_root, tmp_path, strategy):
     assert main(["search", "--data", str(data_root), "--out", str(tmp_path / "bf16-mixed"), "--epochs", "2",
                  "--crop", "16", "--size", str(SIZE), "--batch-size", "2", "--strategy", strategy, "--device", "cpu",
                  "--resume"]) == 2  # precision was bf16-mixed, now 32
+
+
+def test_search_writes_op_weights_to_tensorboard(data_root, tmp_path):
+    """With tensorboard installed, a search's event files hold its losses and every edge's op weights per epoch."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from nas_recon.cli.main import main
+
+    out = tmp_path / "s"
+    assert main(["search", "--data", str(data_root), "--out", str(out), "--epochs", "2", "--crop", "16", "--size",
+                 str(SIZE), "--batch-size", "2", "--device", "cpu"]) == 0
+    acc = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0})
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss/weights", "loss/alphas", "decision/chosen_margin"} <= tags
+    alpha_tags = {t for t in tags if t.startswith("alpha/")}
+    assert len(alpha_tags) == 9 * len(load_space("paper_a").ops)  # 9 edges of a 3-node cell, every op
+    rows = [r for r in csv.DictReader((out / "alphas.csv").open()) if r["epoch"] == "2"]
+    r = rows[0]
+    moved = acc.Scalars(f"alpha/n{r['node']}_{r['input']}/{r['op']}")
+    assert [e.step for e in moved] == [1, 2] and moved[-1].value == pytest.approx(float(r["weight"]))

@@ -1,5 +1,6 @@
 """Retraining, resume, evaluation, reconstruction, export, recipes and losses."""
 
+import csv
 import json
 import math
 from itertools import pairwise
@@ -326,3 +327,30 @@ def test_float16_training_needs_cuda(data_root, tmp_path):
         run_retrain(RetrainConfig(str(data_root), str(tmp_path / "r"), Recipe(epochs=1), model="dccnn-1",
                                   device="cpu", size=SIZE, precision="16-mixed"))
     assert not (tmp_path / "r").exists()
+
+
+def _event_tags(folder) -> dict[str, list[str]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    return acc.Tags()
+
+
+def test_retrain_writes_tensorboard_events_beside_the_csv(data_root, tmp_path):
+    """With tensorboard installed, RUN/tensorboard holds losses, validation metrics, the lr and a validation image
+    (zero-filled | output | target | error) per epoch; train_log.csv is unchanged as the record."""
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "r"
+    run_retrain(RetrainConfig(str(data_root), str(out), Recipe(epochs=2, batch_size=2, crop=16, val_max_slices=1),
+                              model="dccnn-1", device="cpu", size=SIZE))
+    tags = _event_tags(out / "tensorboard")
+    assert {"loss/train", "val/psnr", "val/ssim", "lr"} <= set(tags["scalars"])
+    assert tags["images"] == ["val/zero-filled|output|target|error"]
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(out / "tensorboard"))
+    acc.Reload()
+    psnr = [e.value for e in acc.Scalars("val/psnr")]
+    rows = list(csv.DictReader((out / "train_log.csv").open()))
+    assert psnr == pytest.approx([float(r["val_psnr"]) for r in rows[1:]], rel=1e-6)

@@ -49,6 +49,7 @@ from nas_recon.search.supernet import (
 from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
 from nas_recon.train.checkpoint import damage
+from nas_recon.train.tblog import Board
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -224,6 +225,7 @@ class Monitor(Callback):
         self.last_cell: list | None = None
         self.last_weights: dict[str, dict[str, float]] | None = None
         self.t0 = time.time()
+        self.board: Board | None = None  # TensorBoard, opened at the first epoch's end (never for a refused run)
 
     @property
     def state_key(self) -> str:
@@ -301,6 +303,13 @@ class Monitor(Callback):
         out = Path(self.cfg.out)
         write_csv(out / "search_log.csv", self.history)
         write_csv(out / "alphas.csv", self.alpha_rows)
+        if self.board is None:
+            self.board = Board(out)
+        self.board.scalars({"loss/weights": row["w_loss"], "loss/alphas": row["alpha_loss"],
+                            "decision/chosen_margin": row.get("chosen_margin"), "decision/drift": row.get("drift"),
+                            "cost/expected": row.get("expected_cost")}, epoch)
+        self.board.scalars({f"alpha/n{r['node']}_{r['input']}/{r['op']}": r["weight"] for r in self.alpha_rows
+                            if r["epoch"] == epoch}, epoch)
         self.progress.epoch_end(row)
 
 
@@ -464,6 +473,8 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
             if trainer.interrupted:
                 raise KeyboardInterrupt from None
             raise
+    if monitor.board is not None:
+        monitor.board.close()
     if trainer.interrupted:
         raise KeyboardInterrupt
 

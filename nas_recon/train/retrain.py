@@ -28,12 +28,14 @@ from nas_recon.metrics import slice_metrics
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.outputs import read_run_record
+from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.precision import autocast, check_precision, grad_scaler
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
+from nas_recon.train.tblog import Board
 
 
 @dataclass
@@ -108,6 +110,18 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
             rows.append(slice_metrics(gt, pred, float(b.max_value[i])))
     model.train()
     return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
+
+
+@torch.no_grad()
+def val_panels(model: torch.nn.Module, val: SliceDataset, device: torch.device, precision: str) -> list[torch.Tensor]:
+    """Magnitudes of the first validation slice: zero-filled, output, target, |output - target|."""
+    b = val[0].batched()
+    model.eval()
+    with autocast(precision, device.type):
+        out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
+    model.train()
+    zf, pred, gt = (chan_to_complex(t[0].float().cpu()).abs() for t in (b.input, out, b.target))
+    return [zf, pred, gt, (pred - gt).abs()]
 
 
 def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgress | None = None) -> dict[str, Any]:
@@ -210,6 +224,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
               "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
     progress.start(r.epochs, len(loader), start)
     scaler = grad_scaler(cfg.precision, device.type)
+    board = Board(out)  # TensorBoard event files when tensorboard is installed (the CSV stays the record)
     if not history:  # the learning curve starts at the untrained model (step 0)
         metrics = validate(model, val_loader, device, cfg.precision)
         history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
@@ -256,6 +271,10 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
                                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                                "epoch": epoch + 1, "best_psnr": best_psnr, "history": history})
         write_csv(out / "train_log.csv", history)
+        board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
+                       "lr": lr}, row["step"])
+        board.image("val/zero-filled|output|target|error", val_panels(model, val, device, cfg.precision), row["step"])
         progress.epoch_end(row)
+    board.close()
     return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(model),
             "spec": spec, "config": {**asdict(cfg), "recipe": r.to_dict()}}
