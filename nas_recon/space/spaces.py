@@ -41,10 +41,11 @@ def load_space(name_or_path: str) -> SearchSpace:
     space = space_from_dict(data, str(path), default_name=path.stem)
     shipped = shipped_dir("search_spaces") / f"{space.name}.toml"
     if shipped.is_file() and path.resolve() != shipped.resolve():
-        mine = load_space(space.name)
-        if space != mine:  # its genotypes would name the shipped space and fail against its ops and sizes
-            raise ConfigError(f"{path}: key 'name': '{space.name}' is the name of a shipped space and this file "
-                              "differs from it; give the space a name of its own")
+        extra = sorted(set(space.ops) - set(load_space(space.name).ops))
+        if extra:  # its genotypes would name the shipped space, whose ops they would fail against
+            raise ConfigError(f"{path}: key 'name': '{space.name}' is a shipped space, which has no op '{extra[0]}'; "
+                              "give this space a name of its own (a variant of a shipped space may change its sizes, "
+                              "not add ops)")
     return space
 
 
