@@ -345,7 +345,8 @@ def test_retrain_writes_tensorboard_events_beside_the_csv(data_root, tmp_path):
     run_retrain(RetrainConfig(str(data_root), str(out), Recipe(epochs=2, batch_size=2, crop=16, val_max_slices=1),
                               model="dccnn-1", device="cpu", size=SIZE))
     tags = _event_tags(out / "tensorboard")
-    assert {"loss/train", "val/psnr", "val/ssim", "lr"} <= set(tags["scalars"])
+    assert {"loss/train", "val/psnr", "val/ssim", "lr", "val/psnr_4x", "val/psnr_8x", "val/ssim_4x",
+            "val/ssim_8x"} <= set(tags["scalars"])
     assert tags["images"] == ["val/zero-filled|output|target|error"]
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

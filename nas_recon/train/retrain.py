@@ -107,9 +107,13 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
             out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
         out = out.float().cpu()
         for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
-            rows.append(slice_metrics(gt, pred, float(b.max_value[i])))
+            rows.append({**slice_metrics(gt, pred, float(b.max_value[i])), "acc": float(b.acceleration[i])})
     model.train()
-    return {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
+    means = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
+    for acc in sorted({r["acc"] for r in rows}):  # per acceleration, for TensorBoard (the CSV keeps the means)
+        for k in ("psnr", "ssim"):
+            means[f"{k}_{acc:g}x"] = float(np.mean([r[k] for r in rows if r["acc"] == acc]))
+    return means
 
 
 @torch.no_grad()
@@ -272,7 +276,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
                                "epoch": epoch + 1, "best_psnr": best_psnr, "history": history})
         write_csv(out / "train_log.csv", history)
         board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
-                       "lr": lr}, row["step"])
+                       "lr": lr, **{f"val/{k}": v for k, v in metrics.items() if k.endswith("x")}}, row["step"])
         board.image("val/zero-filled|output|target|error", val_panels(model, val, device, cfg.precision), row["step"])
         progress.epoch_end(row)
     board.close()
