@@ -80,8 +80,10 @@ def onnx_marker(path: Path) -> str | None:
     return next((p.value for p in model.metadata_props if p.key == MARKER), None)
 
 
-def check_output_file(path: Path, kind: str, option: str = "--out", inputs: Iterable[Path] = ()) -> None:
-    """Refuse `path` as an output of `kind` unless it is new or a regular file nas-recon wrote as that kind."""
+def check_output_file(path: Path, kind: str, option: str = "--out", inputs: Iterable[Path] = (),
+                      probe: bool = True) -> None:
+    """Refuse `path` as an output of `kind` unless it is new or a regular file nas-recon wrote as that kind;
+    `probe`: also check that its folder can be written (check_output_files probes each folder once)."""
     resolved = path.resolve()
     for i in inputs:
         i = Path(i)
@@ -92,7 +94,8 @@ def check_output_file(path: Path, kind: str, option: str = "--out", inputs: Iter
         parent = path.parent
         if parent.exists() and not parent.is_dir():
             raise ConfigError(f"{option}: {parent} is not a folder")
-        check_writable(parent, option)
+        if probe:
+            check_writable(parent, option)
         return
     mode = path.lstat().st_mode
     if stat.S_ISLNK(mode):
@@ -104,15 +107,18 @@ def check_output_file(path: Path, kind: str, option: str = "--out", inputs: Iter
     if marker_of(path) != KINDS[kind]:
         raise ConfigError(f"{option}: {path} exists and is not a {kind} output nas-recon wrote (refusing to replace "
                           "it: it may be an input, a checkpoint, a run record or data); choose another output")
-    check_writable(path.parent, option)
+    if probe:
+        check_writable(path.parent, option)
 
 
 def check_output_files(paths: Iterable[Path], kind: str, option: str = "--out",
                        inputs: Iterable[Path] = ()) -> None:
     """check_output_file for every target of a multi-file output, before any of them is written."""
-    inputs = list(inputs)
+    inputs, paths = list(inputs), list(paths)
     for p in paths:
-        check_output_file(p, kind, option, inputs)
+        check_output_file(p, kind, option, inputs, probe=False)
+    for folder in dict.fromkeys(p.parent for p in paths):  # one probe per folder, not one per file
+        check_writable(folder, option)
 
 
 def check_output_dir(path: Path, option: str = "--out") -> None:

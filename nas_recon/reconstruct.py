@@ -53,9 +53,8 @@ def check_mask_flags(files: list[Path], acceleration: float | None, mask_type: s
         return
     for f in files:
         try:
-            with h5py.File(f, "r") as h:
-                own = "mask" in h
-        except OSError:
+            own = inspect_volume(f).has_mask
+        except NasReconError:
             continue  # reported with the file when it is reconstructed
         if own:
             raise ConfigError(f"{given[0]}: {f} carries its own 'mask' (fastMRI's test layout), which is used "

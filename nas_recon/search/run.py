@@ -305,11 +305,12 @@ class Monitor(Callback):
         write_csv(out / "alphas.csv", self.alpha_rows)
         if self.board is None:
             self.board = Board(out)
-        self.board.scalars({"loss/weights": row["w_loss"], "loss/alphas": row["alpha_loss"],
-                            "decision/chosen_margin": row.get("chosen_margin"), "decision/drift": row.get("drift"),
-                            "cost/expected": row.get("expected_cost")}, epoch)
-        self.board.scalars({f"alpha/n{r['node']}_{r['input']}/{r['op']}": r["weight"] for r in self.alpha_rows
-                            if r["epoch"] == epoch}, epoch)
+        if self.board.active:
+            self.board.scalars({"loss/weights": row["w_loss"], "loss/alphas": row["alpha_loss"],
+                                "decision/chosen_margin": row.get("chosen_margin"),
+                                "decision/drift": row.get("drift"), "cost/expected": row.get("expected_cost")}, epoch)
+            self.board.scalars({f"alpha/n{r['node']}_{r['input']}/{r['op']}": r["weight"] for r in self.alpha_rows
+                                if r["epoch"] == epoch}, epoch)
         self.progress.epoch_end(row)
 
 
@@ -375,11 +376,6 @@ def write_run_record(cfg: SearchConfig, record: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "run.json", json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
                                                     "data_record": record}, indent=1))
-
-
-def recorded_digest(out: Path) -> str:
-    """The training data's content digest that prepare_run_dir recorded in run.json (not fingerprinted again)."""
-    return json.loads((out / "run.json").read_text())["data_record"]["digest"]
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
@@ -483,7 +479,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device")}
     extra: dict[str, Any] = {
         "search": settings, "package_version": __version__, "seed": cfg.seed, "device": str(device),
-        "data": {"folder": str(Path(cfg.data).resolve()), "content": recorded_digest(out),
+        "data": {"folder": str(Path(cfg.data).resolve()), "content": record["digest"],
                  "train_w": [p.name for p in w_files],
                  "train_alpha": [p.name for p in a_files]},
         "epochs_run": epochs_run, "stopped_early": stopped_early,

@@ -146,9 +146,8 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     side = r.crop or cfg.size
     check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
                "use a smaller crop (--crop) or --batch-size")
-    if spec.name not in CLASSICAL:
-        check_model_fits("retrain", spec, r.batch_size, side, side, device, True,
-                         "use a smaller model, crop (--crop) or --batch-size")
+    check_model_fits("retrain", spec, r.batch_size, side, side, device, True,
+                     "use a smaller model, crop (--crop) or --batch-size")
     out = Path(cfg.out)
     with run_lock(out, "retrain"):
         return _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn)
@@ -277,7 +276,9 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
         write_csv(out / "train_log.csv", history)
         board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
                        "lr": lr, **{f"val/{k}": v for k, v in metrics.items() if k.endswith("x")}}, row["step"])
-        board.image("val/zero-filled|output|target|error", val_panels(model, val, device, cfg.precision), row["step"])
+        if board.active:  # an extra forward pass: only when it is written
+            board.image("val/zero-filled|output|target|error", val_panels(model, val, device, cfg.precision),
+                        row["step"])
         progress.epoch_end(row)
     board.close()
     return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(model),

@@ -25,6 +25,11 @@ class Board:
             return
         self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
 
+    @property
+    def active(self) -> bool:
+        """Whether anything is written (callers skip work whose only use is the board)."""
+        return self.writer is not None
+
     def scalars(self, values: dict[str, float], step: int) -> None:
         """Scalars by tag at `step` (non-numbers skipped)."""
         if self.writer is None:
