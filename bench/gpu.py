@@ -35,10 +35,11 @@ from nas_recon.train.precision import autocast
 
 
 def throughput(spec: ModelSpec, size: int, batch: int, device: torch.device, steps: int,
-               precision: str = "32") -> dict[str, float]:
+               precision: str = "32", memory_format: torch.memory_format | None = None) -> dict[str, float]:
     """Training and inference images/s at size x size and the peak memory of a training step (CUDA only);
-    `precision` as retrain's --precision (autocast for the network, the loss in float32)."""
-    model = place(build_model(spec), device).train()
+    `precision` as retrain's --precision (autocast for the network, the loss in float32); `memory_format` as
+    nas_recon.device.place (None: the model's preferred layout)."""
+    model = place(build_model(spec), device, memory_format).train()
     opt = torch.optim.Adam(model.parameters(), 1e-3)
     x = torch.randn(batch, 2, size, size, device=device)
     k = torch.randn(batch, 2, size, size, device=device)

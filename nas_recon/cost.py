@@ -12,13 +12,14 @@ from thop.profile import register_hooks
 from thop.vision.basic_hooks import zero_ops
 from torch import nn
 
+from nas_recon.defaults import SIZE
 from nas_recon.device import place
 from nas_recon.models.registry import count_params
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def conv_macs(model: nn.Module, size: int = 320) -> int:
+def conv_macs(model: nn.Module, size: int = SIZE) -> int:
     """Multiply-accumulates of all conv layers for one 2 x size x size input through the whole network.
 
     thop's own conv counter; every other layer type thop knows is counted as zero (SPEC: conv MACs only).
@@ -48,7 +49,7 @@ def strip_thop_buffers(model: nn.Module) -> None:
             m._buffers.pop(key, None)
 
 
-def latency_ms(model: nn.Module, size: int = 320, device: torch.device | None = None, repeats: int = 10,
+def latency_ms(model: nn.Module, size: int = SIZE, device: torch.device | None = None, repeats: int = 10,
                warmup: int = 2) -> float:
     """Median wall time of one slice (batch 1) after warm-up, under torch.inference_mode."""
     device = device or torch.device("cpu")
@@ -74,7 +75,7 @@ def timed_ms(call, device: torch.device, repeats: int = 10, warmup: int = 2) -> 
     return float(statistics.median(times))
 
 
-def model_cost(model: nn.Module, size: int = 320, device: torch.device | None = None, repeats: int = 10,
+def model_cost(model: nn.Module, size: int = SIZE, device: torch.device | None = None, repeats: int = 10,
                latency: bool = True) -> dict:
     """{'params', 'flops', 'latency_ms'} of a network."""
     out = {"params": count_params(model), "flops": conv_macs(model, size)}

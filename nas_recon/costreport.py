@@ -8,6 +8,7 @@ from typing import Any
 
 from nas_recon import __version__
 from nas_recon.cost import conv_macs
+from nas_recon.defaults import SIZE
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text
 from nas_recon.models.registry import ModelSpec, build_model, count_params, spec_for_genotype
@@ -16,7 +17,7 @@ from nas_recon.paths import shipped_dir
 PAPER_BASELINES = ("dccnn-3", "dccnn-11", "modl-3", "modl-11", "rdn-3", "rdn-8", "unet")
 
 
-def reference_rows(size: int = 320) -> list[dict[str, Any]]:
+def reference_rows(size: int = SIZE) -> list[dict[str, Any]]:
     """One row per paper baseline and per example genotype in search_spaces/examples/."""
     rows = []
     for name in PAPER_BASELINES:
@@ -30,7 +31,7 @@ def reference_rows(size: int = 320) -> list[dict[str, Any]]:
     return rows
 
 
-def reference_report(size: int = 320) -> tuple[dict[str, Any], str]:
+def reference_report(size: int = SIZE) -> tuple[dict[str, Any], str]:
     """(JSON object, Markdown text) of the reference cost report."""
     rows = reference_rows(size)
     data = {"format": "nas-recon-cost-report", "version": 1, "size": size, "rows": rows,
@@ -46,7 +47,7 @@ def reference_report(size: int = 320) -> tuple[dict[str, Any], str]:
     return data, "\n".join(lines) + "\n"
 
 
-def write_reference_report(stem: Path, size: int = 320) -> list[Path]:
+def write_reference_report(stem: Path, size: int = SIZE) -> list[Path]:
     """Write STEM.json and STEM.md (atomically)."""
     data, md = reference_report(size)
     js, mdp = Path(f"{stem}.json"), Path(f"{stem}.md")

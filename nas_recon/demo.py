@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text
 from nas_recon.lock import run_lock
-from nas_recon.train.recipe import load_recipe
+from nas_recon.train.recipe import load_recipe, with_overrides
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
 DEMO_SPACE = "paper_a"  # the paper's space A (bias-free cells, SPEC); `demo --space` takes another
@@ -26,7 +27,7 @@ class Budget:
     """How much work the demo does."""
 
     name: str
-    size: int = 320
+    size: int = SIZE
     slices: int = 60
     search_epochs: int = 8
     search_patience: int = 3
@@ -180,10 +181,7 @@ def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, de
 
 def budget_recipe(b: Budget):
     """The budget's retraining recipe with its overrides."""
-    recipe = load_recipe(b.recipe)
-    for k, v in b.recipe_overrides.items():
-        setattr(recipe, k, v)
-    return recipe
+    return with_overrides(load_recipe(b.recipe), b.recipe_overrides, f"budget '{b.name}'")
 
 
 def retrain_stage(data: Path, run_dir: Path, label: str, recipe, b: Budget, seed: int, device: str,

@@ -18,10 +18,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def place(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """Move a model to `device` with its 4-D weights in channels_last (oneDNN's and cuDNN's fast layout).
+def place(model: torch.nn.Module, device: torch.device,
+          memory_format: torch.memory_format | None = None) -> torch.nn.Module:
+    """Move a model to `device` with its 4-D weights in its preferred layout (`memory_format` overrides).
 
-    Measured on the 2-core CPU (BENCHMARKS.md): 1.2-1.4x faster training steps for the searched family and
-    the baselines; outputs equal the NCHW ones to float rounding (tests/test_runtime.py).
+    The default is channels_last (oneDNN's and cuDNN's fast layout); a model class may prefer another through a
+    `memory_format` attribute. Measured on the 2-core CPU (BENCHMARKS.md): 1.2-1.4x faster training steps for the
+    searched family and the baselines; outputs equal the NCHW ones to float rounding (tests/test_runtime.py).
     """
-    return model.to(device=device, memory_format=torch.channels_last)
+    fmt = memory_format or getattr(model, "memory_format", torch.channels_last)
+    return model.to(device=device, memory_format=fmt)

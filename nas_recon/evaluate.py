@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset
 from nas_recon.data.sample import Sample
+from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
@@ -83,7 +84,7 @@ def unscaled_magnitudes(out: torch.Tensor, b: Sample) -> list[tuple[np.ndarray, 
     return pairs
 
 
-def evaluate(predict: Predictor, data: str | Path, size: int = 320, masks: MaskSpec | None = None, seed: int = 0,
+def evaluate(predict: Predictor, data: str | Path, size: int = SIZE, masks: MaskSpec | None = None, seed: int = 0,
              crop: int | None = None, max_slices: int | None = None, batch_size: int = 4,
              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Metrics of `predict` on every slice of `data` at each acceleration (fixed masks)."""

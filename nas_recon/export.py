@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_path
 from nas_recon.outputs import KINDS, MARKER, TORCHSCRIPT_EXTRA
@@ -63,7 +64,7 @@ def swap_fusions(model: nn.Module, height: int, width: int) -> nn.Module:
     return model
 
 
-def export_model(model: nn.Module, fmt: str, out: Path, size: int = 320) -> Path:
+def export_model(model: nn.Module, fmt: str, out: Path, size: int = SIZE) -> Path:
     """Write `out` atomically: TorchScript (any size) or ONNX (fixed size x size)."""
     model = model.eval()
     with atomic_path(out) as tmp:

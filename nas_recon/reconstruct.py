@@ -10,6 +10,7 @@ import numpy as np
 
 from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.evaluate import Predictor
 from nas_recon.io import atomic_path
@@ -18,7 +19,7 @@ from nas_recon.physics.fft import center_crop, chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 
 
-def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = 320, acceleration: float = 4.0,
+def reconstruct_file(predict: Predictor, path: Path, out_dir: Path, size: int = SIZE, acceleration: float = 4.0,
                      mask_type: str = "random", seed: int = 0) -> Path:
     """Write OUT/<name> with `reconstruction` float32 [slices, size, size] in the input's intensity units."""
     info = inspect_volume(path, min_size=size)
@@ -62,7 +63,7 @@ def check_mask_flags(files: list[Path], acceleration: float | None, mask_type: s
                               "separately)")
 
 
-def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = 320, acceleration: float | None = None,
+def reconstruct(predict: Predictor, source: Path, out_dir: Path, size: int = SIZE, acceleration: float | None = None,
                 mask_type: str | None = None, seed: int = 0,
                 progress: Callable[[int, int], None] | None = None) -> tuple[list[Path], list[str]]:
     """Reconstruct one file or every .h5 file of a folder; a bad file is reported and the rest go on.

@@ -21,6 +21,7 @@ from nas_recon import __version__  # noqa: E402
 from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
 from nas_recon.data.dataset import SliceDataset  # noqa: E402
 from nas_recon.data.identity import data_record, describe_data, folder_of, same_data  # noqa: E402
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
@@ -335,7 +336,7 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
                             xytext=(0, 3), textcoords="offset points", color="#555555")
         if flops and max(flops) / min(flops) > 10:
             ax.set_xscale("log")
-        ax.set_xlabel("FLOPs (G multiply-accumulates, 320 x 320)")
+        ax.set_xlabel(f"FLOPs (G multiply-accumulates, {SIZE} x {SIZE})")
         ax.set_ylabel("PSNR (dB)")
         ax.set_title(f"{acc}: PSNR vs FLOPs (dashed: no-FLOPs methods)", fontsize=9)
         ax.grid(alpha=0.3)
@@ -487,7 +488,7 @@ def search_decision(log: Path) -> dict[str, Any]:
     return {"final_margin": float(rows[-1]["chosen_margin"]), "decided": rows[-1]["decided"] == "1"}
 
 
-def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size: int = 320, crop: int | None = None,
+def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size: int = SIZE, crop: int | None = None,
                 max_slices: int | None = None, device: str = "cpu", seed: int = 0,
                 classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
                 notes: list[str] | None = None, progress=None, mixed_data: bool = False) -> dict[str, Any]:
@@ -536,8 +537,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         costs[label] = {"kind": model_kind(run["meta"]) + ("" if run.get("same_data", True) else ", other data"),
                         "network": network_of(run["meta"]),
                         "params": run["meta"]["params"],
-                        "flops": conv_macs(model, 320),
-                        "latency_ms": latency_ms(model, 320, dev, repeats=latency_repeats)}
+                        "flops": conv_macs(model, SIZE),
+                        "latency_ms": latency_ms(model, SIZE, dev, repeats=latency_repeats)}
         predictors[label] = network_predictor(model, dev)
     rows = build_rows(metrics, costs)
     say("drawing plots")
@@ -565,8 +566,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     settings = {
         "data": str(data), "size": size, "crop": crop, "max_slices": max_slices, "mask_seed": seed,
         "accelerations": "4x and 8x, random masks (fastMRI semantics), fixed per (file, slice)",
-        "flops": "conv multiply-accumulates (thop) for one 2 x 320 x 320 input, all cascades",
-        "latency": f"median of {latency_repeats} timed runs, batch 1, 320 x 320, {dev}",
+        "flops": f"conv multiply-accumulates (thop) for one 2 x {SIZE} x {SIZE} input, all cascades",
+        "latency": f"median of {latency_repeats} timed runs, batch 1, {SIZE} x {SIZE}, {dev}",
         "recipes": {r["label"]: r["meta"]["recipe"] for r in retrains},
         "training_data": {r["label"]: describe_data(r["meta"].get("data")) for r in retrains},
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),

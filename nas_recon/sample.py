@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from nas_recon.cost import conv_macs
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.models.searched import build_from_genotype
@@ -25,7 +26,7 @@ def genotype_macs(g: Genotype, size: int = PROXY) -> int:
 
 
 def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | None = None, tolerance: float = 0.1,
-                     size: int = 320, max_tries: int = 5000,
+                     size: int = SIZE, max_tries: int = 5000,
                      progress: Callable[[int, int], None] | None = None) -> list[Genotype]:
     """`n` distinct random genotypes (seeded); with `like`, only those within +-tolerance of its FLOPs."""
     if n < 1:

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
+
+from nas_recon.defaults import DEVICES
+from nas_recon.options import cli_meta
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -28,7 +34,14 @@ def add_verbose(p: argparse.ArgumentParser) -> None:
 
 def add_device(p: argparse.ArgumentParser) -> None:
     """The --device flag."""
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="compute device")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="compute device")
+
+
+def add_devices(p: argparse.ArgumentParser) -> None:
+    """The --devices flag of the data-parallel commands."""
+    p.add_argument("--devices", type=pos_int, default=1,
+                   help="data-parallel processes on this machine (one per GPU; gloo processes on the CPU), started "
+                        "as torchrun would; for several machines run torchrun yourself (README)")
 
 
 def _number(kind: type, test, expect: str):
@@ -55,3 +68,91 @@ pos_float = _number(float, lambda v: v > 0, "a finite number > 0")
 nonneg_float = _number(float, lambda v: v >= 0, "a finite number >= 0")
 fraction = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
 acceleration = _number(float, lambda v: 1 <= v <= 64, "an acceleration in [1, 64]")
+
+
+KINDS = {"pos_int": pos_int, "nonneg_int": nonneg_int, "seed_int": seed_int, "size_int": size_int,
+         "pos_float": pos_float, "nonneg_float": nonneg_float, "fraction": fraction, "path": Path, "str": str,
+         None: None}
+
+
+def add_options(p: argparse.ArgumentParser, config: type) -> None:
+    """One --flag per option field of the dataclass `config` (nas_recon.options.option), in field order."""
+    for f in dataclasses.fields(config):
+        meta = cli_meta(f)
+        if meta is None:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if meta["flag"]:
+            p.add_argument(flag, action="store_true", help=meta["help"] or None)
+            continue
+        kw: dict[str, Any] = {"type": KINDS[meta["kind"]], "help": meta["help"] or None}
+        if meta["choices"]:
+            kw["choices"] = list(meta["choices"])
+        if meta["required"]:
+            kw["required"] = True
+        else:
+            kw["default"] = f.default
+        p.add_argument(flag, **{k: v for k, v in kw.items() if v is not None or k == "default"})
+
+
+def config_from_args(config: type, args: argparse.Namespace, **extra: Any) -> Any:
+    """The dataclass `config` from parsed arguments: option fields from their flags (0 -> None where declared,
+    paths as strings), other fields from `extra` or their defaults."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(config):
+        meta = cli_meta(f)
+        if meta is None:
+            continue
+        v = getattr(args, f.name)
+        if meta["zero_is_none"] and v == 0:
+            v = None
+        values[f.name] = str(v) if isinstance(v, Path) else v
+    return config(**values, **extra)
+
+
+def relaunch(argv: list[str], devices: int) -> int:
+    """Run this command again as `devices` ranks on this machine (torchrun's environment); rank 0's exit status.
+
+    Rank 0 prints, the others are silent; when one rank fails the others are stopped (they would wait for it).
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from nas_recon.errors import ConfigError
+
+    if "WORLD_SIZE" in os.environ:
+        raise ConfigError("--devices: already running under torchrun (WORLD_SIZE is set); give torchrun's "
+                          "--nproc-per-node instead")
+    rest, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--devices":
+            skip = True
+        elif not a.startswith("--devices="):
+            rest.append(a)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    threads = str(max(1, (os.cpu_count() or 1) // devices))
+    procs = []
+    for rank in range(devices):
+        env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(devices),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(devices)}
+        env.setdefault("OMP_NUM_THREADS", threads)
+        procs.append(subprocess.Popen([sys.executable, "-m", "nas_recon", *rest], env=env))
+    try:
+        while any(p.poll() is None for p in procs):
+            if any(p.returncode not in (None, 0) for p in procs):
+                for p in procs:
+                    if p.poll() is None:
+                        p.terminate()
+            time.sleep(0.2)
+    except KeyboardInterrupt:  # the terminal's Ctrl-C reached every rank too; let them leave their state
+        for p in procs:
+            p.wait()
+    codes = [p.returncode if p.returncode >= 0 else 128 - p.returncode for p in procs]  # -15: killed, 143
+    return codes[0] or max(codes)

@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.table import Table
 
 from nas_recon.cli.common import add_device, add_verbose, console, pos_float, pos_int, seed_int, size_int
+from nas_recon.defaults import SIZE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--genotype", type=Path, help="genotype JSON")
     g.add_argument("--model", help="baseline name (zero-filled, tv, unet, dccnn-N, modl-N, rdn-N)")
     g.add_argument("--reference", action="store_true", help="the reference report: paper baselines + examples")
-    p.add_argument("--size", type=size_int, default=320)
+    p.add_argument("--size", type=size_int, default=SIZE)
     p.add_argument("--repeats", type=pos_int, default=10, help="timed runs for the latency median")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--write", type=Path, help="with --reference: write STEM.md and STEM.json")

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.progress import Progress
 
 from nas_recon.cli.common import add_verbose, console, pos_int, seed_int, size_int
+from nas_recon.defaults import SIZE
 from nas_recon.errors import DataError
 
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d = dsub.add_parser("demo", help="write the offline demo dataset (fastMRI-style train/val/test)")
     d.add_argument("--out", required=True, type=Path, help="output folder")
     d.add_argument("--source", default="mni152", help="mni152 (the template inside nilearn) or PATH.nii[.gz]")
-    d.add_argument("--size", type=size_int, default=320, help="image size (default 320)")
+    d.add_argument("--size", type=size_int, default=SIZE, help=f"image size (default {SIZE})")
     d.add_argument("--seed", type=seed_int, default=0, help="seed of the phase maps and noise")
     d.add_argument("--slices", type=pos_int, default=60, help="total slices kept (default 60)")
     d.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=run_demo)
     c = dsub.add_parser("check", help="check one .h5 file or every .h5 file of a folder (layout, dtype, NaN/Inf)")
     c.add_argument("folder", type=Path, help="a folder of .h5 files, or one .h5 file")
-    c.add_argument("--size", type=size_int, default=320, help="crop size the files must allow")
+    c.add_argument("--size", type=size_int, default=SIZE, help="crop size the files must allow")
     add_verbose(c)
     c.set_defaults(func=run_check)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -11,8 +12,8 @@ import traceback
 from rich.markup import escape
 
 from nas_recon import __version__
-from nas_recon.cli.common import Parser, add_verbose, err_console
-from nas_recon.errors import NasReconError
+from nas_recon.cli.common import Parser, add_verbose, console, err_console
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.runtime import configure
 
 # Each command module has register(subparsers); its parsers set `func`.
@@ -36,13 +37,16 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors print one line and return 2."""
+    quiet_other_ranks()
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     configure()
     verbose = getattr(args, "verbose", False) or "--verbose" in (sys.argv[1:] if argv is None else argv)
     term = SigtermAsInterrupt()
     try:
         with term:
+            check_parallel(args.command)
             return int(args.func(args) or 0)
     except (NasReconError, OSError, MemoryError) as e:
         if verbose:
@@ -53,6 +57,23 @@ def main(argv: list[str] | None = None) -> int:
         what = "terminated (SIGTERM)" if term.received else "interrupted"
         err_console.print(f"{what}: {interrupt_advice(args.command)}")
         return 143 if term.received else 130
+
+
+PARALLEL = ("search", "retrain")  # commands that run data-parallel under torchrun
+
+
+def check_parallel(command: str) -> None:
+    """Under torchrun (WORLD_SIZE > 1) only data-parallel commands may run: the others would race on their outputs."""
+    if os.environ.get("WORLD_SIZE", "1") not in ("", "1") and command not in PARALLEL:
+        raise ConfigError(f"{command}: runs as one process; start it without torchrun (WORLD_SIZE="
+                          f"{os.environ['WORLD_SIZE']}); data-parallel: {', '.join(PARALLEL)}")
+
+
+def quiet_other_ranks() -> None:
+    """Under torchrun every rank but 0 prints nothing (rank 0 speaks for the run)."""
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        for c in (console, err_console):
+            c.file = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
 
 
 def interrupt_advice(command: str) -> str:

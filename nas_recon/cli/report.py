@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from nas_recon.cli.common import add_device, add_verbose, console, nonneg_int, seed_int, size_int
+from nas_recon.defaults import SIZE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--runs", required=True, type=Path, nargs="+", help="search and retrain run folders")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.add_argument("--data", type=Path, help="test folder (default: DATA/test of the first retrain run)")
-    p.add_argument("--size", type=size_int, default=320)
+    p.add_argument("--size", type=size_int, default=SIZE)
     p.add_argument("--crop", type=nonneg_int, default=0, help="evaluate on centre crops (0 = full image)")
     p.add_argument("--max-slices", type=nonneg_int)
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the fixed evaluation masks")

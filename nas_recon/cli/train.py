@@ -13,15 +13,19 @@ from rich.table import Table
 from nas_recon.cli.common import (
     acceleration,
     add_device,
+    add_devices,
     add_verbose,
     console,
     err_console,
     nonneg_int,
     pos_float,
     pos_int,
+    relaunch,
     seed_int,
     size_int,
 )
+from nas_recon.defaults import ACCELERATIONS, SIZE
+from nas_recon.physics.masks import MASK_KINDS
 from nas_recon.train.precision import PRECISIONS
 
 
@@ -46,9 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", help="l1, mse, ssim, ms-ssim or e.g. l1+ms-ssim:0.16")
     p.add_argument("--lr", type=pos_float, help="learning rate of the first part of the schedule")
     p.add_argument("--max-slices", type=nonneg_int, help="at most this many training slices (0 = all)")
-    p.add_argument("--size", type=size_int, default=320, help="pairing crop of the images (default 320)")
+    p.add_argument("--size", type=size_int, default=SIZE, help=f"pairing crop of the images (default {SIZE})")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    add_devices(p)
     p.add_argument("--precision", default="32", choices=PRECISIONS,
                    help="32 (default), bf16-mixed (autocast; FFTs, fusion and loss in float32) or 16-mixed (CUDA)")
     add_device(p)
@@ -61,10 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--model", choices=["zero-filled", "tv"], help="a method without training")
     e.add_argument("--data", required=True, type=Path, help="folder of .h5 volumes (e.g. DATA/test)")
     e.add_argument("--out", required=True, type=Path, help="metrics.json to write")
-    e.add_argument("--size", type=size_int, default=320)
+    e.add_argument("--size", type=size_int, default=SIZE)
     e.add_argument("--crop", type=nonneg_int, default=0, help="evaluate on centre crops (0 = full image)")
-    e.add_argument("--mask-type", default="random", choices=["random", "equispaced"])
-    e.add_argument("--accelerations", type=acceleration, nargs="+", default=[4.0, 8.0])
+    e.add_argument("--mask-type", default="random", choices=MASK_KINDS)
+    e.add_argument("--accelerations", type=acceleration, nargs="+", default=list(ACCELERATIONS))
     e.add_argument("--max-slices", type=nonneg_int)
     e.add_argument("--seed", type=seed_int, default=0, help="seed of the fixed evaluation masks")
     add_device(e)
@@ -76,8 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--input", required=True, type=Path, help="an .h5 file or a folder of them")
     r.add_argument("--out", required=True, type=Path, help="output folder")
     r.add_argument("--acceleration", type=acceleration, help="for files without a mask (default 4)")
-    r.add_argument("--mask-type", choices=["random", "equispaced"], help="for files without a mask (default random)")
-    r.add_argument("--size", type=size_int, default=320)
+    r.add_argument("--mask-type", choices=MASK_KINDS, help="for files without a mask (default random)")
+    r.add_argument("--size", type=size_int, default=SIZE)
     r.add_argument("--seed", type=seed_int, default=0)
     add_device(r)
     add_verbose(r)
@@ -87,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument("--checkpoint", required=True, type=Path)
     x.add_argument("--format", required=True, choices=["torchscript", "onnx"])
     x.add_argument("--out", required=True, type=Path)
-    x.add_argument("--size", type=size_int, default=320, help="ONNX input size (TorchScript takes any size)")
+    x.add_argument("--size", type=size_int, default=SIZE, help="ONNX input size (TorchScript takes any size)")
     add_verbose(x)
     x.set_defaults(func=run_export_cmd)
 
@@ -112,16 +117,16 @@ class RichRetrainProgress:
 
 def run_retrain_cmd(args: argparse.Namespace) -> int:
     """Retrain with a progress bar."""
-    from nas_recon.train.recipe import load_recipe
+    if args.devices > 1:
+        return relaunch(args.argv, args.devices)
+    from nas_recon.train.recipe import load_recipe, with_overrides
     from nas_recon.train.retrain import RetrainConfig, run_retrain
 
-    recipe = load_recipe(args.recipe)
-    for key in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices"):
-        val = getattr(args, key)
-        if val is not None:
-            setattr(recipe, key, val)
-            if args.model == "unet" and key in ("crop", "batch_size"):  # an explicit flag wins over the
-                setattr(recipe, f"unet_{key}", val)  # recipe's U-Net protocol (unet_crop/unet_batch_size)
+    given = {k: getattr(args, k) for k in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices")
+             if getattr(args, k) is not None}
+    if args.model == "unet":  # an explicit flag wins over the recipe's U-Net protocol (unet_crop/unet_batch_size)
+        given.update({f"unet_{k}": given[k] for k in ("crop", "batch_size") if k in given})
+    recipe = with_overrides(load_recipe(args.recipe), given, "command line")
     if recipe.epochs < 1 or recipe.batch_size < 1:
         from nas_recon.errors import ConfigError
 

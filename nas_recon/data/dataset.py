@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
@@ -55,7 +56,7 @@ class SliceDataset(Dataset):
     def __init__(
         self,
         source: str | Path | list[Path],
-        size: int = 320,
+        size: int = SIZE,
         crop: int | None = None,
         masks: MaskSpec | None = None,
         mode: str = "train",

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from nas_recon import __version__
+from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.io import check_writable, dir_mode, swap_folder
 from nas_recon.physics.fft import fft2c, ifft2c
@@ -110,7 +111,7 @@ def content_slices(vol: np.ndarray) -> list[int]:
 def build_demo(
     out: Path,
     source: str = "mni152",
-    size: int = 320,
+    size: int = SIZE,
     seed: int = 0,
     slices: int = 60,
     volumes: int = 10,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nas_recon.defaults import ACCELERATIONS
 from nas_recon.errors import ConfigError
 
 MASK_KINDS = ("random", "equispaced")
@@ -65,7 +66,7 @@ class MaskSpec:
     """Which masks to draw: kind, accelerations (equal probability in training), centre fractions."""
 
     kind: str = "random"
-    accelerations: tuple[float, ...] = (4.0, 8.0)
+    accelerations: tuple[float, ...] = ACCELERATIONS
 
     def __post_init__(self) -> None:
         if not self.accelerations:

@@ -25,8 +25,8 @@ from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype
 from nas_recon.io import atomic_write_text
 from nas_recon.search.mixed import PartialChannelCell
+from nas_recon.search.nni_api import alphas_of, beta_key
 from nas_recon.search.supernet import (
-    CELL_LABEL,
     build_supernet,
     edge_alpha_map,
     first_cell,
@@ -51,7 +51,7 @@ def selected(supernet: nn.Module, space: SearchSpace, cell: Genotype) -> Iterato
         if op not in names:
             raise ConfigError(f"cell op '{op}' is not a candidate of the supernet (space '{space.name}')")
     pc = first_cell(supernet)
-    betas = ({i: pc._arch_alpha[f"{CELL_LABEL}/beta_{i + 2}"] for i in range(space.nodes)}
+    betas = ({i: alphas_of(pc)[beta_key(i)] for i in range(space.nodes)}
              if isinstance(pc, PartialChannelCell) else {})
     saved = {k: a.detach().clone() for k, a in alphas.items()}
     saved_b = {i: b.detach().clone() for i, b in betas.items()}

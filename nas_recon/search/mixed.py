@@ -7,15 +7,20 @@ replace its forward, which stacks every op's output of an edge, appends a zeros 
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 from torch import nn
 
-with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch releases added
-    warnings.simplefilter("ignore")
-    from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell
-    from nni.nas.oneshot.pytorch.supermodule.sampling import preprocess_cell_inputs
+from nas_recon.search.nni_api import (
+    PREDECESSORS,
+    DifferentiableMixedCell,
+    alphas_of,
+    beta_key,
+    creation_memo,
+    edge_key,
+    edge_softmax,
+    memo_key,
+    preprocess_cell_inputs,
+)
 
 PC_K = 4  # PC-DARTS: 1/K of the channels go through the mixed op (K = 4 in the paper for CIFAR)
 
@@ -44,7 +49,7 @@ class LeanMixedCell(DifferentiableMixedCell):
         scales = self.edge_scales(i)
         total = None
         for j in range(i):
-            w = self._softmax(self._arch_alpha[f"{self.label}/{i}_{j}"])
+            w = edge_softmax(self, alphas_of(self)[edge_key(i - PREDECESSORS, j, self.label)])
             e = self.edge(self.ops[i - self.num_predecessors][j], states[j], w)
             if scales is not None:
                 e = scales[j] * e
@@ -75,12 +80,12 @@ class PartialChannelCell(LeanMixedCell):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        memo = args[7] if len(args) > 7 else kwargs["memo"]
+        memo = creation_memo(args, kwargs)
         for i in range(self.num_predecessors, self.num_nodes + self.num_predecessors):
-            key = f"{self.label}/beta_{i}"
-            if key + "/in_cell" not in memo:
-                memo[key + "/in_cell"] = nn.Parameter(torch.randn(i) * 1e-3)
-            self._arch_alpha[key] = memo[key + "/in_cell"]
+            key = beta_key(i - PREDECESSORS, self.label)
+            if memo_key(key) not in memo:
+                memo[memo_key(key)] = nn.Parameter(torch.randn(i) * 1e-3)
+            alphas_of(self)[key] = memo[memo_key(key)]
 
     def export_probs(self, memo):
         """Edge ops' weights only (the betas are not op choices)."""
@@ -93,7 +98,7 @@ class PartialChannelCell(LeanMixedCell):
 
     def edge_scales(self, i: int) -> torch.Tensor:
         """Edge normalisation: softmax over node i's betas."""
-        return torch.softmax(self._arch_alpha[f"{self.label}/beta_{i}"], 0)
+        return torch.softmax(alphas_of(self)[beta_key(i - PREDECESSORS, self.label)], 0)
 
 
 def edge_betas(cell: nn.Module, nodes: int) -> dict[tuple[int, int], float] | None:

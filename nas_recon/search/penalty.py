@@ -15,7 +15,6 @@ from nas_recon.io import atomic_write_text
 from nas_recon.space.ops import build_op
 from nas_recon.space.spaces import SearchSpace
 
-COSTS = ("flops", "latency")
 TABLE = "op_costs.json"
 
 

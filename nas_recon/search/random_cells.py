@@ -23,11 +23,8 @@ def sample_genotype(space, rng: np.random.Generator, extra: dict | None = None) 
     return genotype_for(space, sample_cell(space.nodes, space.ops, rng), extra)
 
 
-def to_nni_sample(cell: tuple[Node, ...], label: str = "cell") -> dict:
-    """NNI path-sampling cell choices for a cell (node i of ours is NNI node i + 2)."""
-    sample: dict = {}
-    for i, node in enumerate(cell):
-        for k, (j, op) in enumerate(zip(node.inputs, node.ops, strict=True)):
-            sample[f"{label}/op_{i + 2}_{k}"] = op
-            sample[f"{label}/input_{i + 2}_{k}"] = [j]
-    return sample
+def to_nni_sample(cell: tuple[Node, ...]) -> dict:
+    """NNI path-sampling cell choices for a cell."""
+    from nas_recon.search.nni_api import sample_of
+
+    return sample_of((node.inputs, node.ops) for node in cell)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from nas_recon.models.init import layer_lr_groups
 from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
+from nas_recon.search.config import FIXED_ON_RESUME, SELECTIONS, STRATEGIES, SearchConfig
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
-from nas_recon.search.penalty import COSTS, ExpectedCost, describe, op_cost_table
+from nas_recon.search.nni_api import check_nni, is_arch_step, pin_arch_optimizer, resample
+from nas_recon.search.penalty import ExpectedCost, describe, op_cost_table
 from nas_recon.search.perturb import op_importance
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
 from nas_recon.search.supernet import (
@@ -49,94 +52,27 @@ from nas_recon.search.supernet import (
 from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
 from nas_recon.train.checkpoint import damage
+from nas_recon.train.dist import (
+    ALONE,
+    RankShare,
+    World,
+    agree,
+    broadcast,
+    identical_on_ranks,
+    single_process_view,
+    start,
+    stop,
+    sum_over_ranks,
+    sync_gradients,
+    world_from_env,
+)
 from nas_recon.train.tblog import Board
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
-# settings that must match when a run is resumed
-STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
-SELECTIONS = ("alpha", "perturb")
+__all__ = ["FIXED_ON_RESUME", "SELECTIONS", "STRATEGIES", "SearchConfig", "run_search"]
 SCORE_BATCHES = 8  # fixed train_alpha batches that score random candidates and DARTS-PT perturbations
-FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
-                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
-                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
-                   "precision")
-
-
-@dataclass
-class SearchConfig:
-    """Everything a search run depends on (saved as run.json)."""
-
-    data: str
-    out: str
-    space: str = "paper_a"
-    epochs: int = 50
-    patience: int = 10
-    crop: int | None = 64
-    size: int = 320
-    batch_size: int = 4
-    max_slices: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    strategy: str = "darts"
-    split: float = 0.5
-    lr: float = 1e-3
-    arch_lr: float = 3e-4
-    arch_weight_decay: float = 1e-3
-    grad_clip: float | None = 5.0
-    mask_type: str = "random"
-    accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
-    candidates: int = 16
-    repeats: int = 1
-    decide_margin: float = 0.02
-    layer_lr: bool = True  # per-conv Adam lr scaled by init std (nas_recon.models.init.layer_lr_groups)
-    max_skips: int | None = None  # P-DARTS cap on skip_connect ops in the derived cell (None: no cap)
-    tau_max: float = 10.0  # gdas: Gumbel-softmax temperature at the first epoch (GDAS' schedule: 10 -> 0.1)
-    tau_min: float = 0.1  # gdas: temperature at the last epoch
-    cost: str | None = None  # cost-aware search: "flops" or "latency" (nas_recon.search.penalty)
-    cost_weight: float = 0.0  # weight of the expected relative cell cost in the architecture loss
-    cell_bias: bool = False  # opt-in, outside SPEC: every conv of the supernet (and derived cell) gets a bias
-    select: str = "alpha"  # derivation: "alpha" (the paper's softmax-weight rule) or "perturb" (DARTS-PT)
-    precision: str = "32"  # 32 or bf16-mixed: the supernet under autocast, fusion and losses in float32
-
-    def check(self) -> None:
-        """Raise ConfigError naming the first bad option."""
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy: unknown '{self.strategy}', expected {', '.join(STRATEGIES)}")
-        if not self.tau_max >= self.tau_min > 0:
-            raise ConfigError(f"--tau-max/--tau-min: expected tau_max >= tau_min > 0, got {self.tau_max}, "
-                              f"{self.tau_min}")
-        for name in ("epochs", "patience", "batch_size", "candidates", "repeats"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
-        if not 0 < self.split < 1:
-            raise ConfigError(f"--split: expected a fraction in (0, 1), got {self.split}")
-        for name in ("lr", "arch_lr"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive number")
-        if self.cost is not None and self.cost not in COSTS:
-            raise ConfigError(f"--cost: unknown '{self.cost}', expected {', '.join(COSTS)}")
-        if not (math.isfinite(self.cost_weight) and self.cost_weight >= 0):
-            raise ConfigError(f"--cost-weight: expected a finite number >= 0, got {self.cost_weight}")
-        if self.cost_weight > 0 and (self.cost is None or self.strategy == "random"):
-            raise ConfigError("--cost-weight: needs --cost flops|latency and a darts, darts2 or gdas search")
-        if self.precision not in ("32", "bf16-mixed"):
-            raise ConfigError(f"--precision: search takes 32 or bf16-mixed, got '{self.precision}' (float16 would "
-                              "need a gradient scaler for the alphas' separate optimiser)")
-        if self.select not in SELECTIONS:
-            raise ConfigError(f"--select: unknown '{self.select}', expected {', '.join(SELECTIONS)}")
-        if self.select == "perturb" and self.strategy in ("gdas", "random"):
-            raise ConfigError(f"--select perturb: needs a darts, darts2 or pcdarts search (got --strategy "
-                              f"{self.strategy}, whose supernet samples its ops)")
-        if self.strategy == "random" and (self.max_skips is not None or self.cost is not None):
-            raise ConfigError("--strategy random: scores sampled cells as they are, so --max-skips and --cost would "
-                              "be ignored; leave them out or use darts, darts2, gdas or pcdarts")
-        if self.max_skips is not None and self.max_skips < 0:
-            raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
-        if not 0 <= self.decide_margin < 1:
-            raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
-
 
 @dataclass
 class SearchResult:
@@ -202,7 +138,7 @@ class SearchTask(pl.LightningModule):
         self.last[key] = loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        if self.bilevel and batch_idx % 2 == 0:  # NNI passes 2i for the architecture step, 2i + 1 for weights
+        if self.bilevel and is_arch_step(batch_idx):
             return self.arch_loss(batch)
         loss = self.weight_loss(batch)
         self.record("w", float(loss.detach()))
@@ -217,8 +153,9 @@ class Monitor(Callback):
     """Per-epoch bookkeeping: losses, alphas, derived genotype, early stopping; saved in checkpoints."""
 
     def __init__(self, cfg: SearchConfig, space: SearchSpace, task: SearchTask, datasets: list[SliceDataset],
-                 progress: SearchProgress) -> None:
+                 progress: SearchProgress, world: World = ALONE) -> None:
         self.cfg, self.space, self.task, self.datasets, self.progress = cfg, space, task, datasets, progress
+        self.world = world
         self.history: list[dict[str, Any]] = []
         self.alpha_rows: list[dict[str, Any]] = []
         self.stable = 0
@@ -243,6 +180,9 @@ class Monitor(Callback):
         self.last_weights = state.get("last_weights")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        # NNI's path sampling (random one-shot) draws from Python's `random`: seeded per (seed, epoch), it is
+        # reproducible, resumable, and the same on every rank
+        random.seed(f"nas-recon/{self.cfg.seed}/{trainer.current_epoch}")
         for ds in self.datasets:
             ds.set_epoch(trainer.current_epoch)
         self.task.reset_sums()
@@ -265,8 +205,21 @@ class Monitor(Callback):
                             f"checkpoint is {ckpt if ckpt.is_file() else 'none (first epoch)'} (lower --arch-lr "
                             "or --lr)")
 
+    def gather_sums(self, epoch: int) -> None:
+        """Several ranks: the epoch's loss sums over all of them; and their alphas must be bit-identical."""
+        if not self.world.distributed:
+            return
+        keys = ("w", "a", "nw", "na", "cost")
+        s = self.task.sums
+        s.update(dict(zip(keys, sum_over_ranks(self.world, [float(s[k]) for k in keys]), strict=True)))
+        s["nw"], s["na"] = int(s["nw"]), int(s["na"])
+        if not identical_on_ranks(self.world, arch_parameters(self.task.model)):
+            raise NasReconError(f"search: the ranks' architecture parameters differ after epoch {epoch} (they are "
+                                "averaged at every step); stopped, report this with your torch and NNI versions")
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         epoch = trainer.current_epoch + 1
+        self.gather_sums(epoch)
         self.check_finite(epoch)  # before this epoch's checkpoint (the saver runs after this callback)
         s = self.task.sums
         row: dict[str, Any] = {
@@ -300,6 +253,8 @@ class Monitor(Callback):
             if self.stable >= self.cfg.patience and decided:
                 trainer.should_stop = True
         self.history.append(row)
+        if not self.world.main:
+            return
         out = Path(self.cfg.out)
         write_csv(out / "search_log.csv", self.history)
         write_csv(out / "alphas.csv", self.alpha_rows)
@@ -381,6 +336,7 @@ def write_run_record(cfg: SearchConfig, record: dict[str, Any]) -> None:
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
     """Run (or resume) a search and write genotype.json, alphas.csv, search_log.csv, cell.svg/png."""
     cfg.check()
+    check_nni()
     progress = progress or SearchProgress()
     space = load_space(cfg.space)
     if cfg.cell_bias:
@@ -391,8 +347,22 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
-    with run_lock(cfg.out, "search"):
-        return _search(cfg, resume, progress, space, device, ds_w, ds_a, (w_files, a_files))
+    world = world_from_env()
+    if world.distributed and cfg.batch_size % world.size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} cannot be split across {world.size} ranks: give a multiple "
+                          f"of {world.size} (the global batch, as in one process)")
+    device = start(world, device)
+    finished = False
+    try:
+        if world.main:  # rank 0 alone locks and writes
+            with run_lock(cfg.out, "search"):
+                result = _search(cfg, resume, progress, space, device, ds_w, ds_a, (w_files, a_files), world)
+        else:
+            result = _search(cfg, resume, SearchProgress(), space, device, ds_w, ds_a, (w_files, a_files), world)
+        finished = True
+        return result
+    finally:
+        stop(world, finished)
 
 
 def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDataset:
@@ -402,18 +372,31 @@ def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDat
                         repeats=cfg.repeats)
 
 
-def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int) -> DataLoader:
-    """The split's loader: a seeded permutation of its samples every epoch."""
-    return DataLoader(ds, cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed + offset))
+def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World = ALONE) -> DataLoader:
+    """The split's loader: a seeded permutation of its samples every epoch (with several ranks, this rank's share
+    of it in batches of --batch-size / ranks: the ranks' batches of a step make the one-process batch)."""
+    order = EpochSampler(len(ds), cfg.seed + offset)
+    if not world.distributed:
+        return DataLoader(ds, cfg.batch_size, sampler=order)
+    return DataLoader(ds, cfg.batch_size // world.size, sampler=RankShare(order, world))
 
 
 def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: Any, device: torch.device,
-            ds_w: SliceDataset, ds_a: SliceDataset, files: tuple[list[Path], list[Path]]) -> SearchResult:
-    """run_search inside the run folder's lock."""
+            ds_w: SliceDataset, ds_a: SliceDataset, files: tuple[list[Path], list[Path]],
+            world: World = ALONE) -> SearchResult:
+    """run_search inside the run folder's lock (rank 0) or beside it (the other ranks, which never write)."""
     side = cfg.crop or cfg.size
-    check_fits("search", cfg.batch_size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
+    check_fits("search", cfg.batch_size // world.size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
                "use a smaller --crop or --batch-size")
-    ckpt, record = prepare_run_dir(cfg, resume)
+    ckpt, record = None, None
+    try:
+        if world.main:
+            ckpt, record = prepare_run_dir(cfg, resume)
+    except ConfigError as e:
+        agree(world, str(e))
+        raise
+    agree(world, None)
+    ckpt, record = broadcast(world, (ckpt, record))
     out = Path(cfg.out)
     w_files, a_files = files
 
@@ -424,10 +407,13 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     supernet = build_supernet(space, strategy, partial=cfg.strategy == "pcdarts").to(memory_format=torch.channels_last)
     if cfg.strategy == "gdas":
         sample_one_op(supernet)
+    sync_gradients(world, supernet.parameters())  # several ranks: every gradient averaged as it is accumulated
     task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)
+    task.world = world
     costs = None
-    if cfg.cost is not None and bilevel:
-        costs = op_cost_table(out, space, cfg.cost, side, cfg.batch_size, device)
+    if cfg.cost is not None and bilevel:  # measured (and cached in --out) by rank 0, the same table everywhere
+        costs = broadcast(world, op_cost_table(out, space, cfg.cost, side, cfg.batch_size, device)
+                          if world.main else None)
         names = list(first_cell(supernet).op_names)
         task.penalty = (cfg.cost_weight, ExpectedCost(edge_alphas(supernet, space), names, costs))
     if cfg.strategy == "darts2":
@@ -435,33 +421,40 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     else:
         oneshot = strategy.configure_oneshot_module(task)
     if bilevel:
-        # NNI orders its arch parameters through a set (id order), so a resumed optimiser state could land on
-        # other alphas; a fixed traversal order makes checkpoints portable across processes.
-        ordered = arch_parameters(supernet)
-        oneshot.arch_parameters = lambda: ordered  # type: ignore[method-assign]
-        oneshot.configure_architecture_optimizers = lambda: torch.optim.Adam(  # type: ignore[method-assign]
-            ordered, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay
-        )
-    if ckpt is not None:
-        check_search_checkpoint(ckpt, oneshot)
-    write_run_record(cfg, record)
-    w_loader, a_loader = split_loader(cfg, ds_w, 0), split_loader(cfg, ds_a, 1)
+        # a fixed traversal order of the alphas makes checkpoints portable across processes
+        pin_arch_optimizer(oneshot, arch_parameters(supernet), lambda ps: torch.optim.Adam(
+            ps, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay))
+    verdict = None
+    if ckpt is not None and world.main:
+        try:
+            check_search_checkpoint(ckpt, oneshot)
+        except ConfigError as e:
+            verdict = str(e)
+    agree(world, verdict)
+    if verdict:
+        raise ConfigError(verdict)
+    if world.main:
+        write_run_record(cfg, record)
+    w_loader, a_loader = split_loader(cfg, ds_w, 0, world), split_loader(cfg, ds_a, 1, world)
+    score_loader = split_loader(cfg, ds_a, 1)  # scoring after the search: the same fixed batches on every rank
     loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)
 
-    monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress)
+    monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress, world)
     # checkpoints/last.ckpt rewritten at the end of every epoch (save_last alone only writes at the end of fit)
     saver = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
                             every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
-    trainer = pl.Trainer(
-        max_epochs=cfg.epochs, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-        precision=cfg.precision,
-        logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        limit_val_batches=0, callbacks=[monitor, saver], default_root_dir=str(out),
-        gradient_clip_val=None if bilevel else cfg.grad_clip,
-    )
+    with single_process_view():  # each rank drives its own Trainer; the gradient hooks keep the ranks in step
+        trainer = pl.Trainer(
+            max_epochs=cfg.epochs, accelerator="gpu" if device.type == "cuda" else "cpu",
+            devices=[device.index] if device.type == "cuda" and device.index is not None else 1,
+            precision=cfg.precision,
+            logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+            limit_val_batches=0, callbacks=[monitor, saver] if world.main else [monitor], default_root_dir=str(out),
+            gradient_clip_val=None if bilevel else cfg.grad_clip,
+        )
     steps = max(len(w_loader), len(a_loader)) if bilevel else len(w_loader)
     progress.start(cfg.epochs, steps, 0)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), single_process_view():
         warnings.simplefilter("ignore")
         try:
             trainer.fit(oneshot, train_dataloaders=loaders, ckpt_path=str(ckpt) if ckpt else None)
@@ -493,7 +486,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         extra["alphas"] = weights_to_json(weights)
         if cfg.select == "perturb":
             extra["alpha_cell"] = derive_genotype(weights, space, max_skips=cfg.max_skips).describe()
-            weights, base = perturbation_scores(supernet, space, a_loader, device)
+            weights, base = perturbation_scores(supernet, space, score_loader, device)
             extra.update({"select": "perturb", "importance": weights_to_json(weights), "alpha_split_l1": base})
         uncapped = count_skips(derive_genotype(weights, space).cell)
         genotype = derive_genotype(weights, space, extra, cfg.max_skips)
@@ -503,11 +496,12 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
             genotype.extra.update({"cost": cfg.cost, "cost_weight": cfg.cost_weight,
                                    "op_costs": describe(costs, cfg.cost)})
     else:
-        genotype = pick_random(cfg, space, supernet, a_loader, device, extra)
-    save_genotype(genotype, out / "genotype.json")
-    from nas_recon.draw import draw_cell
+        genotype = pick_random(cfg, space, supernet, score_loader, device, extra)
+    if world.main:
+        save_genotype(genotype, out / "genotype.json")
+        from nas_recon.draw import draw_cell
 
-    draw_cell(genotype, out / "cell")
+        draw_cell(genotype, out / "cell")
     return SearchResult(genotype, epochs_run, stopped_early, out)
 
 
@@ -539,18 +533,13 @@ def perturbation_scores(supernet, space: SearchSpace, loader: DataLoader, device
 def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoader, device: torch.device,
                 extra: dict[str, Any]) -> Genotype:
     """Random search with weight sharing: score seeded random cells on train_alpha, keep the best."""
-    from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
-
     rng = np.random.default_rng([cfg.seed, 4242])
     supernet = supernet.to(device).eval()
     l1 = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
     scored = []
     for _ in range(cfg.candidates):
         g = sample_genotype(space, rng)
-        memo = to_nni_sample(g.cell)
-        for m in supernet.modules():
-            if isinstance(m, BaseSuperNetModule):
-                m.resample(memo=dict(memo))
+        resample(supernet, to_nni_sample(g.cell))
         scored.append((l1(supernet), g))
     scored.sort(key=lambda t: t[0])
     best_loss, best = scored[0]

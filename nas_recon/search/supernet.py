@@ -8,20 +8,26 @@ import warnings
 import torch
 from torch import nn
 
-with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch releases added
-    warnings.simplefilter("ignore")
-    from nni.nas.nn.pytorch import Cell, ModelSpace
-
 from nas_recon.errors import ConfigError
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.init import add_conv_biases, init_cell_network
 from nas_recon.models.searched import CellBody, preprocess
 from nas_recon.search.derive import EdgeWeights
 from nas_recon.search.mixed import PC_K, LeanMixedCell, PartialChannelCell, edge_betas
+from nas_recon.search.nni_api import (
+    CELL_LABEL,
+    DARTS,
+    Cell,
+    GumbelDARTS,
+    ModelSpace,
+    RandomOneShot,
+    alphas_of,
+    edge_key,
+    harden_gumbel,
+    has_alphas,
+)
 from nas_recon.space.ops import build_op
 from nas_recon.space.spaces import SearchSpace
-
-CELL_LABEL = "cell"  # one label: every cell of every cascade shares its architecture parameters
 
 logging.getLogger("nni").setLevel(logging.WARNING)
 
@@ -81,8 +87,6 @@ def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple
     """NNI one-shot strategy: DARTS (first order; darts2 swaps in the unrolled step in run.py), PC-DARTS (DARTS
     on PartialChannelCell), GDAS (NNI's GumbelDARTS, temperature tau[0] -> tau[1] linearly over the epochs) or
     random one-shot. `lean`: cells are LeanMixedCell (same result, less memory) instead of NNI's own."""
-    from nni.nas.strategy import DARTS, GumbelDARTS, RandomOneShot
-
     hooks = [PartialChannelCell.mutate] if name == "pcdarts" else [LeanMixedCell.mutate] if lean else []
     if name in ("darts", "darts2", "pcdarts"):
         return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip, mutation_hooks=hooks)
@@ -94,12 +98,7 @@ def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple
 
 def sample_one_op(supernet: nn.Module) -> int:
     """GDAS: every Gumbel-softmax of the supernet draws a one-hot op per edge (straight-through gradient)."""
-    from nni.nas.oneshot.pytorch.supermodule.differentiable import GumbelSoftmax
-
-    mods = [m for m in supernet.modules() if isinstance(m, GumbelSoftmax)]
-    for m in mods:
-        m.hard = True
-    return len(mods)
+    return harden_gumbel(supernet)
 
 
 def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Supernet:
@@ -124,8 +123,8 @@ def first_cell(supernet: nn.Module) -> nn.Module:
 
 def edge_alpha_map(supernet: nn.Module, space: SearchSpace) -> dict[tuple[int, int], torch.Tensor]:
     """(node, input) -> that cell edge's architecture parameter (ops in `op_names` order, NNI's zero op last)."""
-    alphas = first_cell(supernet)._arch_alpha
-    return {(i, j): alphas[f"{CELL_LABEL}/{i + 2}_{j}"] for i in range(space.nodes) for j in range(i + 2)}
+    alphas = alphas_of(first_cell(supernet))
+    return {(i, j): alphas[edge_key(i, j)] for i in range(space.nodes) for j in range(i + 2)}
 
 
 def edge_alphas(supernet: nn.Module, space: SearchSpace) -> list[torch.Tensor]:
@@ -137,13 +136,13 @@ def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
     """Softmax weights per edge from NNI's alphas; NNI's implicit zero op is reported as `none`; PC-DARTS
     weights are multiplied by the edge's beta weight (its derivation rule)."""
     cell = first_cell(supernet)
-    alphas = cell._arch_alpha
+    alphas = alphas_of(cell)
     names = list(cell.op_names)
     betas = edge_betas(cell, space.nodes)
     out: EdgeWeights = {}
     for i in range(space.nodes):
         for j in range(i + 2):
-            a = alphas[f"{CELL_LABEL}/{i + 2}_{j}"].detach().float().cpu()
+            a = alphas[edge_key(i, j)].detach().float().cpu()
             w = torch.softmax(a, 0).tolist()
             d = dict(zip(names, w[: len(names)], strict=True))
             d["none"] = w[len(names)] if len(w) > len(names) else 0.0
@@ -157,7 +156,7 @@ def arch_parameters(supernet: nn.Module) -> list[nn.Parameter]:
     """The distinct architecture parameters (shared across cells)."""
     seen: dict[int, nn.Parameter] = {}
     for m in supernet.modules():
-        if hasattr(m, "_arch_alpha"):
-            for p in m._arch_alpha.values():
+        if has_alphas(m):
+            for p in alphas_of(m).values():
                 seen.setdefault(id(p), p)
     return list(seen.values())

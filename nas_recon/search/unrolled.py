@@ -11,17 +11,19 @@ Loss = Callable[[], torch.Tensor]
 
 
 def unrolled_alpha_grads(train_loss: Loss, val_loss: Loss, weights: Sequence[torch.Tensor],
-                         alphas: Sequence[torch.Tensor], xis: Sequence[float], eps: float = 0.01
-                         ) -> tuple[list[torch.Tensor], torch.Tensor]:
+                         alphas: Sequence[torch.Tensor], xis: Sequence[float], eps: float = 0.01,
+                         mean: Callable[[list], list] | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
     """d/d alpha of L_val(w', alpha) with w' = w - xi * grad_w L_train(w, alpha), and L_val(w', alpha).
 
     = grad_alpha L_val(w', alpha) - H v, where v = xi * grad_w' L_val(w', alpha) and H v, the mixed second
     derivative of L_train times v, is the central difference (grad_alpha L_train(w + r v) - grad_alpha
     L_train(w - r v)) / 2r with r = eps / |v| (DARTS' eq. 7 and 8). `xis` gives each weight its own step (the
-    per-conv learning rates). The weights are left exactly as they came in.
+    per-conv learning rates). The weights are left exactly as they came in. `mean` (data-parallel ranks) averages
+    each gradient over the ranks as it is computed, so that every rank computes the one-process result.
     """
     weights, alphas = list(weights), list(alphas)
-    g = torch.autograd.grad(train_loss(), weights, allow_unused=True)
+    mean = mean or (lambda ts: ts)
+    g = mean(list(torch.autograd.grad(train_loss(), weights, allow_unused=True)))
     backup = [w.detach().clone() for w in weights]
     try:
         with torch.no_grad():
@@ -29,7 +31,7 @@ def unrolled_alpha_grads(train_loss: Loss, val_loss: Loss, weights: Sequence[tor
                 if gi is not None:
                     w.sub_(xi * gi)
         lv = val_loss()
-        grads = torch.autograd.grad(lv, alphas + weights, allow_unused=True)
+        grads = mean(list(torch.autograd.grad(lv, alphas + weights, allow_unused=True)))
         da = [torch.zeros_like(a) if d is None else d for a, d in zip(alphas, grads[: len(alphas)], strict=True)]
         v = [torch.zeros_like(w) if d is None else xi * d
              for w, d, xi in zip(weights, grads[len(alphas):], xis, strict=True)]
@@ -42,7 +44,7 @@ def unrolled_alpha_grads(train_loss: Loss, val_loss: Loss, weights: Sequence[tor
             with torch.no_grad():
                 for w, b, vi in zip(weights, backup, v, strict=True):
                     w.copy_(b + sign * r * vi)
-            ga = torch.autograd.grad(train_loss(), alphas, allow_unused=True)
+            ga = mean(list(torch.autograd.grad(train_loss(), alphas, allow_unused=True)))
             sides.append([torch.zeros_like(a) if d is None else d for a, d in zip(alphas, ga, strict=True)])
         hv = [(p - n) / (2 * r) for p, n in zip(*sides, strict=True)]
         return [d - h for d, h in zip(da, hv, strict=True)], lv.detach()
@@ -58,7 +60,8 @@ def unrolled_oneshot(task, arc_learning_rate: float, gradient_clip_val: float | 
     `task` is the SearchTask: `weight_loss(batch)` and `arch_loss(batch)` (the latter with any cost penalty) are
     the two losses; each weight's virtual step uses its current learning rate in the weight optimiser.
     """
-    from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
+    from nas_recon.search.nni_api import DartsLightningModule, weight_step_index
+    from nas_recon.train.dist import ALONE, mean_over_ranks_all
 
     class UnrolledDarts(DartsLightningModule):
         def training_step(self, batch, batch_idx):
@@ -71,13 +74,16 @@ def unrolled_oneshot(task, arc_learning_rate: float, gradient_clip_val: float | 
             w_opt = next(o for o in opts if not getattr(o, "is_arch_optimizer", False))
             pairs = [(p, g["lr"]) for g in w_opt.param_groups for p in g["params"] if p.requires_grad]
             alphas = list(self.arch_parameters())
+            world = getattr(task, "world", ALONE)
             grads, _ = unrolled_alpha_grads(lambda: task.weight_loss(trn), lambda: task.arch_loss(val),
-                                             [p for p, _ in pairs], alphas, [lr for _, lr in pairs])
+                                             [p for p, _ in pairs], alphas, [lr for _, lr in pairs],
+                                             mean=(lambda ts: mean_over_ranks_all(world, ts)) if world.distributed
+                                             else None)
             for a, gr in zip(alphas, grads, strict=True):
-                a.grad = gr
+                a.grad = gr  # set by hand (no gradient hook sees it), already averaged over the ranks
             arc_optim.step()
             self.resample()
-            out = task.training_step(trn, 2 * batch_idx + 1)
+            out = task.training_step(trn, weight_step_index(batch_idx))
             self.advance_optimization(out, batch_idx, self.gradient_clip_val)
             self.advance_lr_schedulers(batch_idx)
             return out

@@ -6,6 +6,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from nas_recon.defaults import ACCELERATIONS
 from nas_recon.errors import ConfigError
 from nas_recon.paths import load_shipped_toml
 from nas_recon.physics.masks import MASK_KINDS
@@ -24,14 +25,14 @@ class Recipe:
     batch_size: int = 4
     crop: int = 0
     mask_type: str = "random"
-    accelerations: list[float] = field(default_factory=lambda: [4.0, 8.0])
+    accelerations: list[float] = field(default_factory=lambda: list(ACCELERATIONS))
     max_slices: int = 0
     val_crop: int = 0
     val_max_slices: int = 0
     repeats: int = 1  # draws of each training slice per epoch, each with its own crop and mask
     layer_lr: bool = True  # cell networks: per-conv Adam lr scaled by init std (nas_recon.models.init)
     unet_crop: int = 0  # U-Net training crop (fastMRI trains it on whole images); 0: same as crop
-    unet_batch_size: int = 0  # U-Net batch size (fastMRI: 1); 0: same as batch_size
+    unet_batch_size: int = 1  # U-Net batch size (fastMRI's: 1); 0: same as batch_size
     unet_repeats: int = 0  # U-Net draws of each training slice per epoch; 0: same as repeats
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +93,11 @@ def check_recipe_size(r: Recipe, size: int) -> None:
     """Refuse a validation crop larger than the paired images (a training crop that large means whole images)."""
     if r.val_crop > size:
         raise ConfigError(f"recipe key 'val_crop': {r.val_crop} is larger than the image size {size} (--size)")
+
+
+def with_overrides(r: Recipe, overrides: dict[str, Any], where: str) -> Recipe:
+    """A copy of `r` with `overrides` applied, checked like a recipe file's keys (`where` names their source)."""
+    return recipe_from_dict({**r.to_dict(), **overrides}, where)
 
 
 def for_model(r: Recipe, name: str, size: int) -> Recipe:

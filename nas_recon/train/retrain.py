@@ -17,6 +17,7 @@ from nas_recon import __version__
 from nas_recon.data.dataset import INPUT_MAX, SliceDataset
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
+from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError, DataError, NasReconError
 from nas_recon.evaluate import unscaled_magnitudes
@@ -32,6 +33,17 @@ from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
+from nas_recon.train.dist import (
+    ALONE,
+    ShardedBatches,
+    World,
+    agree,
+    gather_rows,
+    mean_over_ranks,
+    start,
+    stop,
+    world_from_env,
+)
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.precision import autocast, check_precision, grad_scaler
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
@@ -49,7 +61,7 @@ class RetrainConfig:
     genotype: str | None = None
     seed: int = 0
     device: str = "auto"
-    size: int = 320
+    size: int = SIZE
     precision: str = "32"  # 32, bf16-mixed or 16-mixed (nas_recon.train.precision)
 
 
@@ -98,21 +110,29 @@ def genotype_extra(path: str | None) -> dict[str, Any]:
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-             precision: str = "32") -> dict[str, float]:
-    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks (no autograd graph)."""
+             precision: str = "32", world: World = ALONE) -> dict[str, float]:
+    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks (no autograd graph).
+
+    With several ranks each validates its share of `loader`'s dataset and the means cover every slice once.
+    """
     model.eval()
-    rows = []
-    for b in loader:
+    rows: list[tuple[int, dict[str, float]]] = []
+    n = len(loader.dataset)  # type: ignore[arg-type]
+    mine = list(range(world.rank, n, world.size))
+    for s in range(0, len(mine), loader.batch_size or 1):
+        idx = mine[s:s + (loader.batch_size or 1)]
+        b = loader.collate_fn([loader.dataset[i] for i in idx])
         with autocast(precision, device.type):
             out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
         out = out.float().cpu()
         for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
-            rows.append({**slice_metrics(gt, pred, float(b.max_value[i])), "acc": float(b.acceleration[i])})
+            rows.append((idx[i], {**slice_metrics(gt, pred, float(b.max_value[i])), "acc": float(b.acceleration[i])}))
     model.train()
-    means = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "ssim")}
-    for acc in sorted({r["acc"] for r in rows}):  # per acceleration, for TensorBoard (the CSV keeps the means)
+    every = gather_rows(world, rows)
+    means = {k: float(np.mean([r[k] for r in every])) for k in ("psnr", "ssim")}
+    for acc in sorted({r["acc"] for r in every}):  # per acceleration, for TensorBoard (the CSV keeps the means)
         for k in ("psnr", "ssim"):
-            means[f"{k}_{acc:g}x"] = float(np.mean([r[k] for r in rows if r["acc"] == acc]))
+            means[f"{k}_{acc:g}x"] = float(np.mean([r[k] for r in every if r["acc"] == acc]))
     return means
 
 
@@ -149,8 +169,22 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     check_model_fits("retrain", spec, r.batch_size, side, side, device, True,
                      "use a smaller model, crop (--crop) or --batch-size")
     out = Path(cfg.out)
-    with run_lock(out, "retrain"):
-        return _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn)
+    world = world_from_env()
+    if world.distributed and r.batch_size % world.size:
+        raise ConfigError(f"batch size {r.batch_size} cannot be split across {world.size} ranks: give a "
+                          f"--batch-size that is a multiple of {world.size} (the global batch, as in one process)")
+    device = start(world, device)
+    finished = False
+    try:
+        if not world.main:  # rank 0 alone locks and writes
+            result = _train(cfg, spec, device, ds, val, out, resume, RetrainProgress(), loss_fn, world)
+        else:
+            with run_lock(out, "retrain"):
+                result = _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn, world)
+        finished = True
+        return result
+    finally:
+        stop(world, finished)
 
 
 FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision")
@@ -179,12 +213,16 @@ def check_resume(out: Path, meta: dict[str, Any]) -> None:
 
 
 def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceDataset, val: SliceDataset,
-           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any) -> dict[str, Any]:
-    """The training loop of run_retrain, inside the run folder's lock."""
+           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any, world: World = ALONE) -> dict[str, Any]:
+    """The training loop of run_retrain, inside the run folder's lock (rank 0) or beside it (other ranks)."""
     r = cfg.recipe
     last, best = out / "last.pt", out / "best.pt"
-    if last.exists() and not resume:
-        raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
+    verdict = None
+    if world.main and last.exists() and not resume:
+        verdict = f"{out}: a retrain run is already there (use --resume, or another --out)"
+    agree(world, verdict)
+    if verdict:
+        raise ConfigError(verdict)
     configure()
     torch.manual_seed(cfg.seed)
     model = place(build_model(spec), device)
@@ -201,7 +239,13 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             "params": count_params(model),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     if resume and last.exists():
-        check_resume(out, meta)
+        try:
+            if world.main:
+                check_resume(out, meta)
+        except ConfigError as e:
+            agree(world, str(e))
+            raise
+        agree(world, None)
         ck = read_checkpoint(last)
         if ck["model"] != spec.to_dict():
             raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
@@ -218,18 +262,23 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             raise ConfigError(f"{last}: its training state does not fit this run ({str(e).splitlines()[0][:100]}); "
                               "use another --out") from None
         start, best_psnr, history = ck["epoch"], ck["best_psnr"], ck["history"]
-    atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
+    if world.main:
+        atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
+    net = model  # what is saved and validated; `model` computes the training steps (DDP-wrapped across ranks)
+    if world.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
+                                                          else None)
 
-    sampler = EpochSampler(len(ds), cfg.seed)
-    loader = DataLoader(ds, r.batch_size, sampler=sampler)
+    sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
+    loader = DataLoader(ds, batch_sampler=sampler)
     val_loader = DataLoader(val, r.batch_size)
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
               "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
     progress.start(r.epochs, len(loader), start)
     scaler = grad_scaler(cfg.precision, device.type)
-    board = Board(out)  # TensorBoard event files when tensorboard is installed (the CSV stays the record)
+    board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
     if not history:  # the learning curve starts at the untrained model (step 0)
-        metrics = validate(model, val_loader, device, cfg.precision)
+        metrics = validate(net, val_loader, device, cfg.precision, world)
         history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
                         "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
     model.train()
@@ -241,9 +290,12 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             with autocast(cfg.precision, device.type):
                 pred = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
             loss = loss_fn(pred.float(), b.target.to(device))  # the loss in float32, as the fusion
-            if not torch.isfinite(loss):
+            if world.distributed:  # this rank's share, weighted: DDP's gradient mean = the global batch's
+                loss = loss * sampler.factors[step]
+            batch_loss = mean_over_ranks(world, loss)  # the global batch's loss, the same on every rank
+            if not torch.isfinite(batch_loss):
                 raise NasReconError(
-                    f"loss became {float(loss.detach())} at epoch {epoch + 1} step {step + 1}; stopped, "
+                    f"loss became {float(batch_loss)} at epoch {epoch + 1} step {step + 1}; stopped, "
                     f"the last good checkpoint is {last if last.exists() else 'none (first epoch)'}"
                 )
             opt.zero_grad()
@@ -254,32 +306,35 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
                 scaler.scale(loss).backward()
                 scaler.step(opt)
                 scaler.update()
-            total += float(loss.detach())
+            total += float(batch_loss)
             n += 1
-            progress.step(epoch, step + 1, float(loss.detach()))
+            progress.step(epoch, step + 1, float(batch_loss))
         g = opt.param_groups[0]
         lr = r.lr * g["lr"] / g["initial_lr"]  # the recipe's lr at this epoch (groups may scale it)
         sched.step()
-        metrics = validate(model, val_loader, device, cfg.precision)
+        metrics = validate(net, val_loader, device, cfg.precision, world)
         seconds = round(time.time() - t0, 3)
         row = {"epoch": epoch + 1, "train_loss": total / max(1, n), "val_psnr": metrics["psnr"],
                "val_ssim": metrics["ssim"], "lr": lr, "seconds": seconds, "step": history[-1]["step"] + n,
                "wall_seconds": round(history[-1]["wall_seconds"] + seconds, 3)}
         history.append(row)
-        if metrics["psnr"] > best_psnr:
-            best_psnr = metrics["psnr"]
-            save_checkpoint(best, {**common, "state_dict": model.state_dict(), "epoch": epoch + 1,
+        improved = metrics["psnr"] > best_psnr
+        best_psnr = max(best_psnr, metrics["psnr"])
+        if not world.main:
+            continue
+        if improved:
+            save_checkpoint(best, {**common, "state_dict": net.state_dict(), "epoch": epoch + 1,
                                    "val": metrics})
-        save_checkpoint(last, {**common, "state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+        save_checkpoint(last, {**common, "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
                                "epoch": epoch + 1, "best_psnr": best_psnr, "history": history})
         write_csv(out / "train_log.csv", history)
         board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
                        "lr": lr, **{f"val/{k}": v for k, v in metrics.items() if k.endswith("x")}}, row["step"])
         if board.active:  # an extra forward pass: only when it is written
-            board.image("val/zero-filled|output|target|error", val_panels(model, val, device, cfg.precision),
+            board.image("val/zero-filled|output|target|error", val_panels(net, val, device, cfg.precision),
                         row["step"])
         progress.epoch_end(row)
     board.close()
-    return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(model),
+    return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(net),
             "spec": spec, "config": {**asdict(cfg), "recipe": r.to_dict()}}

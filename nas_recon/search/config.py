@@ -1,0 +1,111 @@
+"""The search's settings, each declared once (the CLI is generated from these fields); no heavy imports."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from nas_recon.defaults import ACCELERATIONS, SIZE
+from nas_recon.errors import ConfigError
+from nas_recon.options import option
+
+STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
+SELECTIONS = ("alpha", "perturb")
+COSTS = ("flops", "latency")
+PRECISIONS = ("32", "bf16-mixed")  # float16 would need a gradient scaler for the alphas' separate optimiser
+# settings that must match when a run is resumed
+FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
+                   "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
+                   "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
+                   "precision")
+
+
+@dataclass
+class SearchConfig:
+    """Everything a search run depends on (saved as run.json)."""
+
+    data: str = option(help="data folder (its train/ subfolder is used if present)", kind="path", required=True)
+    out: str = option(help="run folder", kind="path", required=True)
+    space: str = option("paper_a", "shipped space name (paper_a, paper_b) or a TOML path")
+    epochs: int = option(50, "maximum epochs (default 50)", kind="pos_int")
+    patience: int = option(10, "stop when the genotype is unchanged this many epochs", kind="pos_int")
+    crop: int | None = option(64, "random training crop (default 64; 0 = full image)", kind="nonneg_int",
+                              zero_is_none=True)
+    size: int = option(SIZE, f"pairing crop of the images (default {SIZE})", kind="size_int")
+    batch_size: int = option(4, kind="pos_int")
+    max_slices: int | None = option(None, "at most this many slices in each split", kind="nonneg_int")
+    seed: int = option(0, kind="seed_int")
+    device: str = "auto"
+    strategy: str = option("darts", "darts: first-order DARTS (default); darts2: second-order (unrolled) DARTS; "
+                           "gdas: Gumbel-softmax sampling of one op per edge (straight-through), temperature "
+                           "--tau-max -> --tau-min; pcdarts: partial channels (1/4) and edge normalisation; random: "
+                           "random one-shot", choices=STRATEGIES)
+    split: float = option(0.5, "fraction of training volumes in train_w", kind="fraction")
+    lr: float = option(1e-3, "weight learning rate (Adam)", kind="pos_float")
+    arch_lr: float = option(3e-4, "architecture learning rate (Adam, betas 0.5/0.999)", kind="pos_float")
+    arch_weight_decay: float = option(1e-3, kind="nonneg_float")
+    grad_clip: float | None = option(5.0, "weight-gradient clip norm (0 = off)", kind="nonneg_float",
+                                     zero_is_none=True)
+    mask_type: str = "random"
+    accelerations: list[float] = field(default_factory=lambda: list(ACCELERATIONS))
+    candidates: int = option(16, "random strategy: cells scored at the end", kind="pos_int")
+    repeats: int = option(1, "draws of each slice per epoch, each with its own crop and mask (more steps per epoch)",
+                          kind="pos_int")
+    decide_margin: float = option(0.02, "early stop needs every margin the cell depends on >= this softmax weight "
+                                  "(and >= 2x the last epoch's drift)", kind="nonneg_float")
+    layer_lr: bool = True  # per-conv Adam lr scaled by init std (nas_recon.models.init.layer_lr_groups)
+    max_skips: int | None = option(None, "P-DARTS guard: at most this many skip_connect ops in the derived cell "
+                                   "(the strongest kept)", kind="nonneg_int")
+    tau_max: float = option(10.0, "gdas: temperature at the first epoch", kind="pos_float")
+    tau_min: float = option(0.1, "gdas: temperature at the last epoch", kind="pos_float")
+    cost: str | None = option(None, "cost-aware search: penalise each edge's expected op cost, from conv MACs "
+                              "(thop) or from per-op latency measured on the search device (cached in --out as "
+                              "op_costs.json)", choices=COSTS)
+    cost_weight: float = option(0.0, "weight L of the cost penalty (the expected cell cost relative to its dearest "
+                                "form, in [0, 1]) added to the architecture loss; sweep it for a quality-cost front",
+                                kind="nonneg_float")
+    cell_bias: bool = option(False, "outside SPEC's contract (bias-free cells): give every conv of the supernet a "
+                             "zero-initialised bias; the genotype records it and the retrained network has them "
+                             "too (see BENCHMARKS.md)", flag=True)
+    select: str = option("alpha", "derivation: alpha = the paper's rule on softmax weights (default); perturb = "
+                         "DARTS-PT: each op ranked by how much the trained supernet's train_alpha loss rises "
+                         "without it", choices=SELECTIONS)
+    precision: str = option("32", "32 (default) or bf16-mixed: the supernet under autocast, FFTs, fusion and "
+                            "losses in float32", choices=PRECISIONS)
+
+    def check(self) -> None:
+        """Raise ConfigError naming the first bad option."""
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(f"--strategy: unknown '{self.strategy}', expected {', '.join(STRATEGIES)}")
+        if not self.tau_max >= self.tau_min > 0:
+            raise ConfigError(f"--tau-max/--tau-min: expected tau_max >= tau_min > 0, got {self.tau_max}, "
+                              f"{self.tau_min}")
+        for name in ("epochs", "patience", "batch_size", "candidates", "repeats"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+        if not 0 < self.split < 1:
+            raise ConfigError(f"--split: expected a fraction in (0, 1), got {self.split}")
+        for name in ("lr", "arch_lr"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"--{name.replace('_', '-')}: expected a positive number")
+        if self.cost is not None and self.cost not in COSTS:
+            raise ConfigError(f"--cost: unknown '{self.cost}', expected {', '.join(COSTS)}")
+        if not (math.isfinite(self.cost_weight) and self.cost_weight >= 0):
+            raise ConfigError(f"--cost-weight: expected a finite number >= 0, got {self.cost_weight}")
+        if self.cost_weight > 0 and (self.cost is None or self.strategy == "random"):
+            raise ConfigError("--cost-weight: needs --cost flops|latency and a darts, darts2 or gdas search")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision: search takes 32 or bf16-mixed, got '{self.precision}' (float16 would "
+                              "need a gradient scaler for the alphas' separate optimiser)")
+        if self.select not in SELECTIONS:
+            raise ConfigError(f"--select: unknown '{self.select}', expected {', '.join(SELECTIONS)}")
+        if self.select == "perturb" and self.strategy in ("gdas", "random"):
+            raise ConfigError(f"--select perturb: needs a darts, darts2 or pcdarts search (got --strategy "
+                              f"{self.strategy}, whose supernet samples its ops)")
+        if self.strategy == "random" and (self.max_skips is not None or self.cost is not None):
+            raise ConfigError("--strategy random: scores sampled cells as they are, so --max-skips and --cost would "
+                              "be ignored; leave them out or use darts, darts2, gdas or pcdarts")
+        if self.max_skips is not None and self.max_skips < 0:
+            raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
+        if not 0 <= self.decide_margin < 1:
+            raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
