@@ -20,11 +20,11 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def place(model: torch.nn.Module, device: torch.device,
           memory_format: torch.memory_format | None = None) -> torch.nn.Module:
-    """Move a model to `device` with its 4-D weights in its preferred layout (`memory_format` overrides).
+    """Move a model to `device` with its 4-D weights in channels_last (oneDNN's and cuDNN's fast layout), or in
+    `memory_format` when given (bench/layout.py compares them).
 
-    The default is channels_last (oneDNN's and cuDNN's fast layout); a model class may prefer another through a
-    `memory_format` attribute. Measured on the 2-core CPU (BENCHMARKS.md): 1.2-1.4x faster training steps for the
-    searched family and the baselines; outputs equal the NCHW ones to float rounding (tests/test_runtime.py).
+    Measured on the 2-core CPU (BENCHMARKS.md): 1.1-1.7x faster training steps for the cascades; the U-Net at
+    320 x 320 runs 1.3x faster in NCHW, but kept channels_last since its quick-budget PSNR came out lower in NCHW
+    on each of 3 seeds. Outputs equal the NCHW ones to float rounding (tests/test_runtime.py).
     """
-    fmt = memory_format or getattr(model, "memory_format", torch.channels_last)
-    return model.to(device=device, memory_format=fmt)
+    return model.to(device=device, memory_format=memory_format or torch.channels_last)

@@ -21,7 +21,7 @@ from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.metrics import METRICS, aggregate, slice_metrics, volume_metrics
-from nas_recon.models.tv import tv_reconstruct
+from nas_recon.models.tv import tv_reconstruct_many
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan
 from nas_recon.physics.masks import MaskSpec
 
@@ -45,12 +45,11 @@ def tv_predictor(backend: str = "auto") -> tuple[Predictor, dict[str, str]]:
     used: dict[str, str] = {}
 
     def predict(b: Sample) -> torch.Tensor:
-        outs = []
-        for i in range(b.input.shape[0]):
-            img, name = tv_reconstruct(chan_to_complex(b.kspace[i]), b.mask[i, 0, 0], backend)
-            used["backend"] = name
-            outs.append(complex_to_chan(img))
-        return torch.stack(outs)
+        n = b.input.shape[0]
+        imgs, name = tv_reconstruct_many([chan_to_complex(b.kspace[i]) for i in range(n)],
+                                         [b.mask[i, 0, 0] for i in range(n)], backend)
+        used["backend"] = name
+        return torch.stack([complex_to_chan(img) for img in imgs])
 
     return predict, used
 

@@ -46,6 +46,14 @@ def test_user_malloc_settings_are_respected(tmp_path):
     assert "mmap_threshold" not in r["applied"] and r["applied"]["flush_denormal"] is True
 
 
+def test_place_takes_an_explicit_layout():
+    cpu = torch.device("cpu")
+    for fmt, check in ((None, torch.channels_last), (torch.contiguous_format, torch.contiguous_format)):
+        four_d = [p for p in place(build_model(ModelSpec("unet", channels=8)), cpu, fmt).parameters() if p.dim() == 4]
+        assert all(p.is_contiguous(memory_format=check) for p in four_d)
+        assert check == torch.contiguous_format or not all(p.is_contiguous() for p in four_d)
+
+
 @pytest.mark.parametrize("name", ["dccnn-2", "modl-2", "rdn-2", "unet", "searched"])
 def test_channels_last_gives_the_same_output(name):
     spec = spec_for_genotype(genotype_from_dict(dict(EXAMPLE, channels=8))) if name == "searched" \
@@ -55,7 +63,7 @@ def test_channels_last_gives_the_same_output(name):
     with torch.no_grad():  # non-trivial output convs (searched bodies start as the identity)
         for p in ref.parameters():
             p.add_(0.01 * torch.randn_like(p))
-    fast = place(build_model(spec), torch.device("cpu")).eval()
+    fast = place(build_model(spec), torch.device("cpu"), torch.channels_last).eval()
     fast.load_state_dict(ref.state_dict())
     assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
                for p in fast.parameters())

@@ -355,3 +355,28 @@ def test_retrain_writes_tensorboard_events_beside_the_csv(data_root, tmp_path):
     psnr = [e.value for e in acc.Scalars("val/psnr")]
     rows = list(csv.DictReader((out / "train_log.csv").open()))
     assert psnr == pytest.approx([float(r["val_psnr"]) for r in rows[1:]], rel=1e-6)
+
+
+def test_tv_of_several_slices_runs_bart_in_parallel_in_input_order(monkeypatch):
+    """BART: one single-threaded pics per core at once, results in the slices' order, equal to one at a time."""
+    import threading
+    import time
+
+    from nas_recon.models import tv
+
+    seen: list[tuple[int, int | None, str]] = []
+
+    def fake_bart(k, m, threads=None):
+        time.sleep(0.05 * (4 - int(k.real.flatten()[0])))  # later slices finish first
+        seen.append((int(k.real.flatten()[0]), threads, threading.current_thread().name))
+        return k * 2
+
+    monkeypatch.setattr(tv, "tv_bart", fake_bart)
+    monkeypatch.setattr(tv, "bart_available", lambda: True)
+    monkeypatch.setattr(tv.os, "cpu_count", lambda: 2)
+    ks = [torch.full((4, 4), float(i), dtype=torch.complex64) for i in range(4)]
+    outs, name = tv.tv_reconstruct_many(ks, [torch.ones(4)] * 4)
+    assert name == "bart" and [int(o.real[0, 0]) for o in outs] == [0, 2, 4, 6]
+    assert {t for _, t, _ in seen} == {1} and len({n for _, _, n in seen}) == 2  # 2 workers, 1 thread each
+    monkeypatch.setattr(tv, "bart_available", lambda: False)
+    assert tv.tv_reconstruct_many(ks[:1], [torch.ones(4)])[1] == "torch"

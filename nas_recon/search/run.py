@@ -27,7 +27,6 @@ from nas_recon.device import resolve_device
 from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.genotype import Genotype, genotype_for, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
-from nas_recon.lock import run_lock
 from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.outputs import read_run_record
@@ -59,12 +58,10 @@ from nas_recon.train.dist import (
     agree,
     broadcast,
     identical_on_ranks,
+    run_on_ranks,
     single_process_view,
-    start,
-    stop,
     sum_over_ranks,
     sync_gradients,
-    world_from_env,
 )
 from nas_recon.train.tblog import Board
 
@@ -347,22 +344,8 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
-    world = world_from_env()
-    if world.distributed and cfg.batch_size % world.size:
-        raise ConfigError(f"--batch-size {cfg.batch_size} cannot be split across {world.size} ranks: give a multiple "
-                          f"of {world.size} (the global batch, as in one process)")
-    device = start(world, device)
-    finished = False
-    try:
-        if world.main:  # rank 0 alone locks and writes
-            with run_lock(cfg.out, "search"):
-                result = _search(cfg, resume, progress, space, device, ds_w, ds_a, (w_files, a_files), world)
-        else:
-            result = _search(cfg, resume, SearchProgress(), space, device, ds_w, ds_a, (w_files, a_files), world)
-        finished = True
-        return result
-    finally:
-        stop(world, finished)
+    return run_on_ranks(cfg.batch_size, device, cfg.out, "search", lambda world, dev: _search(
+        cfg, resume, progress if world.main else SearchProgress(), space, dev, ds_w, ds_a, (w_files, a_files), world))
 
 
 def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDataset:

@@ -8,16 +8,20 @@ alone takes the run lock and writes; the others only compute.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import distributed as tdist
 from torch.utils.data import Sampler
 
 from nas_recon.errors import ConfigError
+from nas_recon.lock import run_lock
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,28 @@ def start(world: World, device: torch.device) -> torch.device:
         tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank,
                                  world_size=world.size)
     return device
+
+
+def run_on_ranks(batch_size: int, device: torch.device, out: str | Path, kind: str,
+                 body: Callable[[World, torch.device], T]) -> T:
+    """Run `body(world, device)` on this rank of the environment's world: the global batch must split across
+    the ranks; rank 0 runs it inside the run folder's lock, the others beside it; the group is left after."""
+    world = world_from_env()
+    if world.distributed and batch_size % world.size:
+        raise ConfigError(f"--batch-size {batch_size} cannot be split across {world.size} ranks: give a multiple "
+                          f"of {world.size} (the global batch, as in one process)")
+    device = start(world, device)
+    finished = False
+    try:
+        if world.main:  # rank 0 alone locks and writes
+            with run_lock(out, kind):
+                result = body(world, device)
+        else:
+            result = body(world, device)
+        finished = True
+        return result
+    finally:
+        stop(world, finished)
 
 
 def stop(world: World, finished: bool) -> None:

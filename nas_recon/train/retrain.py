@@ -23,7 +23,6 @@ from nas_recon.errors import ConfigError, DataError, NasReconError
 from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
-from nas_recon.lock import run_lock
 from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits, check_model_fits
 from nas_recon.metrics import slice_metrics
 from nas_recon.models.init import layer_lr_groups
@@ -40,9 +39,7 @@ from nas_recon.train.dist import (
     agree,
     gather_rows,
     mean_over_ranks,
-    start,
-    stop,
-    world_from_env,
+    run_on_ranks,
 )
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.precision import autocast, check_precision, grad_scaler
@@ -169,22 +166,8 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     check_model_fits("retrain", spec, r.batch_size, side, side, device, True,
                      "use a smaller model, crop (--crop) or --batch-size")
     out = Path(cfg.out)
-    world = world_from_env()
-    if world.distributed and r.batch_size % world.size:
-        raise ConfigError(f"batch size {r.batch_size} cannot be split across {world.size} ranks: give a "
-                          f"--batch-size that is a multiple of {world.size} (the global batch, as in one process)")
-    device = start(world, device)
-    finished = False
-    try:
-        if not world.main:  # rank 0 alone locks and writes
-            result = _train(cfg, spec, device, ds, val, out, resume, RetrainProgress(), loss_fn, world)
-        else:
-            with run_lock(out, "retrain"):
-                result = _train(cfg, spec, device, ds, val, out, resume, progress, loss_fn, world)
-        finished = True
-        return result
-    finally:
-        stop(world, finished)
+    return run_on_ranks(r.batch_size, device, out, "retrain", lambda world, dev: _train(
+        cfg, spec, dev, ds, val, out, resume, progress if world.main else RetrainProgress(), loss_fn, world))
 
 
 FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision")
