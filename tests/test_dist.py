@@ -148,3 +148,32 @@ def test_two_rank_search_resumes_and_refuses_like_one(data_root, tmp_path):
         (whole / "genotype.json").read_text())["cell"]
     assert [x["w_loss"][:7] for x in rows(out, "search_log.csv")] == [x["w_loss"][:7]
                                                                        for x in rows(whole, "search_log.csv")]
+
+
+def test_sigterm_to_the_launcher_stops_every_rank_resumably(data_root, tmp_path):
+    """A scheduler's SIGTERM reaches only `--devices`' launcher: it passes the stop on, the ranks exit as on
+    Ctrl-C (143 from rank 0), and `--resume` continues from the last checkpoint (the epochs run on unbroken)."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    e = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+
+    def run_until(extra, rows):
+        p = subprocess.Popen([sys.executable, "-m", "nas_recon",
+                              *retrain_args(data_root, out, "--epochs", "400", "--devices", "2", *extra)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=e)
+        deadline = time.time() + 300
+        while time.time() < deadline and p.poll() is None and not (
+                (out / "train_log.csv").exists() and len(log(out)) >= rows):
+            time.sleep(0.2)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 143, err
+        assert "terminated (SIGTERM)" in err and "--resume" in err
+        return len(log(out))
+
+    first = run_until([], 2)
+    second = run_until(["--resume"], first + 1)
+    assert second > first
+    assert [int(r["epoch"]) for r in log(out)] == list(range(second))

@@ -116,6 +116,7 @@ def relaunch(argv: list[str], devices: int) -> int:
     Rank 0 prints, the others are silent; when one rank fails the others are stopped (they would wait for it).
     """
     import os
+    import signal
     import socket
     import subprocess
     import sys
@@ -151,7 +152,13 @@ def relaunch(argv: list[str], devices: int) -> int:
                     if p.poll() is None:
                         p.terminate()
             time.sleep(0.2)
-    except KeyboardInterrupt:  # the terminal's Ctrl-C reached every rank too; let them leave their state
+    except KeyboardInterrupt:  # Ctrl-C reached every rank too; SIGTERM (a scheduler's) only this process
+        deadline = time.time() + 2.0
+        while any(p.poll() is None for p in procs) and time.time() < deadline:
+            time.sleep(0.1)
+        for p in procs:  # pass the stop on: each rank stops as on Ctrl-C, keeping its last checkpoint
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
     codes = [p.returncode if p.returncode >= 0 else 128 - p.returncode for p in procs]  # -15: killed, 143

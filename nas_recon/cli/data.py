@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.progress import Progress
 
-from nas_recon.cli.common import add_verbose, console, pos_int, seed_int, size_int
+from nas_recon.cli.common import add_verbose, console, nonneg_int, pos_int, seed_int, size_int
 from nas_recon.defaults import SIZE
 from nas_recon.errors import DataError
 
@@ -22,6 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--size", type=size_int, default=SIZE, help=f"image size (default {SIZE})")
     d.add_argument("--seed", type=seed_int, default=0, help="seed of the phase maps and noise")
     d.add_argument("--slices", type=pos_int, default=60, help="total slices kept (default 60)")
+    d.add_argument("--coils", type=nonneg_int, default=0,
+                   help="0 = single-coil (default); N >= 2: multi-coil files of N simulated coils (birdcage maps, "
+                        "correlated noise; fastMRI's multi-coil layout with reconstruction_rss)")
     d.add_argument("--force", action="store_true", help="replace an existing output folder")
     add_verbose(d)
     d.set_defaults(func=run_demo)
@@ -40,7 +43,7 @@ def run_demo(args: argparse.Namespace) -> int:
         task = bar.add_task("building demo volumes", total=None)
         manifest = build_demo(
             args.out, args.source, args.size, args.seed, args.slices, force=args.force,
-            progress=lambda i, n: bar.update(task, completed=i, total=n),
+            progress=lambda i, n: bar.update(task, completed=i, total=n), coils=args.coils,
         )
     counts: dict[str, int] = {}
     for name, info in manifest["files"].items():
@@ -57,11 +60,19 @@ def run_check(args: argparse.Namespace) -> int:
     from nas_recon.data.hdf5 import inspect_volume
 
     files = [args.folder] if args.folder.is_file() else list_volumes(args.folder)
-    total = 0
+    total, coils, first = 0, set(), None
     for f in files:
         info = inspect_volume(f, min_size=args.size, check_values=True)
+        if first is not None and bool(info.coils) != bool(first.coils):
+            kinds = {True: "multi-coil", False: "single-coil"}
+            raise DataError(f"{f}: {kinds[bool(info.coils)]}, but {first.path.name} in the same folder is "
+                            f"{kinds[bool(first.coils)]}; keep one kind per folder")
+        first = first or info
         total += info.num_slices
+        coils.add(info.coils)
     if total == 0:
         raise DataError(f"{args.folder}: no slices")
-    console.print(f"{args.folder}: {len(files)} volumes, {total} slices, all valid")
+    kind = "single-coil" if coils == {0} else (f"multi-coil, {min(coils)}" + (f"-{max(coils)}" if len(coils) > 1
+                                                                                else "") + " coils")
+    console.print(f"{args.folder}: {len(files)} volumes ({kind}), {total} slices, all valid")
     return 0

@@ -83,6 +83,11 @@ class SliceDataset(Dataset):
         self.masks = masks or MaskSpec()
         self.mode, self.seed, self.epoch = mode, seed, 0
         self.volumes: list[VolumeInfo] = [inspect_volume(p, min_size=size) for p in files]
+        for v in self.volumes:
+            if v.coils:
+                raise DataError(f"{v.path}: multi-coil volume ({v.coils} coils): search, retraining, evaluation and "
+                                "reconstruction on multi-coil data are not built yet (`nas-recon data check` "
+                                "validates it)")
         if mode == "given":
             for v in self.volumes:
                 if not v.has_mask:

@@ -25,6 +25,7 @@ from nas_recon import __version__
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.io import check_writable, dir_mode, swap_folder
+from nas_recon.physics.coils import birdcage, rss
 from nas_recon.physics.fft import fft2c, ifft2c
 
 MNI152_FILE = "datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -81,6 +82,8 @@ def smooth_phase(size: int, rng: np.random.Generator) -> np.ndarray:
     return (c[0] + c[1] * x + c[2] * y + c[3] * x * y + c[4] * x**2 + c[5] * y**2).astype(np.float32)
 
 
+MAX_COILS = 32  # fastMRI's arrays have 4-20 (brain) or 15 (knee)
+COIL_CORRELATION = 0.3  # noise correlation of neighbouring coils (|i - j| = 1), decaying as a power
 MAX_ZOOM = 4.0  # in-plane upsampling beyond this makes images with no detail left to reconstruct
 
 
@@ -119,11 +122,18 @@ def build_demo(
     fill: float | None = 0.9,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    coils: int = 0,
 ) -> dict:
-    """Write train/ val/ test/ fastMRI-style files under `out` (atomically) and return the manifest."""
+    """Write train/ val/ test/ fastMRI-style files under `out` (atomically) and return the manifest.
+
+    `coils` > 0: multi-coil files (fastMRI's layout: `kspace` [slices, coils, H, W], `reconstruction_rss`): each
+    coil image is the slice times a birdcage sensitivity, plus noise correlated between neighbouring coils.
+    """
     out = Path(out)
     if size < 16:
         raise ConfigError(f"size: expected at least 16, got {size}")
+    if not 0 <= coils <= MAX_COILS or coils == 1:
+        raise ConfigError(f"coils: expected 0 (single-coil) or 2 to {MAX_COILS}, got {coils}")
     if volumes < 5:
         raise ConfigError(f"volumes: expected at least 5 (one slab per split rule), got {volumes}")
     if out.exists() and not out.is_dir():
@@ -163,6 +173,11 @@ def build_demo(
         "rule": "axial content slices, evenly spaced, contiguous slabs; slab i -> "
         "train if i%5 in (0,1,3), val if 2, test if 4", "files": {},
     }
+    if coils:
+        maps = birdcage(coils, size, size)
+        mix = np.linalg.cholesky(COIL_CORRELATION ** np.abs(np.subtract.outer(np.arange(coils), np.arange(coils))))
+        manifest.update({"coils": coils, "coil_maps": "birdcage (sigpy), RSS max 1",
+                         "coil_noise_correlation": f"{COIL_CORRELATION} ** |i - j|"})
     fractions: list[float] = []
     try:
         for name in ("train", "val", "test"):
@@ -174,10 +189,16 @@ def build_demo(
                 mag = pad_or_crop(zoom_slice(np.rot90(vol[:, :, z]), zoom), size) / vmax * PEAK
                 fractions.append(float((mag > 0.1 * PEAK).mean()))
                 img = mag * np.exp(1j * smooth_phase(size, rng))
-                img = img + noise * PEAK * (rng.normal(size=img.shape) + 1j * rng.normal(size=img.shape)) / np.sqrt(2)
+                shape = (coils, *img.shape) if coils else img.shape
+                white = (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.sqrt(2)
+                if coils:  # each coil sees the slice through its map; noise correlated between neighbours
+                    img = maps * img + noise * PEAK * np.tensordot(mix, white, axes=1)
+                else:
+                    img = img + noise * PEAK * white
                 imgs.append(img.astype(np.complex64))
             kspace = fft2c(torch.from_numpy(np.stack(imgs))).numpy().astype(np.complex64)
-            recon = ifft2c(torch.from_numpy(kspace)).abs().numpy().astype(np.float32)
+            images = ifft2c(torch.from_numpy(kspace))
+            recon = (rss(images, 1) if coils else images.abs()).numpy().astype(np.float32)
             fname = f"demo_slab{i:02d}.h5"
             write_volume(tmp / split / fname, kspace, recon, manifest["source"], [int(z) for z in slab])
             manifest["files"][f"{split}/{fname}"] = {"slices": [int(z) for z in slab]}
@@ -211,8 +232,9 @@ def check_replaceable(out: Path) -> None:
 
 
 def write_volume(path: Path, kspace: np.ndarray, recon: np.ndarray, source: str, slices: list[int]) -> None:
-    """One fastMRI-style single-coil file."""
-    n, h, w = kspace.shape
+    """One fastMRI-style file: single-coil (`kspace` [n, H, W], `reconstruction_esc`) or multi-coil (`kspace`
+    [n, coils, H, W], `reconstruction_rss`)."""
+    h, w = kspace.shape[-2:]
     header = (
         '<?xml version="1.0" encoding="utf-8"?><ismrmrdHeader><encoding><encodedSpace><matrixSize>'
         f"<x>{h}</x><y>{w}</y><z>1</z></matrixSize></encodedSpace><reconSpace><matrixSize>"
@@ -221,7 +243,7 @@ def write_volume(path: Path, kspace: np.ndarray, recon: np.ndarray, source: str,
     )
     with h5py.File(path, "w") as f:
         f.create_dataset("kspace", data=kspace)
-        f.create_dataset("reconstruction_esc", data=recon)
+        f.create_dataset("reconstruction_rss" if kspace.ndim == 4 else "reconstruction_esc", data=recon)
         f.create_dataset("ismrmrd_header", data=header)
         f.attrs["max"] = float(recon.max())
         f.attrs["norm"] = float(np.linalg.norm(recon))

@@ -1,4 +1,4 @@
-"""Opening and checking fastMRI single-coil HDF5 volumes, with one-line errors naming the file."""
+"""Opening and checking fastMRI HDF5 volumes (single- and multi-coil), with one-line errors naming the file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nas_recon.errors import DataError
 
 @dataclass(frozen=True)
 class VolumeInfo:
-    """What a valid single-coil volume holds."""
+    """What a valid volume holds (`coils` 0: single-coil, `kspace` [slices, H, W]; else [slices, coils, H, W])."""
 
     path: Path
     num_slices: int
@@ -21,6 +21,12 @@ class VolumeInfo:
     width: int
     has_target: bool
     has_mask: bool
+    coils: int = 0
+
+    @property
+    def target_key(self) -> str:
+        """fastMRI's reference image: the ESC reconstruction (single-coil) or the coils' root-sum-of-squares."""
+        return "reconstruction_rss" if self.coils else "reconstruction_esc"
 
 
 def open_h5(path: Path) -> h5py.File:
@@ -48,18 +54,31 @@ def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> Volum
         raise DataError(f"{path}: 'kspace' is not a dataset")
     if ks.dtype.kind != "c":
         raise DataError(f"{path}: 'kspace' has dtype {ks.dtype}, expected complex (complex64)")
-    if ks.ndim == 4:
-        raise DataError(
-            f"{path}: 'kspace' has rank 4 [slices, coils, H, W]: multi-coil is not supported yet"
-        )
-    if ks.ndim != 3:
-        raise DataError(f"{path}: 'kspace' has rank {ks.ndim} {tuple(ks.shape)}, expected [slices, H, W]")
-    n, h, w = (int(s) for s in ks.shape)
+    if ks.ndim not in (3, 4):
+        raise DataError(f"{path}: 'kspace' has rank {ks.ndim} {tuple(ks.shape)}, expected [slices, H, W] "
+                        "(single-coil) or [slices, coils, H, W] (multi-coil)")
+    coils = int(ks.shape[1]) if ks.ndim == 4 else 0
+    n, h, w = int(ks.shape[0]), int(ks.shape[-2]), int(ks.shape[-1])
     if n == 0:
         raise DataError(f"{path}: 'kspace' has zero slices")
+    if ks.ndim == 4 and coils < 2:
+        raise DataError(f"{path}: 'kspace' [slices, coils, H, W] has {coils} coil(s); a multi-coil file needs at "
+                        "least 2 (single-coil data is [slices, H, W])")
     if min_size is not None and (h < min_size or w < min_size):
         raise DataError(f"{path}: image {h}x{w} is smaller than the pairing size {min_size}x{min_size} (--size)")
-    return VolumeInfo(path, n, h, w, "reconstruction_esc" in f, "mask" in f)
+    info = VolumeInfo(path, n, h, w, False, "mask" in f, coils)
+    if coils and "reconstruction_esc" in f and info.target_key not in f:
+        raise DataError(f"{path}: holds 'reconstruction_esc' but its k-space is multi-coil (expected "
+                        f"'{info.target_key}', fastMRI's multi-coil target)")
+    if info.target_key in f and coils:  # (single-coil: a target of another shape is ignored, as before)
+        t = f[info.target_key]
+        if not isinstance(t, h5py.Dataset) or t.ndim != 3 or int(t.shape[0]) != n:
+            raise DataError(f"{path}: '{info.target_key}' has shape {tuple(getattr(t, 'shape', ()))}, expected "
+                            f"[{n}, H, W] (one image per k-space slice)")
+        if min_size is not None and min(int(t.shape[1]), int(t.shape[2])) < min_size:
+            raise DataError(f"{path}: '{info.target_key}' is {t.shape[1]}x{t.shape[2]}, smaller than the size "
+                            f"{min_size}x{min_size} (--size)")
+    return VolumeInfo(path, n, h, w, info.target_key in f, "mask" in f, coils)
 
 
 def inspect_volume(path: Path, min_size: int | None = None, check_values: bool = False) -> VolumeInfo:
@@ -71,16 +90,16 @@ def inspect_volume(path: Path, min_size: int | None = None, check_values: bool =
             for i in range(info.num_slices):
                 check_finite(path, i, f["kspace"][i])
             if info.has_target:
-                check_target(path, f["reconstruction_esc"][()])
+                check_target(path, f[info.target_key][()], info.target_key)
     return info
 
 
-def check_target(path: Path, target: np.ndarray) -> None:
-    """Raise DataError if `reconstruction_esc` holds NaN or Inf (every metric of its volume would be NaN)."""
+def check_target(path: Path, target: np.ndarray, key: str = "reconstruction_esc") -> None:
+    """Raise DataError if the reference image holds NaN or Inf (every metric of its volume would be NaN)."""
     bad = ~np.isfinite(target)
     if bad.any():
         where = np.argwhere(bad)[0]
-        raise DataError(f"{path}: 'reconstruction_esc' contains NaN or Inf ({int(bad.sum())} value(s), first at "
+        raise DataError(f"{path}: '{key}' contains NaN or Inf ({int(bad.sum())} value(s), first at "
                         f"index {tuple(int(i) for i in where)}); its volume's metrics would be NaN")
 
 

@@ -1,0 +1,62 @@
+"""Coil arrays (pure functions): root-sum-of-squares, the calibration region, ESPIRiT and birdcage maps (sigpy).
+
+Layout: coil images and maps are complex [coils, H, W] (numpy or torch as stated); the coil axis comes first,
+as in fastMRI's multi-coil `kspace` [slices, coils, H, W].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nas_recon.errors import DataError
+
+
+def rss(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Root-sum-of-squares over `dim` of complex (or real) coil images: fastMRI's multi-coil target."""
+    return torch.sqrt((x.abs() ** 2).sum(dim))
+
+
+def acs_width(mask: np.ndarray) -> int:
+    """Width of the fully sampled centre of a Cartesian column mask: the sampled run through the centre column."""
+    m = np.asarray(mask).reshape(-1).astype(bool)
+    c = m.shape[0] // 2
+    if not m[c]:
+        return 0
+    lo, hi = c, c
+    while lo > 0 and m[lo - 1]:
+        lo -= 1
+    while hi < m.shape[0] - 1 and m[hi + 1]:
+        hi += 1
+    return hi - lo + 1
+
+
+def espirit_maps(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02, crop: float = 0.95) -> np.ndarray:
+    """ESPIRiT sensitivities (sigpy's EspiritCalib) from the fully sampled centre of undersampled k-space.
+
+    kspace: complex [coils, H, W], zeros where unsampled; mask: the [W] column mask. Returns complex64 [coils, H, W].
+    """
+    from sigpy.mri.app import EspiritCalib
+
+    width = acs_width(mask)
+    if width < 6:
+        raise DataError(f"ESPIRiT needs a fully sampled centre of at least 6 columns; the mask has {width}")
+    maps = EspiritCalib(np.asarray(kspace, np.complex64), calib_width=width, thresh=thresh, crop=crop,
+                        show_pbar=False).run()
+    return np.asarray(maps, np.complex64)
+
+
+def birdcage(coils: int, height: int, width: int, radius: float = 1.5) -> np.ndarray:
+    """Smooth analytic sensitivities of a birdcage array (sigpy), complex64 [coils, H, W], scaled to RSS max 1."""
+    import sigpy.mri as mr
+
+    maps = mr.birdcage_maps((coils, height, width), r=radius, nzz=coils).astype(np.complex64)
+    return maps / np.sqrt((np.abs(maps) ** 2).sum(0)).max()
+
+
+def map_agreement(estimate: np.ndarray, truth: np.ndarray, where: np.ndarray) -> float:
+    """Median over the pixels `where` of |<s_est, s_true>| / (|s_est| |s_true|) across coils: 1 = the same maps up
+    to a per-pixel complex factor (ESPIRiT's maps are unique up to a phase and their norm)."""
+    num = np.abs(np.sum(np.conj(estimate) * truth, axis=0))
+    den = np.linalg.norm(estimate, axis=0) * np.linalg.norm(truth, axis=0) + 1e-12
+    return float(np.median((num / den)[where]))
