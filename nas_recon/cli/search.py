@@ -62,10 +62,9 @@ class RichSearchProgress:
 
 def run(args: argparse.Namespace) -> int:
     """Run the search with a progress bar and print a summary."""
-    from nas_recon.search.run import run_search
-
-    if args.devices > 1:
+    if args.devices > 1:  # before the heavy imports: this process only launches the ranks
         return relaunch(args.argv, args.devices)
+    from nas_recon.search.run import run_search
 
     cfg = config_from_args(SearchConfig, args, device=args.device)
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -67,10 +67,11 @@ def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> Volum
     if min_size is not None and (h < min_size or w < min_size):
         raise DataError(f"{path}: image {h}x{w} is smaller than the pairing size {min_size}x{min_size} (--size)")
     info = VolumeInfo(path, n, h, w, False, "mask" in f, coils)
-    if coils and "reconstruction_esc" in f and info.target_key not in f:
+    info = replace(info, has_target=info.target_key in f)
+    if coils and "reconstruction_esc" in f and not info.has_target:
         raise DataError(f"{path}: holds 'reconstruction_esc' but its k-space is multi-coil (expected "
                         f"'{info.target_key}', fastMRI's multi-coil target)")
-    if info.target_key in f and coils:  # (single-coil: a target of another shape is ignored, as before)
+    if info.has_target and coils:  # (single-coil: a target of another shape is ignored, as before)
         t = f[info.target_key]
         if not isinstance(t, h5py.Dataset) or t.ndim != 3 or int(t.shape[0]) != n:
             raise DataError(f"{path}: '{info.target_key}' has shape {tuple(getattr(t, 'shape', ()))}, expected "
@@ -78,7 +79,7 @@ def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> Volum
         if min_size is not None and min(int(t.shape[1]), int(t.shape[2])) < min_size:
             raise DataError(f"{path}: '{info.target_key}' is {t.shape[1]}x{t.shape[2]}, smaller than the size "
                             f"{min_size}x{min_size} (--size)")
-    return VolumeInfo(path, n, h, w, info.target_key in f, "mask" in f, coils)
+    return info
 
 
 def inspect_volume(path: Path, min_size: int | None = None, check_values: bool = False) -> VolumeInfo:

@@ -107,11 +107,6 @@ def tv_bart(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iters
     return torch.from_numpy(np.ascontiguousarray(out))
 
 
-def tv_reconstruct(kspace: torch.Tensor, mask: torch.Tensor, backend: str = "auto") -> tuple[torch.Tensor, str]:
-    """TV reconstruction of one complex slice; returns (image, backend used: 'bart' or 'torch')."""
-    return tv_reconstruct_many([kspace], [mask], backend)[0][0], tv_backend(backend)
-
-
 def tv_backend(backend: str = "auto") -> str:
     """The backend `backend` resolves to: 'bart' or 'torch'."""
     return "bart" if backend == "bart" or (backend == "auto" and bart_available()) else "torch"

@@ -55,9 +55,9 @@ from nas_recon.train.dist import (
     ALONE,
     RankShare,
     World,
-    agree,
     broadcast,
     identical_on_ranks,
+    on_main,
     run_on_ranks,
     single_process_view,
     sum_over_ranks,
@@ -371,15 +371,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     side = cfg.crop or cfg.size
     check_fits("search", cfg.batch_size // world.size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
                "use a smaller --crop or --batch-size")
-    ckpt, record = None, None
-    try:
-        if world.main:
-            ckpt, record = prepare_run_dir(cfg, resume)
-    except ConfigError as e:
-        agree(world, str(e))
-        raise
-    agree(world, None)
-    ckpt, record = broadcast(world, (ckpt, record))
+    ckpt, record = on_main(world, lambda: prepare_run_dir(cfg, resume))
     out = Path(cfg.out)
     w_files, a_files = files
 
@@ -407,15 +399,8 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         # a fixed traversal order of the alphas makes checkpoints portable across processes
         pin_arch_optimizer(oneshot, arch_parameters(supernet), lambda ps: torch.optim.Adam(
             ps, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay))
-    verdict = None
-    if ckpt is not None and world.main:
-        try:
-            check_search_checkpoint(ckpt, oneshot)
-        except ConfigError as e:
-            verdict = str(e)
-    agree(world, verdict)
-    if verdict:
-        raise ConfigError(verdict)
+    if ckpt is not None:
+        on_main(world, lambda: check_search_checkpoint(ckpt, oneshot))
     if world.main:
         write_run_record(cfg, record)
     w_loader, a_loader = split_loader(cfg, ds_w, 0, world), split_loader(cfg, ds_a, 1, world)

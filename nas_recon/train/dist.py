@@ -105,23 +105,31 @@ def stop(world: World, finished: bool) -> None:
         tdist.destroy_process_group()
 
 
-def agree(world: World, error: str | None) -> None:
-    """Rank 0's verdict on its checks, on every rank: raise the same ConfigError everywhere if it failed."""
-    if not world.distributed:
-        return
-    box = [error]
-    tdist.broadcast_object_list(box, src=0)
-    if box[0] is not None and not world.main:
-        raise ConfigError(box[0])
+def on_main(world: World, check: Callable[[], T]) -> T:
+    """`check()` on rank 0 alone, its result on every rank; a ConfigError it raises is raised on every rank.
+
+    For rank 0's checks of the run folder (the other ranks must stop with it, not wait for it forever).
+    """
+    result, error = None, None
+    if world.main:
+        try:
+            result = check()
+        except ConfigError as e:
+            error = e
+    if world.distributed:
+        box = [(result, None if error is None else str(error))]
+        tdist.broadcast_object_list(box, src=0)
+        result, message = box[0]
+        if message is not None and error is None:
+            error = ConfigError(message)
+    if error is not None:
+        raise error
+    return result  # type: ignore[return-value]
 
 
 def mean_over_ranks(world: World, value: torch.Tensor) -> torch.Tensor:
     """The mean of a scalar over the ranks (the value itself in one process)."""
-    if not world.distributed:
-        return value.detach()
-    v = value.detach().clone().float()
-    tdist.all_reduce(v)
-    return v / world.size
+    return mean_over_ranks_all(world, [value.detach().float() if world.distributed else value.detach()])[0]
 
 
 def gather_rows(world: World, rows: list[tuple[int, dict[str, float]]]) -> list[dict[str, float]]:

@@ -36,9 +36,9 @@ from nas_recon.train.dist import (
     ALONE,
     ShardedBatches,
     World,
-    agree,
     gather_rows,
     mean_over_ranks,
+    on_main,
     run_on_ranks,
 )
 from nas_recon.train.losses import parse_loss
@@ -175,6 +175,12 @@ RECORD_DEFAULTS = {"precision": "32"}  # what a run.json written before the key 
 RESUME_STATE = ("optimizer", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
+def check_new_run(out: Path, resume: bool) -> None:
+    """Refuse to start a run over the one already in `out` (its last.pt) unless resuming it."""
+    if (out / "last.pt").exists() and not resume:
+        raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
+
+
 def check_resume(out: Path, meta: dict[str, Any]) -> None:
     """Refuse --resume when a setting that shaped the earlier epochs changed (run.json would misdescribe them)."""
     path = out / "run.json"
@@ -200,12 +206,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     """The training loop of run_retrain, inside the run folder's lock (rank 0) or beside it (other ranks)."""
     r = cfg.recipe
     last, best = out / "last.pt", out / "best.pt"
-    verdict = None
-    if world.main and last.exists() and not resume:
-        verdict = f"{out}: a retrain run is already there (use --resume, or another --out)"
-    agree(world, verdict)
-    if verdict:
-        raise ConfigError(verdict)
+    on_main(world, lambda: check_new_run(out, resume))
     configure()
     torch.manual_seed(cfg.seed)
     model = place(build_model(spec), device)
@@ -222,13 +223,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             "params": count_params(model),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     if resume and last.exists():
-        try:
-            if world.main:
-                check_resume(out, meta)
-        except ConfigError as e:
-            agree(world, str(e))
-            raise
-        agree(world, None)
+        on_main(world, lambda: check_resume(out, meta))
         ck = read_checkpoint(last)
         if ck["model"] != spec.to_dict():
             raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
