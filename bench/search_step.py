@@ -16,6 +16,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -106,6 +107,7 @@ def run_variant(variant: str, size: int, steps: int, device: torch.device) -> di
     else:
         import pytorch_lightning as pl
 
+        from nas_recon.engine.trainer import build_trainer, fit
         from nas_recon.search.run import SearchTask
 
         strategy = make_strategy("darts", 3e-4, 5.0)
@@ -127,12 +129,7 @@ def run_variant(variant: str, size: int, steps: int, device: torch.device) -> di
             return torch.utils.data.DataLoader([one] * (steps + 1), batch_size=1)
 
         loader = {"train": loader_of(b_w), "val": loader_of(b_a)}
-        trainer = pl.Trainer(max_epochs=1, accelerator="gpu" if device.type == "cuda" else "cpu", devices=1,
-                             logger=False, enable_progress_bar=False, enable_model_summary=False,
-                             enable_checkpointing=False, callbacks=[Timer()], limit_val_batches=0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trainer.fit(module, train_dataloaders=loader)
+        fit(build_trainer(device, 1, "32", tempfile.mkdtemp(), [Timer()]), module, loader, None)
     steady = times[1:]  # first step is warm-up
     info.update({
         "variant": variant, "step_s": statistics.median(steady), "min_step_s": min(steady), "steps": len(steady),

@@ -91,7 +91,7 @@ def learn(model, ds, val, steps: int, every: int, layer_lr: bool) -> tuple[list[
         ds.set_epoch(epoch)
         for b in DataLoader(ds, 4):
             t = time.perf_counter()
-            loss = (model(b.input, b.kspace, b.mask) - b.target).abs().mean()
+            loss = (model(*b.inputs()) - b.target).abs().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -35,7 +35,7 @@ def network_predictor(model: torch.nn.Module, device: torch.device) -> Predictor
 
     @torch.inference_mode()
     def predict(b: Sample) -> torch.Tensor:
-        return model(b.input.to(device), b.kspace.to(device), b.mask.to(device)).float().cpu()
+        return model(*b.inputs(device)).float().cpu()
 
     return predict
 

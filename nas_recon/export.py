@@ -40,7 +40,8 @@ class MatrixFusion(nn.Module):
         yi = torch.matmul(ar, xi) + torch.matmul(ai, xr)
         return torch.matmul(yr, br) - torch.matmul(yi, bi), torch.matmul(yr, bi) + torch.matmul(yi, br)
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
         kr, ki = self._mul(self.hr, self.hi, self.wr, self.wi, x[:, 0], x[:, 1])
         m = mask[:, 0]
         if self.hard:

@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import torch
 
+NO_MAPS = torch.zeros(0)  # a single-coil sample's maps (collated to [B, 0])
+
 
 class Sample(NamedTuple):
     """One undersampled slice, scaled so that max |input| = 6 (divide by `scale` to undo).
@@ -13,6 +15,9 @@ class Sample(NamedTuple):
     input: zero-filled image [2, H, W]; target: fully sampled image [2, H, W];
     kspace: measured (masked) k-space [2, H, W]; mask: [1, 1, W] (1 = sampled);
     max_value: max of the target volume in original units (metrics' data range).
+    Multi-coil: kspace is [coils, 2, H, W], maps the coil sensitivities [coils, 2, H, W], input the
+    sensitivity-combined zero-filled image A^H k and target the RSS magnitude (fastMRI's multi-coil target) with
+    the phase of the sensitivity-combined fully sampled image; single-coil: maps is empty.
     """
 
     input: torch.Tensor
@@ -24,6 +29,16 @@ class Sample(NamedTuple):
     slice: int
     acceleration: float
     max_value: float
+    maps: torch.Tensor = NO_MAPS
+
+    @property
+    def multicoil(self) -> bool:
+        return self.maps.numel() > 0
+
+    def inputs(self, device: torch.device | None = None) -> tuple[torch.Tensor, ...]:
+        """What every model takes, (input, kspace, mask, maps), on `device` when given."""
+        t = (self.input, self.kspace, self.mask, self.maps)
+        return t if device is None else tuple(x.to(device) for x in t)
 
     def batched(self) -> Sample:
         """This sample as a batch of one (tensors gain a batch dim, the other fields become 1-lists)."""

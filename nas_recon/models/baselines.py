@@ -13,8 +13,17 @@ from nas_recon.models.searched import conv3x3
 class ZeroFilled(nn.Module):
     """x0 itself: no learning."""
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
         return x
+
+
+def coil_rss(k: torch.Tensor) -> torch.Tensor:
+    """RSS [B, 1, H, W] of the coil images of multi-coil k-space [B, coils, 2, H, W]."""
+    from nas_recon.physics.fft import chan_to_complex, ifft2c
+
+    with torch.autocast(k.device.type, enabled=False):
+        return (ifft2c(chan_to_complex(k.float())).abs() ** 2).sum(1, keepdim=True).sqrt()
 
 
 class ResBlock(nn.Module):
@@ -106,6 +115,7 @@ class UNet(nn.Module):
     fastMRI's single-coil protocol: the U-Net maps the zero-filled magnitude to the magnitude (1 channel in,
     1 out), its input normalised per instance (mean/std, clamped to +-6) and its output un-normalised. The
     output carries the zero-filled phase so that it stays a complex image like every other model's.
+    Multi-coil (fastMRI's multi-coil U-Net): its input is the RSS of the zero-filled coil images.
     """
 
     def __init__(self, chans: int = 32, pools: int = 4, cin: int = 1, cout: int = 1) -> None:
@@ -126,15 +136,17 @@ class UNet(nn.Module):
         self.up_t.append(UNetUp(ch * 2, ch))
         self.up_c.append(nn.Sequential(UNetBlock(ch * 2, ch), nn.Conv2d(ch, cout, 1, bias=True)))
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
         if min(x.shape[-2:]) < self.min_size:
             h, w, m = x.shape[-2], x.shape[-1], self.min_size
             raise ConfigError(f"unet: image {h}x{w} is smaller than {m}x{m}, the least its pooling levels take; "
                               "use a larger --size or crop")
         mag = torch.sqrt(x[:, 0:1] ** 2 + x[:, 1:2] ** 2 + 1e-24)  # finite gradient at 0
-        mean = mag.mean(dim=(1, 2, 3), keepdim=True)
-        std = mag.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
-        out = self.unet((mag - mean) / std) * std + mean
+        source = mag if maps is None or maps.numel() == 0 else coil_rss(k0)
+        mean = source.mean(dim=(1, 2, 3), keepdim=True)
+        std = source.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
+        out = self.unet((source - mean) / std) * std + mean
         return x / mag * out  # the zero-filled phase, the U-Net's magnitude
 
     def unet(self, x: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,12 @@ class CascadeNet(nn.Module):
         self.bodies = nn.ModuleList(bodies)
         self.fusions = nn.ModuleList(KSpaceFusion(lam, learnable_lam) for _ in bodies)
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x: zero-filled [B, 2, H, W]; k0: measured k-space [B, 2, H, W]; mask: [B, 1, 1, W]."""
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
+        """x: zero-filled [B, 2, H, W]; k0: measured k-space [B, 2, H, W]; mask: [B, 1, 1, W].
+
+        Multi-coil: x = A^H k0, k0 and maps [B, coils, 2, H, W]; the bodies see the coil-combined image.
+        """
         for body, fusion in zip(self.bodies, self.fusions, strict=True):
-            x = fusion(body(x), k0, mask)
+            x = fusion(body(x), k0, mask, maps)
         return x

@@ -9,26 +9,36 @@ from torch import nn
 
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan, fft2c, ifft2c
 
+CG_ITERATIONS = 10  # conjugate-gradient steps of the multi-coil data consistency (MoDL uses 10)
 
-def fuse(x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, lam: float | None) -> torch.Tensor:
+
+def fuse(x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, lam: float | None,
+         maps: torch.Tensor | None = None) -> torch.Tensor:
     """Data consistency on 2-channel images: sampled k-space points pulled towards the measurement `k0`.
 
     x: [B, 2, H, W] image; k0: [B, 2, H, W] measured k-space (zero where unsampled);
     mask: [B, 1, 1, W] or [B, 1, H, W], 1 where sampled; lam None = hard replacement.
+    Multi-coil: k0 and maps [B, coils, 2, H, W] (the SENSE operator; see KSpaceFusion).
     """
     layer = KSpaceFusion() if lam is None else KSpaceFusion(float(lam))
-    return layer(x, k0, mask)
+    return layer(x, k0, mask, maps)
 
 
 class KSpaceFusion(nn.Module):
     """k_out = (1 - m) k + m (k + lam k0) / (1 + lam); lam = inf (default) replaces sampled lines.
 
     With `learnable`, lam = softplus(raw) is a trainable parameter started at `lam` (1 if inf).
+    Multi-coil (maps given): the same two rules through the SENSE operator A = M F S: the hard rule replaces
+    each coil's sampled points and combines, x = S^H F^H ((1 - m) F S x + m k0) (a projection when
+    sum_c |S_c|^2 = 1, as ESPIRiT's maps are); the soft rule solves argmin ||x - z||^2 + lam ||A x - k0||^2,
+    i.e. (A^H A + I / lam) x = A^H k0 + z / lam, by `cg_iterations` of conjugate gradients (MoDL's DC layer;
+    with one coil and unit maps it is the closed form above).
     """
 
-    def __init__(self, lam: float = math.inf, learnable: bool = False) -> None:
+    def __init__(self, lam: float = math.inf, learnable: bool = False, cg_iterations: int = CG_ITERATIONS) -> None:
         super().__init__()
         self.learnable = learnable
+        self.cg_iterations = cg_iterations
         self.hard = math.isinf(lam) and not learnable
         if learnable:
             start = 1.0 if math.isinf(lam) else float(lam)
@@ -42,21 +52,38 @@ class KSpaceFusion(nn.Module):
             return nn.functional.softplus(self.raw_lam)
         return self.raw_lam
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
         """Fuse image `x` with measured k-space `k0` on `mask`, always in float32/complex64.
 
         Under autocast the networks hand over bfloat16/float16 images, which complex tensors and FFTs reject
         (and whose 8-bit mantissa would round the measured k-space); the fusion runs with autocast off and
         returns float32, which the next conv casts down again.
         """
-        if torch.jit.is_scripting():  # TorchScript exports run in float32 without autocast
+        if torch.jit.is_scripting():  # TorchScript exports run in float32 without autocast (single-coil)
             return self._fuse(x.float(), k0.float(), mask.float())
-        return self._fuse_eager(x, k0, mask)
+        return self._fuse_eager(x, k0, mask, maps)
 
     @torch.jit.unused
-    def _fuse_eager(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _fuse_eager(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                    maps: torch.Tensor | None) -> torch.Tensor:
         with torch.autocast(x.device.type, enabled=False):
+            if maps is not None and maps.numel() > 0:
+                return self._fuse_coils(x.float(), k0.float(), mask.float(), maps.float())
             return self._fuse(x.float(), k0.float(), mask.float())
+
+    @torch.jit.unused
+    def _fuse_coils(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        from nas_recon.physics.sense import sense_dc
+
+        z, k0c, s = chan_to_complex(x), chan_to_complex(k0), chan_to_complex(maps)
+        m = (mask[:, 0] if mask.dim() == 4 else mask).unsqueeze(1)  # [B, 1, 1|H, W] over the coils
+        if self.hard:
+            k = fft2c(s * z.unsqueeze(1))
+            out = (s.conj() * ifft2c((1 - m) * k + m * k0c)).sum(1)
+        else:
+            out = sense_dc(z, k0c, s, m, 1.0 / self.current_lam(), self.cg_iterations)
+        return complex_to_chan(out)
 
     def _fuse(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         k = fft2c(chan_to_complex(x))

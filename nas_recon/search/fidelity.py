@@ -84,8 +84,7 @@ def oneshot_scores(supernet: nn.Module, space: SearchSpace, cells: Sequence[Geno
     out = []
     for g in cells:
         with selected(supernet, space, g):
-            losses = [float(nn.functional.l1_loss(supernet(b.input.to(device), b.kspace.to(device),
-                                                           b.mask.to(device)), b.target.to(device)))
+            losses = [float(nn.functional.l1_loss(supernet(*b.inputs(device)), b.target.to(device)))
                       for b in batches]
         out.append(float(np.mean(losses)))
     return out

@@ -7,7 +7,6 @@ import logging
 import math
 import random
 import time
-import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
+from nas_recon.engine.trainer import StepReport, build_trainer, fit
 from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.genotype import Genotype, genotype_for, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
@@ -59,14 +59,12 @@ from nas_recon.train.dist import (
     identical_on_ranks,
     on_main,
     run_on_ranks,
-    single_process_view,
     sum_over_ranks,
     sync_gradients,
 )
 from nas_recon.train.tblog import Board
 
-for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning", "nni"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
+logging.getLogger("nni").setLevel(logging.ERROR)
 
 __all__ = ["FIXED_ON_RESUME", "SELECTIONS", "STRATEGIES", "SearchConfig", "run_search"]
 SCORE_BATCHES = 8  # fixed train_alpha batches that score random candidates and DARTS-PT perturbations
@@ -111,7 +109,7 @@ class SearchTask(pl.LightningModule):
         self.model = model
 
     def forward(self, batch) -> torch.Tensor:
-        return self.model(batch.input, batch.kspace, batch.mask)
+        return self.model(*batch.inputs())
 
     def weight_loss(self, batch) -> torch.Tensor:
         """L1 on the 2-channel output."""
@@ -184,10 +182,6 @@ class Monitor(Callback):
             ds.set_epoch(trainer.current_epoch)
         self.task.reset_sums()
         self.t0 = time.time()
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        a = self.task.last["a"] if self.task.bilevel else None
-        self.progress.step(trainer.current_epoch, batch_idx + 1, self.task.last["w"], a)
 
     def check_finite(self, epoch: int) -> None:
         """Stop a diverged search before its checkpoint or any genotype is written from non-finite weights."""
@@ -411,29 +405,18 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     # checkpoints/last.ckpt rewritten at the end of every epoch (save_last alone only writes at the end of fit)
     saver = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
                             every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
-    with single_process_view():  # each rank drives its own Trainer; the gradient hooks keep the ranks in step
-        trainer = pl.Trainer(
-            max_epochs=cfg.epochs, accelerator="gpu" if device.type == "cuda" else "cpu",
-            devices=[device.index] if device.type == "cuda" and device.index is not None else 1,
-            precision=cfg.precision,
-            logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-            limit_val_batches=0, callbacks=[monitor, saver] if world.main else [monitor], default_root_dir=str(out),
-            gradient_clip_val=None if bilevel else cfg.grad_clip,
-        )
+    report = StepReport(lambda epoch, step: progress.step(epoch, step, task.last["w"],
+                                                          task.last["a"] if bilevel else None))
+    trainer = build_trainer(device, cfg.epochs, cfg.precision, out,
+                            [monitor, report, saver] if world.main else [monitor, report],
+                            grad_clip=None if bilevel else cfg.grad_clip)
     steps = max(len(w_loader), len(a_loader)) if bilevel else len(w_loader)
     progress.start(cfg.epochs, steps, 0)
-    with warnings.catch_warnings(), single_process_view():
-        warnings.simplefilter("ignore")
-        try:
-            trainer.fit(oneshot, train_dataloaders=loaders, ckpt_path=str(ckpt) if ckpt else None)
-        except SystemExit:
-            if trainer.interrupted:
-                raise KeyboardInterrupt from None
-            raise
-    if monitor.board is not None:
-        monitor.board.close()
-    if trainer.interrupted:
-        raise KeyboardInterrupt
+    try:
+        fit(trainer, oneshot, loaders, ckpt)
+    finally:
+        if monitor.board is not None:
+            monitor.board.close()
 
     epochs_run = len(monitor.history)
     stopped_early = bilevel and epochs_run < cfg.epochs
@@ -484,7 +467,7 @@ def batches_l1(batches: list, device: torch.device) -> Any:
     """model -> mean L1 of its output over `batches`."""
 
     def loss(model: torch.nn.Module) -> float:
-        return float(np.mean([F.l1_loss(model(b.input.to(device), b.kspace.to(device), b.mask.to(device)),
+        return float(np.mean([F.l1_loss(model(*b.inputs(device)),
                                         b.target.to(device)).item() for b in batches]))
 
     return loss

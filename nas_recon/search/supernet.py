@@ -78,8 +78,9 @@ class Supernet(ModelSpace):
         super().__init__()
         self.net = CascadeNet([super_body(space, op_channels) for _ in range(space.cascades)])
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.net(x, k0, mask)
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x, k0, mask, maps)
 
 
 def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple[float, float] = (10.0, 0.1),

@@ -164,10 +164,12 @@ class ShardedBatches(Sampler[list[int]]):
         self.order.set_epoch(epoch)  # type: ignore[attr-defined]
 
     def __iter__(self) -> Iterator[list[int]]:
+        # a generator: the order is drawn at the first batch, after set_epoch (Lightning makes the first epoch's
+        # iterator of a resumed fit before it sets the sampler's epoch)
         idx = list(self.order)
         batches = [shard(idx[s:s + self.batch_size], self.world) for s in range(0, len(idx), self.batch_size)]
         self.factors = [f for _, f in batches]
-        return iter([b for b, _ in batches])
+        yield from (b for b, _ in batches)
 
     def __len__(self) -> int:
         return -(-len(self.order) // self.batch_size)  # type: ignore[arg-type]

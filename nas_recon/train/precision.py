@@ -28,9 +28,3 @@ def autocast(precision: str, device_type: str) -> AbstractContextManager[Any]:
     dtype = torch.bfloat16 if precision == "bf16-mixed" else torch.float16
     return torch.autocast(device_type, dtype=dtype)
 
-
-def grad_scaler(precision: str, device_type: str) -> Any:
-    """A gradient scaler for float16 on CUDA (None otherwise: bfloat16 keeps float32's exponent range)."""
-    import torch
-
-    return torch.amp.GradScaler(device_type) if precision == "16-mixed" else None

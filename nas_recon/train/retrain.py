@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
@@ -19,6 +21,8 @@ from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
+from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
+from nas_recon.engine.trainer import StepReport, build_trainer, fit
 from nas_recon.errors import ConfigError, DataError, NasReconError
 from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
@@ -42,7 +46,7 @@ from nas_recon.train.dist import (
     run_on_ranks,
 )
 from nas_recon.train.losses import parse_loss
-from nas_recon.train.precision import autocast, check_precision, grad_scaler
+from nas_recon.train.precision import autocast, check_precision
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
 from nas_recon.train.tblog import Board
 
@@ -120,7 +124,7 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
         idx = mine[s:s + (loader.batch_size or 1)]
         b = loader.collate_fn([loader.dataset[i] for i in idx])
         with autocast(precision, device.type):
-            out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
+            out = model(*b.inputs(device))
         out = out.float().cpu()
         for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
             rows.append((idx[i], {**slice_metrics(gt, pred, float(b.max_value[i])), "acc": float(b.acceleration[i])}))
@@ -139,7 +143,7 @@ def val_panels(model: torch.nn.Module, val: SliceDataset, device: torch.device, 
     b = val[0].batched()
     model.eval()
     with autocast(precision, device.type):
-        out = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
+        out = model(*b.inputs(device))
     model.train()
     zf, pred, gt = (chan_to_complex(t[0].float().cpu()).abs() for t in (b.input, out, b.target))
     return [zf, pred, gt, (pred - gt).abs()]
@@ -172,7 +176,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
 
 FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision")
 RECORD_DEFAULTS = {"precision": "32"}  # what a run.json written before the key existed meant
-RESUME_STATE = ("optimizer", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
+RESUME_STATE = ("lightning", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
 def check_new_run(out: Path, resume: bool) -> None:
@@ -201,118 +205,194 @@ def check_resume(out: Path, meta: dict[str, Any]) -> None:
                           "resume with the same settings or use another --out")
 
 
-def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceDataset, val: SliceDataset,
-           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any, world: World = ALONE) -> dict[str, Any]:
-    """The training loop of run_retrain, inside the run folder's lock (rank 0) or beside it (other ranks)."""
-    r = cfg.recipe
-    last, best = out / "last.pt", out / "best.pt"
-    on_main(world, lambda: check_new_run(out, resume))
-    configure()
-    torch.manual_seed(cfg.seed)
-    model = place(build_model(spec), device)
-    # cell networks (searched and random cells) get per-conv learning rates scaled by their init std
-    params = layer_lr_groups(model, r.lr) if r.layer_lr and spec.name == "searched" else model.parameters()
-    opt = torch.optim.Adam(params, lr=r.lr)
-    drop = max(1, math.ceil(r.epochs * r.lr_drop - 1e-9))  # 'first half' rounds up
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop], gamma=r.lr_after / r.lr)
-    history: list[dict[str, Any]] = []
-    start, best_psnr = 0, -math.inf
-    meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
-            "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
-            "precision": cfg.precision,
-            "params": count_params(model),
-            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
-    if resume and last.exists():
-        on_main(world, lambda: check_resume(out, meta))
-        ck = read_checkpoint(last)
-        if ck["model"] != spec.to_dict():
-            raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
-        missing = [k for k in RESUME_STATE if k not in ck]
-        if missing:
-            raise ConfigError(f"{last}: holds weights but no training state ('{missing[0]}' missing: a best.pt or "
-                              "a copied checkpoint?); --resume needs the last.pt a retrain wrote, or use another --out")
-        try:
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            sched.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"])
-        except (RuntimeError, ValueError, KeyError, TypeError) as e:
-            raise ConfigError(f"{last}: its training state does not fit this run ({str(e).splitlines()[0][:100]}); "
-                              "use another --out") from None
-        start, best_psnr, history = ck["epoch"], ck["best_psnr"], ck["history"]
-    if world.main:
-        atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
-    net = model  # what is saved and validated; `model` computes the training steps (DDP-wrapped across ranks)
-    if world.distributed:
-        model = torch.nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda"
-                                                          else None)
+class RetrainTask(pl.LightningModule):
+    """Retraining as a LightningModule: the recipe's loss, Adam and its lr drop; at each epoch's end validation,
+    best.pt, last.pt (resumable), train_log.csv and TensorBoard (rank 0 alone writes)."""
 
-    sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
-    loader = DataLoader(ds, batch_sampler=sampler)
-    val_loader = DataLoader(val, r.batch_size)
-    common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
-              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
-    progress.start(r.epochs, len(loader), start)
-    scaler = grad_scaler(cfg.precision, device.type)
-    board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
-    if not history:  # the learning curve starts at the untrained model (step 0)
-        metrics = validate(net, val_loader, device, cfg.precision, world)
-        history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
-                        "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
-    model.train()
-    for epoch in range(start, r.epochs):
-        ds.set_epoch(epoch)
-        sampler.set_epoch(epoch)
-        t0, total, n = time.time(), 0.0, 0
-        for step, b in enumerate(loader):
-            with autocast(cfg.precision, device.type):
-                pred = model(b.input.to(device), b.kspace.to(device), b.mask.to(device))
-            loss = loss_fn(pred.float(), b.target.to(device))  # the loss in float32, as the fusion
-            if world.distributed:  # this rank's share, weighted: DDP's gradient mean = the global batch's
-                loss = loss * sampler.factors[step]
-            batch_loss = mean_over_ranks(world, loss)  # the global batch's loss, the same on every rank
-            if not torch.isfinite(batch_loss):
-                raise NasReconError(
-                    f"loss became {float(batch_loss)} at epoch {epoch + 1} step {step + 1}; stopped, "
-                    f"the last good checkpoint is {last if last.exists() else 'none (first epoch)'}"
-                )
-            opt.zero_grad()
-            if scaler is None:
-                loss.backward()
-                opt.step()
-            else:  # float16: scaled gradients, steps skipped on overflow
-                scaler.scale(loss).backward()
-                scaler.step(opt)
-                scaler.update()
-            total += float(batch_loss)
-            n += 1
-            progress.step(epoch, step + 1, float(batch_loss))
-        g = opt.param_groups[0]
+    def __init__(self, run: RetrainRun, net: torch.nn.Module, history: list[dict[str, Any]], best_psnr: float
+                 ) -> None:
+        super().__init__()
+        self.run, self.net = run, net
+        self.history, self.best_psnr = history, best_psnr
+        self.sched: Any = None
+        self.restored: dict[str, Any] | None = None  # the last.pt being resumed (applied when training starts)
+        self.total, self.n, self.t0, self.last_loss = 0.0, 0, time.time(), float("nan")
+        # the network that computes the training steps: DDP-wrapped across ranks (kept out of the module tree,
+        # so that checkpoints hold `net` alone)
+        train_net = net
+        if run.world.distributed:
+            dev = run.device
+            train_net = torch.nn.parallel.DistributedDataParallel(
+                net, device_ids=[dev.index] if dev.type == "cuda" else None)
+        object.__setattr__(self, "train_net", train_net)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        opt = make_optimizer(self.run, self.net)
+        self.sched = make_scheduler(self.run.cfg.recipe, opt)  # stepped here at each epoch's end, before last.pt
+        return opt
+
+    def on_train_start(self) -> None:
+        if self.restored is not None:
+            self.sched.load_state_dict(self.restored["scheduler"])
+            torch.set_rng_state(self.restored["rng"])
+
+    def on_train_epoch_start(self) -> None:
+        self.run.ds.set_epoch(self.current_epoch)
+        self.run.sampler.set_epoch(self.current_epoch)
+        self.total, self.n, self.t0 = 0.0, 0, time.time()
+
+    def training_step(self, b, step: int) -> torch.Tensor:
+        run = self.run
+        pred = self.train_net(*b.inputs())
+        with torch.autocast(run.device.type, enabled=False):
+            loss = run.loss_fn(pred.float(), b.target)  # the loss in float32, as the fusion
+        if run.world.distributed:  # this rank's share, weighted: DDP's gradient mean = the global batch's
+            loss = loss * run.sampler.factors[step]
+        batch_loss = mean_over_ranks(run.world, loss)  # the global batch's loss, the same on every rank
+        if not torch.isfinite(batch_loss):
+            last = run.out / "last.pt"
+            good = last if last.exists() else "none (first epoch)"
+            raise NasReconError(f"loss became {float(batch_loss)} at epoch {self.current_epoch + 1} step {step + 1}; "
+                                f"stopped, the last good checkpoint is {good}")
+        self.last_loss = float(batch_loss)
+        self.total += self.last_loss
+        self.n += 1
+        return loss
+
+    def on_train_epoch_end(self) -> None:
+        run, r = self.run, self.run.cfg.recipe
+        epoch = self.current_epoch
+        g = self.trainer.optimizers[0].param_groups[0]
         lr = r.lr * g["lr"] / g["initial_lr"]  # the recipe's lr at this epoch (groups may scale it)
-        sched.step()
-        metrics = validate(net, val_loader, device, cfg.precision, world)
-        seconds = round(time.time() - t0, 3)
-        row = {"epoch": epoch + 1, "train_loss": total / max(1, n), "val_psnr": metrics["psnr"],
-               "val_ssim": metrics["ssim"], "lr": lr, "seconds": seconds, "step": history[-1]["step"] + n,
-               "wall_seconds": round(history[-1]["wall_seconds"] + seconds, 3)}
-        history.append(row)
-        improved = metrics["psnr"] > best_psnr
-        best_psnr = max(best_psnr, metrics["psnr"])
-        if not world.main:
-            continue
+        self.sched.step()
+        metrics = validate(self.net, run.val_loader, run.device, run.cfg.precision, run.world)
+        seconds = round(time.time() - self.t0, 3)
+        row = {"epoch": epoch + 1, "train_loss": self.total / max(1, self.n), "val_psnr": metrics["psnr"],
+               "val_ssim": metrics["ssim"], "lr": lr, "seconds": seconds, "step": self.history[-1]["step"] + self.n,
+               "wall_seconds": round(self.history[-1]["wall_seconds"] + seconds, 3)}
+        self.history.append(row)
+        improved = metrics["psnr"] > self.best_psnr
+        self.best_psnr = max(self.best_psnr, metrics["psnr"])
+        if not run.world.main:
+            return
         if improved:
-            save_checkpoint(best, {**common, "state_dict": net.state_dict(), "epoch": epoch + 1,
-                                   "val": metrics})
-        save_checkpoint(last, {**common, "state_dict": net.state_dict(), "optimizer": opt.state_dict(),
-                               "scheduler": sched.state_dict(), "rng": torch.get_rng_state(),
-                               "epoch": epoch + 1, "best_psnr": best_psnr, "history": history})
-        write_csv(out / "train_log.csv", history)
+            save_checkpoint(run.out / "best.pt", {**run.common, "state_dict": self.net.state_dict(),
+                                                  "epoch": epoch + 1, "val": metrics})
+        self.trainer.save_checkpoint(run.out / "last.pt")  # through RunCheckpointIO, with on_save_checkpoint's fields
+        write_csv(run.out / "train_log.csv", self.history)
+        board = run.board
         board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
                        "lr": lr, **{f"val/{k}": v for k, v in metrics.items() if k.endswith("x")}}, row["step"])
         if board.active:  # an extra forward pass: only when it is written
-            board.image("val/zero-filled|output|target|error", val_panels(net, val, device, cfg.precision),
-                        row["step"])
-        progress.epoch_end(row)
-    board.close()
-    return {"run_dir": out, "history": history, "best_psnr": best_psnr, "params": count_params(net),
+            board.image("val/zero-filled|output|target|error",
+                        val_panels(self.net, run.val, run.device, run.cfg.precision), row["step"])
+        run.progress.epoch_end(row)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[EXTRA] = {**self.run.common, "scheduler": self.sched.state_dict(), "rng": torch.get_rng_state(),
+                             "epoch": self.current_epoch + 1, "best_psnr": self.best_psnr, "history": self.history}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.restored = checkpoint[EXTRA]
+
+
+@dataclass
+class RetrainRun:
+    """What a retraining's epochs need besides the network (one object, for the LightningModule)."""
+
+    cfg: RetrainConfig
+    device: torch.device
+    world: World
+    ds: SliceDataset
+    val: SliceDataset
+    sampler: ShardedBatches
+    val_loader: DataLoader
+    loss_fn: Any
+    out: Path
+    common: dict[str, Any]
+    board: Board
+    progress: RetrainProgress
+
+
+def make_optimizer(run: RetrainRun, net: torch.nn.Module) -> torch.optim.Optimizer:
+    """Adam at the recipe's lr; cell networks (searched and random cells) get per-conv learning rates scaled by
+    their init std."""
+    r = run.cfg.recipe
+    searched = run.common["model"]["name"] == "searched"
+    return torch.optim.Adam(layer_lr_groups(net, r.lr) if r.layer_lr and searched else net.parameters(), lr=r.lr)
+
+
+def make_scheduler(r: Recipe, opt: torch.optim.Optimizer) -> Any:
+    """The recipe's one lr drop, after the first `lr_drop` share of the epochs ('first half' rounds up)."""
+    drop = max(1, math.ceil(r.epochs * r.lr_drop - 1e-9))
+    return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[drop], gamma=r.lr_after / r.lr)
+
+
+def check_resumable(last: Path, spec: ModelSpec, run: RetrainRun, net: torch.nn.Module) -> dict[str, Any]:
+    """last.pt, read and checked against this run before Lightning restores it (one-line errors)."""
+    ck = read_checkpoint(last)
+    if ck["model"] != spec.to_dict():
+        raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
+    missing = [k for k in RESUME_STATE if k not in ck]
+    if missing:
+        raise ConfigError(f"{last}: holds weights but no training state ('{missing[0]}' missing: a best.pt, a "
+                          "copied checkpoint, or a last.pt of an earlier nas-recon?); --resume needs the last.pt "
+                          "this version's retrain wrote, or use another --out")
+    try:  # on a copy of the network: Lightning restores the real one
+        probe = copy.deepcopy(net)
+        probe.load_state_dict(ck["state_dict"])
+        opt = make_optimizer(run, probe)
+        opt.load_state_dict(ck["lightning"]["optimizer_states"][0])
+        make_scheduler(run.cfg.recipe, opt).load_state_dict(ck["scheduler"])
+        if not isinstance(ck["rng"], torch.Tensor):
+            raise TypeError("'rng' is not a tensor")
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        raise ConfigError(f"{last}: its training state does not fit this run ({str(e).splitlines()[0][:100]}); "
+                          "use another --out") from None
+    return ck
+
+
+def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceDataset, val: SliceDataset,
+           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any, world: World = ALONE) -> dict[str, Any]:
+    """run_retrain inside the run folder's lock (rank 0) or beside it (other ranks): the engine's Trainer fits a
+    RetrainTask."""
+    r = cfg.recipe
+    last = out / "last.pt"
+    on_main(world, lambda: check_new_run(out, resume))
+    configure()
+    torch.manual_seed(cfg.seed)
+    net = place(build_model(spec), device)
+    meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
+            "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
+            "precision": cfg.precision,
+            "params": count_params(net),
+            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
+    common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
+              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
+    sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
+    loader = DataLoader(ds, batch_sampler=sampler)
+    run = RetrainRun(cfg, device, world, ds, val, sampler, DataLoader(val, r.batch_size), loss_fn, out, common,
+                     Board(out, enabled=False), progress)
+    history: list[dict[str, Any]] = []
+    start, best_psnr, ckpt = 0, -math.inf, None
+    if resume and last.exists():
+        on_main(world, lambda: check_resume(out, meta))
+        ck = check_resumable(last, spec, run, net)
+        start, best_psnr, history, ckpt = ck["epoch"], ck["best_psnr"], ck["history"], last
+    if world.main:
+        atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
+    run.board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
+    progress.start(r.epochs, len(loader), start)
+    if not history:  # the learning curve starts at the untrained model (step 0)
+        metrics = validate(net, run.val_loader, device, cfg.precision, world)
+        history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
+                        "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
+    task = RetrainTask(run, net, history, best_psnr)
+    trainer = build_trainer(device, r.epochs, cfg.precision, out, [StepReport(
+        lambda epoch, step: progress.step(epoch, step, task.last_loss))], checkpoint_io=RunCheckpointIO())
+    try:
+        fit(trainer, task, loader, ckpt)
+    finally:
+        run.board.close()
+    return {"run_dir": out, "history": task.history, "best_psnr": task.best_psnr, "params": count_params(net),
             "spec": spec, "config": {**asdict(cfg), "recipe": r.to_dict()}}

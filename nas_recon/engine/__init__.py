@@ -1,0 +1,1 @@
+"""One training engine: the Lightning Trainer that search and retrain both run on."""

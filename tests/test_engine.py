@@ -1,0 +1,86 @@
+"""The one training engine: every Trainer built in one place, last.pt as a nas-recon checkpoint holding
+Lightning's state, resumes that draw each epoch as an uninterrupted run does."""
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SIZE
+
+from nas_recon.data.sampler import EpochSampler
+from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
+from nas_recon.errors import ConfigError
+from nas_recon.train.checkpoint import model_from_checkpoint, read_checkpoint
+from nas_recon.train.dist import ALONE, ShardedBatches
+from nas_recon.train.recipe import Recipe
+from nas_recon.train.retrain import RetrainConfig, RetrainProgress, run_retrain
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_one_place_builds_every_trainer():
+    found = []
+    for path in [*(ROOT / "nas_recon").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]:
+        if re.search(r"\bTrainer\(", path.read_text()):
+            found.append(path.relative_to(ROOT).as_posix())
+    assert found == ["nas_recon/engine/trainer.py"]
+
+
+def test_batches_are_drawn_after_the_epoch_is_set():
+    # Lightning makes a resumed fit's first iterator before it sets the sampler's epoch: the draw must wait
+    sampler = ShardedBatches(EpochSampler(12, 3), 4, ALONE)
+    it = iter(sampler)
+    sampler.set_epoch(5)
+    got = [i for b in it for i in b]
+    order = EpochSampler(12, 3)
+    order.set_epoch(5)
+    assert got == list(order) and got != list(EpochSampler(12, 3))
+
+
+def recipe(**kw):
+    return Recipe(**{**dict(epochs=3, batch_size=2, crop=16, lr=1e-3, lr_after=1e-4, lr_drop=0.5,
+                            val_max_slices=2), **kw})
+
+
+class StopAt(RetrainProgress):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def step(self, epoch, step, loss):
+        if epoch == self.epoch and step == 1:
+            raise KeyboardInterrupt
+
+
+def test_last_pt_holds_the_network_and_lightnings_state(data_root, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(KeyboardInterrupt):
+        run_retrain(RetrainConfig(str(data_root), str(out), recipe(), model="dccnn-1", device="cpu", size=SIZE),
+                    progress=StopAt(2))
+    ck = read_checkpoint(out / "last.pt")  # the format, and the sha256 of the network's weights
+    assert ck["epoch"] == 2 and len(ck["history"]) == 3  # the untrained row and two epochs
+    assert ck["lightning"]["loops"]["fit_loop"]["epoch_progress"]["total"]["processed"] == 2
+    assert len(ck["lightning"]["optimizer_states"]) == 1 and ck["scheduler"]["last_epoch"] == 2
+    model, spec, _ = model_from_checkpoint(out / "last.pt")  # what evaluate and export load
+    assert spec.name == "dccnn-1" and set(model.state_dict()) == set(ck["state_dict"])
+    back = RunCheckpointIO().load_checkpoint(out / "last.pt")  # what Lightning restores from
+    assert all(k.startswith("net.") for k in back["state_dict"]) and back[EXTRA]["best_psnr"] == ck["best_psnr"]
+    assert torch.equal(back["state_dict"]["net." + next(iter(ck["state_dict"]))], next(iter(ck["state_dict"].values())))
+
+
+def test_checkpoint_io_refuses_state_outside_the_network(tmp_path):
+    with pytest.raises(ValueError, match="lies outside the network"):
+        RunCheckpointIO().save_checkpoint({EXTRA: {}, "state_dict": {"other.w": torch.zeros(1)}}, tmp_path / "x.pt")
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_damaged_last_pt_is_refused_before_lightning_sees_it(data_root, tmp_path):
+    out = tmp_path / "r"
+    cfg = RetrainConfig(str(data_root), str(out), recipe(epochs=2), model="dccnn-1", device="cpu", size=SIZE)
+    with pytest.raises(KeyboardInterrupt):
+        run_retrain(cfg, progress=StopAt(1))
+    ck = torch.load(out / "last.pt", weights_only=False)
+    ck["lightning"]["optimizer_states"][0]["param_groups"][0]["params"] = [0]  # one parameter fewer
+    torch.save(ck, out / "last.pt")
+    with pytest.raises(ConfigError, match="last.pt: its training state does not fit this run"):
+        run_retrain(cfg, resume=True)
