@@ -19,14 +19,30 @@ from nas_recon.models.registry import count_params
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def conv_macs(model: nn.Module, size: int = SIZE) -> int:
-    """Multiply-accumulates of all conv layers for one 2 x size x size input through the whole network.
+def model_inputs(size: int, coils: int = 0, width: int | None = None, device: torch.device | None = None,
+                 random: bool = False) -> tuple[torch.Tensor, ...]:
+    """One slice's (input, kspace, mask, maps) at size x width (default square): single-coil, or `coils` coils
+    (k-space and maps [1, coils, 2, H, W]; the mask samples every column)."""
+    w = width or size
+    make = torch.randn if random else torch.zeros
+    x = make(1, 2, size, w, device=device)
+    mask = torch.ones(1, 1, 1, w, device=device)
+    if not coils:
+        return x, x, mask, torch.zeros(0, device=device)
+    k = make(1, coils, 2, size, w, device=device)
+    maps = torch.full((1, coils, 2, size, w), coils ** -0.5, device=device)
+    maps[:, :, 1] = 0  # real maps, sum_c |S_c|^2 = 1
+    return x, k, mask, maps
+
+
+def conv_macs(model: nn.Module, size: int = SIZE, coils: int = 0, width: int | None = None) -> int:
+    """Multiply-accumulates of all conv layers for one 2 x size x size input through the whole network
+    (multi-coil: `coils` coils; `width` for a non-square slice, e.g. fastMRI's 640 x 368).
 
     thop's own conv counter; every other layer type thop knows is counted as zero (SPEC: conv MACs only).
     Shared or recurrent modules count once per call, so all cascades and recursions are included.
     """
-    x = torch.zeros(1, 2, size, size)
-    return module_macs(model, (x, x, torch.ones(1, 1, 1, size)))
+    return module_macs(model, model_inputs(size, coils, width))
 
 
 def module_macs(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> int:
@@ -50,13 +66,14 @@ def strip_thop_buffers(model: nn.Module) -> None:
 
 
 def latency_ms(model: nn.Module, size: int = SIZE, device: torch.device | None = None, repeats: int = 10,
-               warmup: int = 2) -> float:
+               warmup: int = 2, coils: int = 0, width: int | None = None) -> float:
     """Median wall time of one slice (batch 1) after warm-up, under torch.inference_mode."""
     device = device or torch.device("cpu")
     model = place(model, device).eval()
-    x = torch.randn(1, 2, size, size, device=device)
-    mask = torch.ones(1, 1, 1, size, device=device)
-    return timed_ms(lambda: model(x, x, mask), device, repeats, warmup)
+    inputs = model_inputs(size, coils, width, device, random=True)
+    if not coils:
+        inputs = (inputs[0], inputs[0], inputs[2])  # as single-coil callers call: (x, k0, mask)
+    return timed_ms(lambda: model(*inputs), device, repeats, warmup)
 
 
 def timed_ms(call, device: torch.device, repeats: int = 10, warmup: int = 2) -> float:
@@ -76,9 +93,9 @@ def timed_ms(call, device: torch.device, repeats: int = 10, warmup: int = 2) -> 
 
 
 def model_cost(model: nn.Module, size: int = SIZE, device: torch.device | None = None, repeats: int = 10,
-               latency: bool = True) -> dict:
-    """{'params', 'flops', 'latency_ms'} of a network."""
-    out = {"params": count_params(model), "flops": conv_macs(model, size)}
+               latency: bool = True, coils: int = 0, width: int | None = None) -> dict:
+    """{'params', 'flops', 'latency_ms'} of a network (at `coils` coils and size x width when given)."""
+    out = {"params": count_params(model), "flops": conv_macs(model, size, coils, width)}
     if latency:
-        out["latency_ms"] = latency_ms(model, size, device, repeats)
+        out["latency_ms"] = latency_ms(model, size, device, repeats, coils=coils, width=width)
     return out

@@ -21,6 +21,7 @@ from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.metrics import METRICS, aggregate, slice_metrics, volume_metrics
+from nas_recon.models.baselines import ZeroFilled
 from nas_recon.models.tv import tv_reconstruct_many
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan
 from nas_recon.physics.masks import MaskSpec
@@ -46,8 +47,9 @@ def tv_predictor(backend: str = "auto") -> tuple[Predictor, dict[str, str]]:
 
     def predict(b: Sample) -> torch.Tensor:
         n = b.input.shape[0]
+        maps = [chan_to_complex(b.maps[i]) for i in range(n)] if b.multicoil else None
         imgs, name = tv_reconstruct_many([chan_to_complex(b.kspace[i]) for i in range(n)],
-                                         [b.mask[i, 0, 0] for i in range(n)], backend)
+                                         [b.mask[i, 0, 0] for i in range(n)], backend, maps)
         used["backend"] = name
         return torch.stack([complex_to_chan(img) for img in imgs])
 
@@ -62,10 +64,11 @@ def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -
         raise ConfigError("give exactly one of --checkpoint FILE or --model zero-filled|tv")
     if checkpoint is not None:
         net, spec, ck = model_from_checkpoint(Path(checkpoint))
+        coils = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
         return network_predictor(net, resolve_device(device_name)), {"model": spec.name, "checkpoint": checkpoint,
-                                                                     "epoch": ck.get("epoch")}
+                                                                     "epoch": ck.get("epoch"), "coils": coils}
     if model == "zero-filled":
-        return (lambda b: b.input.clone()), {"model": "zero-filled"}
+        return (lambda b: ZeroFilled()(*b.inputs())), {"model": "zero-filled"}
     if model == "tv":
         pred, used = tv_predictor()
         return pred, {"model": "tv", "tv_backend": used}
@@ -85,9 +88,19 @@ def unscaled_magnitudes(out: torch.Tensor, b: Sample) -> list[tuple[np.ndarray, 
 
 def evaluate(predict: Predictor, data: str | Path, size: int = SIZE, masks: MaskSpec | None = None, seed: int = 0,
              crop: int | None = None, max_slices: int | None = None, batch_size: int = 4,
-             progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Metrics of `predict` on every slice of `data` at each acceleration (fixed masks)."""
-    ds = SliceDataset(data, size, crop, masks or MaskSpec(), "eval", seed, max_slices)
+             progress: Callable[[int, int], None] | None = None, trained_on: tuple[int, str] | None = None,
+             maps_dir: str | Path | None = None) -> dict[str, Any]:
+    """Metrics of `predict` on every slice of `data` at each acceleration (fixed masks).
+
+    `trained_on`: (coil count, checkpoint) of a network; data of the other kind is refused.
+    """
+    ds = SliceDataset(data, size, crop, masks or MaskSpec(), "eval", seed, max_slices, maps_dir=maps_dir)
+    if trained_on is not None and trained_on[0] != ds.coils:
+        def kind(c: int) -> str:
+            return f"multi-coil ({c} coils)" if c else "single-coil"
+
+        raise ConfigError(f"{trained_on[1]}: the network was trained on {kind(trained_on[0])} data; {data} holds "
+                          f"{kind(ds.coils)} data")
     loader = DataLoader(ds, batch_size)
     rows: list[dict[str, Any]] = []
     vols: dict[tuple[str, float], dict[str, list]] = defaultdict(lambda: {"gt": [], "pred": [], "max": 0.0})

@@ -53,6 +53,14 @@ def atomic_write_text(path: Path, text: str) -> None:
         f.write(text)
 
 
+def save_array(path: Path, array: Any) -> None:
+    """np.save atomically (never a half-written .npy)."""
+    import numpy as np
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     """Rewrite a CSV atomically from rows (nothing when there are none)."""
     if not rows:

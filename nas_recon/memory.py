@@ -53,6 +53,9 @@ def estimated_params(spec) -> tuple[int, int]:
         small = replace(small, genotype={**spec.genotype, "cascades": 1, "cells": 1})
     with torch.device("meta"):
         model = build_model(small)
+        if spec.genotype is None and sum(p.numel() for p in build_model(replace(spec, cascades=2)).parameters()) \
+                == sum(p.numel() for p in model.parameters()):
+            repeat = 1  # a family of fixed depth (U-Net, VarNet): spec.cascades does not apply
     params = sum(p.numel() for p in model.parameters())
     first = next((m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)), 2)
     return params * repeat, first

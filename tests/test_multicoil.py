@@ -1,6 +1,7 @@
 """Multi-coil groundwork (issue 22): RSS, the calibration region, ESPIRiT against known maps, the simulated
 multi-coil demo files, and `data check` / the training commands on multi-coil input."""
 
+import json
 import re
 import shutil
 
@@ -68,13 +69,13 @@ def test_espirit_recovers_the_simulated_maps_from_undersampled_kspace(mc_demo):
         espirit_maps(k * m8, m8)
 
 
-def test_data_check_reports_multicoil_and_training_refuses_it(mc_demo, tmp_path, capsys):
+def test_data_check_reports_multicoil_and_a_narrow_centre_is_refused_before_any_work(mc_demo, tmp_path, capsys):
     assert main(["data", "check", str(mc_demo / "train"), "--size", "128"]) == 0
     assert "(multi-coil, 8 coils)" in capsys.readouterr().out
-    out = tmp_path / "run"
+    out = tmp_path / "run"  # 8x at 128: a 5-column centre, too narrow for ESPIRiT
     assert main(["retrain", "--model", "dccnn-1", "--data", str(mc_demo), "--out", str(out), "--size", "128"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "multi-coil volume (8 coils)" in err and "not built yet" in err and "\n" not in err
+    assert "multi-coil at 8x and --size 128: the fully sampled centre is 5 columns" in err and "\n" not in err
     assert not out.exists()
 
 
@@ -119,3 +120,167 @@ def test_a_folder_of_both_kinds_is_refused(tmp_path, mc_demo, capsys):
 def test_demo_coil_count_is_checked(tmp_path):
     with pytest.raises(ConfigError, match="coils: expected 0 .single-coil. or 2 to 32, got 1"):
         build_demo(tmp_path / "d", size=64, slices=10, coils=1)
+
+
+# --- the multi-coil path end to end (issue 22): transform, SENSE fusion, models, commands ---
+
+@pytest.fixture(scope="module")
+def mc160(tmp_path_factory):
+    """4 coils at 160 x 160: the smallest size whose 8x centre (6 columns) ESPIRiT calibrates on."""
+    out = tmp_path_factory.mktemp("mc160") / "data"
+    build_demo(out, size=160, slices=10, coils=4)
+    return out
+
+
+def test_single_coil_samples_are_unchanged():
+    """Golden: the single-coil transform's outputs (train crops and eval slices) hash as before the multi-coil
+    transform existed (digest taken from the code of commit baeaae5)."""
+    import hashlib
+    import tempfile
+    from pathlib import Path
+
+    from conftest import write_volume
+
+    from nas_recon.data.dataset import SliceDataset
+    from nas_recon.physics.masks import MaskSpec
+
+    root = Path(tempfile.mkdtemp())
+    for i in range(2):
+        write_volume(root / f"v{i}.h5", slices=2, seed=7 + i)
+    h = hashlib.sha256()
+    for crop, mode in ((16, "train"), (None, "eval")):
+        ds = SliceDataset(root, 32, crop, MaskSpec("random", (4, 8)), mode, 3)
+        ds.set_epoch(2)
+        for i in range(len(ds)):
+            x = ds[i]
+            assert not x.multicoil and x.maps.numel() == 0
+            for t in (x.input, x.target, x.kspace, x.mask):
+                h.update(t.contiguous().numpy().tobytes())
+            h.update(f"{x.scale!r}|{x.acceleration!r}|{x.max_value!r}|{x.file}|{x.slice}".encode())
+    assert h.hexdigest() == "064cfe22cab265623265fc4495b4ffad117f9cae41f80531bdb1b22e32b28e00"
+
+
+def test_multicoil_sample_is_the_sense_model_with_the_rss_target(mc160, tmp_path):
+    from nas_recon.data.dataset import SliceDataset
+    from nas_recon.physics.fft import chan_to_complex
+    from nas_recon.physics.masks import MaskSpec
+    from nas_recon.physics.sense import sense_adjoint
+
+    ds = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4, 8)), "eval", 0, maps_dir=tmp_path / "maps")
+    x = ds[1]  # slice 0 at 8x
+    assert x.multicoil and x.kspace.shape == (4, 2, 160, 160) and x.maps.shape == (4, 2, 160, 160)
+    assert x.input.shape == x.target.shape == (2, 160, 160) and x.acceleration == 8
+    k, s = chan_to_complex(x.kspace), chan_to_complex(x.maps)
+    torch.testing.assert_close(chan_to_complex(x.input), sense_adjoint(k, s, x.mask[0]))  # A^H k
+    assert torch.all(k[..., x.mask[0, 0] == 0] == 0)  # unsampled columns are zero
+    with h5py.File(ds.volumes[0].path) as f:  # target magnitude = fastMRI's reconstruction_rss
+        rss_file = f["reconstruction_rss"][0]
+    np.testing.assert_allclose(chan_to_complex(x.target).abs().numpy() / x.scale, rss_file, rtol=2e-4, atol=1e-9)
+    with h5py.File(ds.volumes[0].path) as f:
+        assert x.max_value == pytest.approx(float(f["reconstruction_rss"][()].max()))  # the volume's RSS max
+    norm = (s.abs() ** 2).sum(0)  # ESPIRiT maps: unit norm over coils inside the support, 0 outside
+    assert torch.allclose(norm[norm > 0.5], torch.ones(()), atol=1e-3)
+    cached = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert cached == [f"{ds.volumes[0].path.stem}-0-8x-160.npy"]  # one file per (file, slice, acceleration)
+    again = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4, 8)), "eval", 0, maps_dir=tmp_path / "maps")
+    torch.testing.assert_close(again[1].maps, x.maps)  # read back from the cache, identical
+    crops = SliceDataset(mc160 / "train", 160, 48, MaskSpec("random", (4, 8)), "train", 0)
+    c = crops[0]
+    assert c.kspace.shape == (4, 2, 48, 48) and c.maps.shape == (4, 2, 48, 48) and c.mask.shape == (1, 1, 48)
+
+
+def test_bad_maps_and_mixed_coil_counts_get_one_line(mc160, tmp_path):
+    from nas_recon.data.dataset import SliceDataset
+    from nas_recon.physics.masks import MaskSpec
+
+    maps = tmp_path / "maps"
+    ds = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4,)), "eval", 0, maps_dir=maps)
+    name = f"{ds.volumes[0].path.stem}-0-4x-160.npy"
+    maps.mkdir()
+    np.save(maps / name, np.zeros((3, 160, 160), np.complex64))
+    with pytest.raises(DataError, match=rf"{name}: sensitivity maps of shape \(3, 160, 160\) \(complex64\), "
+                                        r"expected \(4, 160, 160\) complex64; delete the file"):
+        ds[0]
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(sorted((mc160 / "train").glob("*.h5"))[0], folder / "a.h5")
+    build_demo(tmp_path / "six", size=160, slices=10, coils=6)
+    shutil.copy(sorted((tmp_path / "six" / "train").glob("*.h5"))[0], folder / "b.h5")
+    with pytest.raises(DataError, match=r"volumes with different coil counts in one set \(a.h5: 4 coil\(s\), "
+                                        r"b.h5: 6\)"):
+        SliceDataset(folder, 160, None, MaskSpec("random", (4,)), "eval", 0)
+
+
+def test_multicoil_fusion_rules():
+    """Hard rule: one coil with unit maps is today's fusion; with orthonormal maps a consistent image is a fixed
+    point. Soft rule through the module: one coil, unit maps = the closed form (CG, MoDL's DC layer)."""
+    from nas_recon.physics.fft import chan_to_complex, complex_to_chan, fft2c
+    from nas_recon.physics.fusion import KSpaceFusion
+
+    g = torch.Generator().manual_seed(3)
+    x, k0 = torch.randn(2, 2, 12, 10, generator=g), torch.randn(2, 2, 12, 10, generator=g)
+    mask = (torch.rand(2, 1, 1, 10, generator=g) > 0.5).float()
+    k0 = k0 * mask
+    unit = complex_to_chan(torch.ones(2, 1, 12, 10, dtype=torch.complex64))
+    for fusion in (KSpaceFusion(), KSpaceFusion(4.0), KSpaceFusion(0.5, learnable=True)):
+        torch.testing.assert_close(fusion(x, k0.unsqueeze(1), mask, unit), fusion(x, k0, mask), rtol=1e-4, atol=1e-5)
+    s = torch.randn(2, 3, 12, 10, generator=g, dtype=torch.complex64)
+    s = s / (s.abs() ** 2).sum(1, keepdim=True).sqrt()  # sum_c |S_c|^2 = 1
+    z = torch.randn(2, 12, 10, generator=g, dtype=torch.complex64)
+    kz = mask * fft2c(s * z.unsqueeze(1))  # the measurement of z itself
+    out = KSpaceFusion()(complex_to_chan(z), complex_to_chan(kz), mask, complex_to_chan(s))
+    torch.testing.assert_close(chan_to_complex(out), z, rtol=1e-4, atol=1e-5)
+
+
+def test_varnet_is_fastmris_layout_and_runs_on_both_kinds():
+    from nas_recon.models.registry import ModelSpec, build_model, count_params
+    from nas_recon.models.varnet import centre_lines
+
+    big = build_model(ModelSpec("varnet"))
+    assert len(big.cascades) == 12 and count_params(big) == 29_936_966  # fastMRI's VarNet(): ~30 M
+    m = torch.tensor([1, 0, 1, 1, 1, 1, 0, 1.0]).view(1, 1, 1, 8)
+    assert centre_lines(m).flatten().tolist() == [0, 0, 1, 1, 1, 1, 0, 0]
+    net = build_model(ModelSpec("varnet-small"))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 2, 24, 24, generator=g)
+    mask = torch.zeros(2, 1, 1, 24)
+    mask[..., 9:15] = 1
+    single = net(x, torch.randn(2, 2, 24, 24, generator=g) * mask, mask)
+    multi = net(x, torch.randn(2, 5, 2, 24, 24, generator=g) * mask.unsqueeze(1), mask, torch.randn(2, 5, 2, 24, 24))
+    assert single.shape == multi.shape == (2, 2, 24, 24) and torch.isfinite(multi).all()
+
+
+def test_multicoil_folder_goes_through_every_command(mc160, tmp_path, capsys):
+    """retrain, evaluate, reconstruct, search on a multi-coil folder; a multi-coil network on single-coil data is
+    refused in one line with nothing written."""
+    from conftest import write_volume
+
+    args = ["--data", str(mc160), "--size", "160", "--device", "cpu"]
+    run = tmp_path / "r"
+    assert main(["retrain", "--model", "dccnn-1", *args, "--out", str(run), "--recipe", "quick", "--epochs", "1",
+                 "--crop", "32"]) == 0
+    record = json.loads((run / "run.json").read_text())
+    assert record["coils"] == 4 and record["maps"].startswith("ESPIRiT") and any((run / "maps").iterdir())
+    m = tmp_path / "m.json"
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(mc160 / "test"), "--size", "160",
+                 "--out", str(m)]) == 0
+    agg = json.loads(m.read_text())["aggregate"]
+    assert set(agg) == {"4x", "8x"} and all(agg[a]["psnr"]["mean"] > 15 for a in agg)
+    rec = tmp_path / "rec"
+    assert main(["reconstruct", "--checkpoint", str(run / "best.pt"), "--input", str(mc160 / "test"), "--out",
+                 str(rec), "--size", "160"]) == 0
+    with h5py.File(sorted(rec.glob("*.h5"))[0]) as f:
+        assert f["reconstruction"].shape[1:] == (160, 160)
+    single = tmp_path / "single"
+    single.mkdir()
+    write_volume(single / "s.h5", h=160, w=160)
+    capsys.readouterr()
+    bad = tmp_path / "bad.json"
+    assert main(["evaluate", "--checkpoint", str(run / "best.pt"), "--data", str(single), "--size", "160",
+                 "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained on multi-coil (4 coils) data" in err and "single-coil" in err and "\n" not in err
+    assert not bad.exists()
+    s = tmp_path / "s"
+    assert main(["search", *args, "--out", str(s), "--epochs", "1", "--crop", "32", "--batch-size", "2"]) == 0
+    assert json.loads((s / "run.json").read_text())["coils"] == 4 and (s / "genotype.json").is_file()

@@ -366,7 +366,7 @@ def test_tv_of_several_slices_runs_bart_in_parallel_in_input_order(monkeypatch):
 
     seen: list[tuple[int, int | None, str]] = []
 
-    def fake_bart(k, m, threads=None):
+    def fake_bart(k, m, threads=None, maps=None):
         time.sleep(0.05 * (4 - int(k.real.flatten()[0])))  # later slices finish first
         seen.append((int(k.real.flatten()[0]), threads, threading.current_thread().name))
         return k * 2

@@ -19,7 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--genotype", type=Path, help="genotype JSON")
     g.add_argument("--model", help="baseline name (zero-filled, tv, unet, dccnn-N, modl-N, rdn-N)")
     g.add_argument("--reference", action="store_true", help="the reference report: paper baselines + examples")
-    p.add_argument("--size", type=size_int, default=SIZE)
+    p.add_argument("--size", type=size_int, default=SIZE, help="image height (and width unless --width)")
+    p.add_argument("--width", type=size_int, help="image width (default --size), e.g. --size 640 --width 368")
+    p.add_argument("--coils", type=pos_int, help="multi-coil input of this many coils (fastMRI knee: 15)")
     p.add_argument("--repeats", type=pos_int, default=10, help="timed runs for the latency median")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--write", type=Path, help="with --reference: write STEM.md and STEM.json")
@@ -72,13 +74,16 @@ def run_cost(args: argparse.Namespace) -> int:
         else:
             parse_name(args.model)
             spec, name = ModelSpec(args.model), args.model
-        check_model_fits("cost", spec, 1, args.size, args.size, device, False, "use a smaller --size or model")
-        c = model_cost(build_model(spec), args.size, device, args.repeats)
-        result = {"model": name, **c, "device": str(device), "size": args.size}
+        width = args.width or args.size
+        check_model_fits("cost", spec, 1, args.size, width, device, False, "use a smaller --size or model")
+        c = model_cost(build_model(spec), args.size, device, args.repeats, coils=args.coils or 0, width=width)
+        result = {"model": name, **c, "device": str(device), "size": args.size, "width": width,
+                  "coils": args.coils or 0}
     if args.json:
         print(json.dumps(result))
         return 0
-    t = Table(title=f"cost at {args.size} x {args.size}")
+    shape = f"{args.size} x {args.width or args.size}" + (f" x {args.coils} coils" if args.coils else "")
+    t = Table(title=f"cost at {shape}")
     for col in ("model", "params", "FLOPs (G MACs)", "latency (ms/slice)", "device"):
         t.add_column(col, justify="right")
     flops = "n/a" if result["flops"] is None else f"{result['flops'] / 1e9:.3f}"

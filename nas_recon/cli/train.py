@@ -175,7 +175,8 @@ def run_evaluate_cmd(args: argparse.Namespace) -> int:
         task = bar.add_task("evaluate", total=None, info="")
         result = evaluate(predict, args.data, args.size, MaskSpec(args.mask_type, tuple(args.accelerations)),
                           args.seed, args.crop or None, args.max_slices,
-                          progress=lambda i, n: bar.update(task, completed=i, total=n))
+                          progress=lambda i, n: bar.update(task, completed=i, total=n),
+                          trained_on=(info["coils"], str(args.checkpoint)) if args.checkpoint else None)
     result["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
     write_metrics(result, args.out)
     console.print(metrics_table(f"{info['model']} on {args.data}", result["aggregate"]))

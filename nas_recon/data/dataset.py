@@ -1,4 +1,4 @@
-"""Slice dataset over a folder of fastMRI single-coil volumes (lazy, a file handle per worker)."""
+"""Slice dataset over a folder of fastMRI volumes, single- or multi-coil (lazy, a file handle per worker)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_target, inspect_
 from nas_recon.data.sample import Sample
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
+from nas_recon.io import save_array
+from nas_recon.physics.coils import MIN_CALIBRATION, acs_width, espirit_maps, phase, rss
 from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
+from nas_recon.physics.sense import sense_adjoint
 
+MAPS_METHOD = ("ESPIRiT (sigpy EspiritCalib, thresh 0.02, crop 0.95) from the fully sampled centre of the "
+               "undersampled k-space, once per (file, slice, acceleration)")
 INPUT_MAX = 6.0  # SPEC: each slice scaled so that max |x0| = 6
 CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
 
@@ -65,6 +70,7 @@ class SliceDataset(Dataset):
         max_volumes: int | None = None,
         cache_bytes: int = CACHE_BYTES,
         repeats: int = 1,
+        maps_dir: str | Path | None = None,
     ) -> None:
         if mode not in ("train", "eval", "given"):
             raise ConfigError(f"mode: unknown '{mode}', expected train, eval or given")
@@ -83,11 +89,19 @@ class SliceDataset(Dataset):
         self.masks = masks or MaskSpec()
         self.mode, self.seed, self.epoch = mode, seed, 0
         self.volumes: list[VolumeInfo] = [inspect_volume(p, min_size=size) for p in files]
-        for v in self.volumes:
-            if v.coils:
-                raise DataError(f"{v.path}: multi-coil volume ({v.coils} coils): search, retraining, evaluation and "
-                                "reconstruction on multi-coil data are not built yet (`nas-recon data check` "
-                                "validates it)")
+        self.coils = check_one_kind(self.volumes)
+        self.maps_dir = Path(maps_dir) if maps_dir is not None else None
+        if self.coils:  # decided before any work: ESPIRiT calibrates on the fully sampled centre
+            for acc in self.masks.accelerations:
+                width = acs_width(make_mask(size, acc, None, self.masks.kind, np.random.default_rng(0)))
+                if width < MIN_CALIBRATION:
+                    where = files[0] if len(files) == 1 else files[0].parent
+                    raise DataError(f"{where}: multi-coil at {acc:g}x and --size {size}: the "
+                                    f"fully sampled centre is {width} columns, ESPIRiT needs at least "
+                                    f"{MIN_CALIBRATION}; use a larger --size or lower accelerations")
+        if self.coils and mode == "given":
+            raise DataError(f"{self.volumes[0].path}: reconstructing multi-coil files with their own mask is not "
+                            "built yet (evaluate with simulated masks instead)")
         if mode == "given":
             for v in self.volumes:
                 if not v.has_mask:
@@ -105,8 +119,10 @@ class SliceDataset(Dataset):
         self._handles: dict[int, h5py.File] = {}
         self._vmax: dict[int, float] = {}
         # paired images (complex64, size x size) are kept once read when the whole set fits in cache_bytes
-        self.cache_enabled = len(self.slices) * size * size * 8 <= cache_bytes
+        per_slice = size * size * 8 * max(1, self.coils) * (1 + len(self.masks.accelerations) * bool(self.coils))
+        self.cache_enabled = len(self.slices) * per_slice <= cache_bytes  # multi-coil: coil images and maps
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._maps: dict[tuple[int, int, float], torch.Tensor] = {}
 
     def __len__(self) -> int:
         return len(self.items) * self.repeats
@@ -132,7 +148,8 @@ class SliceDataset(Dataset):
         self._handles.clear()
 
     def paired_image(self, vi: int, s: int) -> torch.Tensor:
-        """Fully sampled complex image of slice `s`, centre-cropped to size x size (cached when enabled)."""
+        """Fully sampled complex image of slice `s`, centre-cropped to size x size (cached when enabled); multi-coil:
+        its coil images [coils, size, size]."""
         cached = self._cache.get((vi, s))
         if cached is not None:
             return cached
@@ -149,18 +166,55 @@ class SliceDataset(Dataset):
         """Max of the target volume in original units (from reconstruction_esc when present)."""
         if vi not in self._vmax:
             f = self._file(vi)
-            if "reconstruction_esc" in f and f["reconstruction_esc"].shape[-2:] == (self.size, self.size):
-                target = f["reconstruction_esc"][()]
-                check_target(self.volumes[vi].path, target)
+            key = self.volumes[vi].target_key
+            if key in f and f[key].shape[-2:] == (self.size, self.size):
+                target = f[key][()]
+                check_target(self.volumes[vi].path, target, key)
                 self._vmax[vi] = float(np.max(target))
             else:
                 n = self.volumes[vi].num_slices
-                self._vmax[vi] = max(float(self.paired_image(vi, s).abs().max()) for s in range(n))
+                self._vmax[vi] = max(float(self.magnitude(self.paired_image(vi, s)).max()) for s in range(n))
         return self._vmax[vi]
+
+    def magnitude(self, img: torch.Tensor) -> torch.Tensor:
+        """|image|, or the RSS of coil images (fastMRI's multi-coil target)."""
+        return rss(img) if self.coils else img.abs()
+
+    def coil_maps(self, vi: int, s: int, acc: float) -> torch.Tensor:
+        """ESPIRiT maps [coils, size, size] of slice `s` from the fully sampled centre of its k-space at `acc`
+        (the same for every mask of that acceleration): computed once, kept in memory and in `maps_dir`."""
+        key = (vi, s, float(acc))
+        if key in self._maps:
+            return self._maps[key]
+        vol = self.volumes[vi]
+        want = (self.coils, self.size, self.size)
+        path = self.maps_dir / f"{vol.path.stem}-{s}-{acc:g}x-{self.size}.npy" if self.maps_dir else None
+        if path is not None and path.is_file():
+            try:
+                maps = np.load(path, allow_pickle=False)
+            except (OSError, ValueError) as e:
+                raise DataError(f"{path}: unreadable sensitivity maps ({e}); delete the file to recompute") from None
+            if maps.shape != want or maps.dtype != np.complex64:
+                raise DataError(f"{path}: sensitivity maps of shape {maps.shape} ({maps.dtype}), expected {want} "
+                                "complex64; delete the file to recompute")
+        else:
+            k = fft2c(self.paired_image(vi, s)).numpy()
+            m = make_mask(self.size, acc, None, self.masks.kind, np.random.default_rng(0))  # its centre is all read
+            try:
+                maps = espirit_maps(k * m, m)
+            except DataError as e:  # a centre too narrow to calibrate: say where, and what would widen it
+                raise DataError(f"{vol.path}: slice {s} at {acc:g}x: {e} (the centre is 0.32 / R of --size "
+                                f"{self.size}; use a larger --size or lower accelerations)") from None
+            if path is not None:
+                save_array(path, maps)
+        maps_t = torch.from_numpy(maps)
+        if self.cache_enabled:
+            self._maps[key] = maps_t
+        return maps_t
 
     def crop_corner(self, img: torch.Tensor, rng: np.random.Generator) -> tuple[int, int]:
         """Top-left of a training crop centred on a random foreground pixel (|img| > 10 % of its max)."""
-        mag = img.abs()
+        mag = self.magnitude(img)
         ys, xs = torch.nonzero(mag > 0.1 * mag.max(), as_tuple=True)
         if ys.numel() == 0:
             cy, cx = (int(v) for v in rng.integers(0, self.size, size=2))
@@ -212,6 +266,8 @@ class SliceDataset(Dataset):
             rng = np.random.default_rng(eval_seed(self.seed, vol.path.name, s, acc or 0.0))
         if self.mode == "train":
             acc = self.masks.draw_acceleration(rng)
+        if self.coils:
+            return self.coil_sample(vi, s, float(acc), img, rng)
         peak_ref = None
         if self.crop is not None and self.crop < self.size:
             # scale crops like their whole slice (a crop of background must not be blown up to max 6)
@@ -245,3 +301,45 @@ class SliceDataset(Dataset):
             acceleration=float(acc),
             max_value=self.volume_max(vi),
         )
+
+    def coil_sample(self, vi: int, s: int, acc: float, img: torch.Tensor, rng: np.random.Generator) -> Sample:
+        """The multi-coil transform: maps at `acc` -> crop (images and maps alike) -> mask -> SENSE-combined
+        zero-filled input, RSS target (with the combined image's phase) -> scale; the draws as single-coil's."""
+        vol = self.volumes[vi]
+        maps = self.coil_maps(vi, s, acc)
+        peak_ref = None
+        if self.crop is not None and self.crop < self.size:
+            m_full = torch.from_numpy(make_mask(self.size, acc, None, self.masks.kind, rng).astype(np.float32))
+            peak_ref = float(sense_adjoint(fft2c(img) * m_full, maps, m_full).abs().max())
+            if self.mode == "train":
+                top, left = self.crop_corner(img, rng)
+            else:
+                top, left = (self.size - self.crop) // 2, (self.size - self.crop) // 2
+            img = img[..., top: top + self.crop, left: left + self.crop]
+            maps = maps[..., top: top + self.crop, left: left + self.crop]
+        width = img.shape[-1]
+        mask = torch.from_numpy(make_mask(width, acc, None, self.masks.kind, rng).astype(np.float32)).view(1, 1, width)
+        k_meas = fft2c(img) * mask[0]
+        x0 = sense_adjoint(k_meas, maps, mask[0])
+        peak = float(x0.abs().max()) if peak_ref is None else peak_ref
+        if not peak > 0:
+            raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
+                            "remove the slice or the file")
+        combined = (maps.conj() * img).sum(0)
+        target = rss(img) * phase(combined)  # RSS magnitude (fastMRI's target), the combined image's phase
+        scale = INPUT_MAX / peak
+        return Sample(input=complex_to_chan(x0 * scale), target=complex_to_chan(target * scale),
+                      kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale, file=vol.path.name, slice=s,
+                      acceleration=acc, max_value=self.volume_max(vi), maps=complex_to_chan(maps))
+
+
+def check_one_kind(volumes: list[VolumeInfo]) -> int:
+    """The coil count the volumes share (0: single-coil); a clear error for mixed kinds or coil counts."""
+    counts = {v.coils for v in volumes}
+    if len(counts) > 1:
+        a = next(v for v in volumes if v.coils == min(counts))
+        b = next(v for v in volumes if v.coils == max(counts))
+        what = "single- and multi-coil volumes" if 0 in counts else "volumes with different coil counts"
+        raise DataError(f"{a.path.parent}: {what} in one set ({a.path.name}: {a.coils or 'single'} coil(s), "
+                        f"{b.path.name}: {b.coils}); batches need one kind: split the folder")
+    return counts.pop()

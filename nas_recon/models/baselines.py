@@ -11,11 +11,13 @@ from nas_recon.models.searched import conv3x3
 
 
 class ZeroFilled(nn.Module):
-    """x0 itself: no learning."""
+    """x0 itself: no learning; multi-coil: the RSS of the zero-filled coil images (fastMRI's), x0's phase."""
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
                 maps: torch.Tensor | None = None) -> torch.Tensor:
-        return x
+        if maps is None or maps.numel() == 0:
+            return x
+        return with_phase(coil_rss(k0), x)
 
 
 def coil_rss(k: torch.Tensor) -> torch.Tensor:
@@ -24,6 +26,14 @@ def coil_rss(k: torch.Tensor) -> torch.Tensor:
 
     with torch.autocast(k.device.type, enabled=False):
         return (ifft2c(chan_to_complex(k.float())).abs() ** 2).sum(1, keepdim=True).sqrt()
+
+
+def with_phase(magnitude: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """magnitude [B, 1, H, W] with the phase of the 2-channel image x (phase 0 where x = 0)."""
+    from nas_recon.physics.coils import phase
+    from nas_recon.physics.fft import chan_to_complex, complex_to_chan
+
+    return complex_to_chan(magnitude[:, 0] * phase(chan_to_complex(x.float())))
 
 
 class ResBlock(nn.Module):
@@ -143,10 +153,13 @@ class UNet(nn.Module):
             raise ConfigError(f"unet: image {h}x{w} is smaller than {m}x{m}, the least its pooling levels take; "
                               "use a larger --size or crop")
         mag = torch.sqrt(x[:, 0:1] ** 2 + x[:, 1:2] ** 2 + 1e-24)  # finite gradient at 0
-        source = mag if maps is None or maps.numel() == 0 else coil_rss(k0)
+        multicoil = maps is not None and maps.numel() > 0
+        source = coil_rss(k0) if multicoil else mag
         mean = source.mean(dim=(1, 2, 3), keepdim=True)
         std = source.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
         out = self.unet((source - mean) / std) * std + mean
+        if multicoil:
+            return with_phase(out, x)
         return x / mag * out  # the zero-filled phase, the U-Net's magnitude
 
     def unet(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from nas_recon.genotype import Genotype, genotype_from_dict
 from nas_recon.models.baselines import DCCNNBody, RDNBody, UNet, ZeroFilled
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.searched import build_from_genotype
+from nas_recon.models.varnet import VarNet
 
 
 @dataclass
@@ -95,6 +96,18 @@ def _modl(spec: ModelSpec, n: int | None) -> nn.Module:
 @register_model("rdn", True, "RDN: a dilated block applied N times (shared), cascades not shared")
 def _rdn(spec: ModelSpec, n: int | None) -> nn.Module:
     return CascadeNet([RDNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam)
+
+
+@register_model("varnet", False, "E2E-VarNet, fastMRI's VarNet() defaults: 12 cascades, 18 channels, "
+                "sensitivity U-Net 8 channels, 4 pools")
+def _varnet(spec: ModelSpec, n: int | None) -> nn.Module:
+    return VarNet(cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4)
+
+
+@register_model("varnet-small", False, "E2E-VarNet for the CPU demo (a smaller configuration): 4 cascades, "
+                "8 channels, sensitivity U-Net 4 channels, 3 pools")
+def _varnet_small(spec: ModelSpec, n: int | None) -> nn.Module:
+    return VarNet(cascades=4, chans=8, pools=3, sens_chans=4, sens_pools=3)
 
 
 @register_model("searched", False, "the searched network of a genotype JSON")

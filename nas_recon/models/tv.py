@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nas_recon.errors import NasReconError
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.physics.fft import fft2c, ifft2c
 
 LAMBDA = 0.01
@@ -87,16 +87,18 @@ def _read_cfl(stem: Path) -> np.ndarray:
 
 
 def tv_bart(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iters: int = ITERATIONS,
-            threads: int | None = None) -> torch.Tensor:
+            threads: int | None = None, maps: torch.Tensor | None = None) -> torch.Tensor:
     """`bart pics -S -R T:7:0:lam -i iters` through .cfl/.hdr files in a temp dir (`threads`: BART's OpenMP
-    threads, default BART's own choice)."""
-    m = mask.to(torch.float32).expand(kspace.shape).numpy()
-    k = (kspace.numpy() * m).astype(np.complex64)  # unsampled points exactly 0
-    h, w = k.shape
+    threads, default BART's own choice). Multi-coil: kspace and maps [coils, H, W] (BART's coil dimension 3)."""
+    k = kspace if kspace.dim() == 3 else kspace.unsqueeze(0)
+    s = torch.ones_like(k) if maps is None else maps
+    m = mask.to(torch.float32).expand(k.shape[-2:]).numpy()
+    k = (k.numpy() * m).astype(np.complex64)  # unsampled points exactly 0
+    c, h, w = k.shape
     with tempfile.TemporaryDirectory(prefix="nas-recon-bart-") as d:
         d = Path(d)
-        _write_cfl(d / "ksp", k.reshape(h, w, 1, 1))
-        _write_cfl(d / "sens", np.ones((h, w, 1, 1), np.complex64))
+        _write_cfl(d / "ksp", np.moveaxis(k, 0, -1).reshape(h, w, 1, c))
+        _write_cfl(d / "sens", np.moveaxis(s.numpy().astype(np.complex64), 0, -1).reshape(h, w, 1, c))
         cmd = ["bart", "pics", "-S", "-R", f"T:7:0:{lam}", "-i", str(iters), str(d / "ksp"), str(d / "sens"),
                str(d / "out")]
         env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -112,16 +114,20 @@ def tv_backend(backend: str = "auto") -> str:
     return "bart" if backend == "bart" or (backend == "auto" and bart_available()) else "torch"
 
 
-def tv_reconstruct_many(kspaces: list[torch.Tensor], masks: list[torch.Tensor],
-                        backend: str = "auto") -> tuple[list[torch.Tensor], str]:
+def tv_reconstruct_many(kspaces: list[torch.Tensor], masks: list[torch.Tensor], backend: str = "auto",
+                        maps: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], str]:
     """TV reconstructions of several slices. BART runs one single-threaded `pics` per core at once (its own
     threading keeps ~1.2 of 2 cores busy on one 320 x 320 slice); the built-in solver runs them in turn (its
-    tensor ops already use every core)."""
+    tensor ops already use every core). Multi-coil (`maps` given, coil k-space [coils, H, W]): BART alone."""
     name = tv_backend(backend)
+    if maps is not None and name == "torch":
+        raise ConfigError("tv: multi-coil TV runs BART's pics with the sensitivity maps; BART is not on PATH "
+                          "(Debian/Ubuntu: apt install bart)")
     if name == "torch":
         return [tv_torch(k, m) for k, m in zip(kspaces, masks, strict=True)], name
+    jobs = list(zip(kspaces, masks, maps or [None] * len(kspaces), strict=True))
     workers = max(1, min(len(kspaces), os.cpu_count() or 1))
     if workers == 1:
-        return [tv_bart(k, m) for k, m in zip(kspaces, masks, strict=True)], name
+        return [tv_bart(k, m, maps=s) for k, m, s in jobs], name
     with ThreadPoolExecutor(workers) as pool:  # threads wait on subprocesses: no GIL contention
-        return list(pool.map(lambda km: tv_bart(*km, threads=1), zip(kspaces, masks, strict=True))), name
+        return list(pool.map(lambda j: tv_bart(j[0], j[1], threads=1, maps=j[2]), jobs)), name

@@ -11,10 +11,17 @@ import torch
 
 from nas_recon.errors import DataError
 
+MIN_CALIBRATION = 6  # columns of fully sampled centre ESPIRiT calibrates on (3 x 3 kernels at the least)
+
 
 def rss(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Root-sum-of-squares over `dim` of complex (or real) coil images: fastMRI's multi-coil target."""
     return torch.sqrt((x.abs() ** 2).sum(dim))
+
+
+def phase(z: torch.Tensor) -> torch.Tensor:
+    """z / |z|, and 1 where z = 0 (outside the maps' support the RSS target keeps its magnitude)."""
+    return torch.where(z.abs() > 0, torch.sgn(z), torch.ones((), dtype=z.dtype, device=z.device))
 
 
 def acs_width(mask: np.ndarray) -> int:
@@ -39,10 +46,14 @@ def espirit_maps(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02, cro
     from sigpy.mri.app import EspiritCalib
 
     width = acs_width(mask)
-    if width < 6:
-        raise DataError(f"ESPIRiT needs a fully sampled centre of at least 6 columns; the mask has {width}")
-    maps = EspiritCalib(np.asarray(kspace, np.complex64), calib_width=width, thresh=thresh, crop=crop,
-                        show_pbar=False).run()
+    if width < MIN_CALIBRATION:
+        raise DataError(f"ESPIRiT needs a fully sampled centre of at least {MIN_CALIBRATION} columns; the mask has "
+                        f"{width}")
+    # sigpy's 6 x 6 kernels need a calibration region of ~3 kernel widths: narrower centres (small images, 8x)
+    # get smaller kernels, down to 3
+    kernel = 6 if width >= 18 else max(3, width // 3)
+    maps = EspiritCalib(np.asarray(kspace, np.complex64), calib_width=width, kernel_width=kernel, thresh=thresh,
+                        crop=crop, show_pbar=False).run()
     return np.asarray(maps, np.complex64)
 
 

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
-from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
+from nas_recon.data.dataset import MAPS_METHOD, SliceDataset, list_volumes, split_volumes
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
@@ -57,6 +57,7 @@ from nas_recon.train.dist import (
     World,
     broadcast,
     identical_on_ranks,
+    main_only,
     on_main,
     run_on_ranks,
     sum_over_ranks,
@@ -316,12 +317,13 @@ def check_search_checkpoint(path: Path, module: pl.LightningModule) -> None:
                           f"'{odd}' differs); use another --out")
 
 
-def write_run_record(cfg: SearchConfig, record: dict[str, Any]) -> None:
+def write_run_record(cfg: SearchConfig, record: dict[str, Any], coils: int = 0) -> None:
     """run.json: the settings and the training data's record (written once every check has passed)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "run.json", json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
-                                                    "data_record": record}, indent=1))
+                                                    "data_record": record, "coils": coils,
+                                                    "maps": MAPS_METHOD if coils else None}, indent=1))
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
@@ -346,7 +348,7 @@ def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDat
     """train_w (offset 0) or train_alpha (offset 1): training crops and masks drawn from seed + offset."""
     masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
     return SliceDataset(files, cfg.size, cfg.crop, masks, "train", cfg.seed + offset, cfg.max_slices,
-                        repeats=cfg.repeats)
+                        repeats=cfg.repeats, maps_dir=main_only(Path(cfg.out) / "maps"))
 
 
 def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World = ALONE) -> DataLoader:
@@ -396,7 +398,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     if ckpt is not None:
         on_main(world, lambda: check_search_checkpoint(ckpt, oneshot))
     if world.main:
-        write_run_record(cfg, record)
+        write_run_record(cfg, record, ds_w.coils)
     w_loader, a_loader = split_loader(cfg, ds_w, 0, world), split_loader(cfg, ds_a, 1, world)
     score_loader = split_loader(cfg, ds_a, 1)  # scoring after the search: the same fixed batches on every rank
     loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)

@@ -105,6 +105,11 @@ def stop(world: World, finished: bool) -> None:
         tdist.destroy_process_group()
 
 
+def main_only(path: str | Path) -> Path | None:
+    """`path` on the rank that writes (of the environment's world), None on the others (a cache they skip)."""
+    return Path(path) if world_from_env().main else None
+
+
 def on_main(world: World, check: Callable[[], T]) -> T:
     """`check()` on rank 0 alone, its result on every rank; a ConfigError it raises is raised on every rank.
 

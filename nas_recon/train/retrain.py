@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
-from nas_recon.data.dataset import INPUT_MAX, SliceDataset
+from nas_recon.data.dataset import INPUT_MAX, MAPS_METHOD, SliceDataset
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.defaults import SIZE
@@ -41,6 +41,7 @@ from nas_recon.train.dist import (
     ShardedBatches,
     World,
     gather_rows,
+    main_only,
     mean_over_ranks,
     on_main,
     run_on_ranks,
@@ -161,9 +162,14 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     check_precision(cfg.precision, device.type)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
+    maps = main_only(Path(cfg.out) / "maps")  # multi-coil: the ESPIRiT maps, cached in the run folder (rank 0)
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
-                      repeats=r.repeats)
-    val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None)
+                      repeats=r.repeats, maps_dir=maps)
+    val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None,
+                       maps_dir=maps)
+    if val.coils != ds.coils:
+        raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
+                        "volumes; both need the same kind")
     side = r.crop or cfg.size
     check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
                "use a smaller crop (--crop) or --batch-size")
@@ -364,11 +370,11 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     net = place(build_model(spec), device)
     meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
             "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
-            "precision": cfg.precision,
+            "precision": cfg.precision, "coils": ds.coils, "maps": MAPS_METHOD if ds.coils else None,
             "params": count_params(net),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
-              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data)}}
+              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data), "coils": ds.coils}}
     sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
     loader = DataLoader(ds, batch_sampler=sampler)
     run = RetrainRun(cfg, device, world, ds, val, sampler, DataLoader(val, r.batch_size), loss_fn, out, common,
