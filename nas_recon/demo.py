@@ -7,7 +7,7 @@ last checkpoint.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from nas_recon.lock import run_lock
 from nas_recon.train.recipe import load_recipe, with_overrides
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
+MULTICOIL_SIZE = 160  # the smallest demo size a multi-coil demo runs at (8x calibrates on 6 columns)
 DEMO_SPACE = "paper_a"  # the paper's space A (bias-free cells, SPEC); `demo --space` takes another
 
 
@@ -43,6 +44,7 @@ class Budget:
     eval_max_slices: int | None = None
     baselines: tuple[str, ...] = BASELINES
     tv: bool = True
+    coils: int = 0  # 0: single-coil demo data; N: N simulated coils (and E2E-VarNet among the baselines)
 
 
 BUDGETS = {
@@ -78,16 +80,23 @@ class DemoProgress:
 
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
              progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False,
-             space: str = DEMO_SPACE) -> dict[str, Any]:
+             space: str = DEMO_SPACE, coils: int = 0) -> dict[str, Any]:
     """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias;
-    `space`: the search space, a shipped name or a TOML path)."""
+    `space`: the search space, a shipped name or a TOML path; `coils`: a multi-coil demo of that many coils, the
+    small E2E-VarNet added to the baselines)."""
+    from nas_recon.data.demo import MAX_COILS
     from nas_recon.space import load_space
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
+    if coils and not 2 <= coils <= MAX_COILS:
+        raise ConfigError(f"--coils: expected 0 (single-coil) or 2 to {MAX_COILS}, got {coils}")
     load_space(space)  # a bad --space is refused before anything is written
+    b = BUDGETS[budget]
+    if coils:  # at least 160 x 160: the 8x centre (4 %) must hold ESPIRiT's 6 calibration columns
+        b = replace(b, coils=coils, baselines=(*b.baselines, "varnet-small"), size=max(b.size, MULTICOIL_SIZE))
     with run_lock(out, "demo"):
-        return _demo(out, BUDGETS[budget], device, seed, progress or DemoProgress(), source, cell_bias, space)
+        return _demo(out, b, device, seed, progress or DemoProgress(), source, cell_bias, space)
 
 
 def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str,
@@ -101,12 +110,14 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     state_file = out / "demo.json"
     state = _read_state(state_file)
     if state and (state.get("budget") != budget or state.get("seed") != seed
-                  or state.get("cell_bias", False) != cell_bias or state.get("space", "paper_a") != space):
+                  or state.get("cell_bias", False) != cell_bias or state.get("space", "paper_a") != space
+                  or state.get("coils", 0) != b.coils):
+        held = f" --coils {state['coils']}" if state.get("coils") else ""
         raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}"
                           f" space {state.get('space', 'paper_a')!r}"
-                          f"{' --cell-bias' if state.get('cell_bias') else ''}; use another --out")
+                          f"{' --cell-bias' if state.get('cell_bias') else ''}{held}; use another --out")
     atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed, "cell_bias": cell_bias,
-                                              "space": space}))
+                                              "space": space, "coils": b.coils}))
 
     data = data_stage(out / "data", b, seed, source, progress)
 
@@ -133,8 +144,13 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
                                       model=model, genotype=gfile))
 
     progress.stage("evaluating on test/ at 4x and 8x and writing the report")
-    notes = [f"`nas-recon demo --budget {budget}` on the offline demo data ({b.slices} slices of the MNI152 "
-             f"template at {b.size} x {b.size}, train/val/test by slab)",
+    coil_note = (f", {b.coils} simulated coils (birdcage maps, correlated noise); ESPIRiT maps from the "
+                 "undersampled centre; targets and metrics on the RSS" if b.coils else "")
+    notes = [f"`nas-recon demo --budget {budget}{f' --coils {b.coils}' if b.coils else ''}` on the offline demo "
+             f"data ({b.slices} slices of the MNI152 template at {b.size} x {b.size}, train/val/test by slab"
+             f"{coil_note})",
+             *(["varnet-small: E2E-VarNet in a smaller configuration for the CPU demo (4 cascades, 8 channels, "
+                "sensitivity U-Net 4 channels, 3 pools; fastMRI's default is `varnet`)"] if b.coils else []),
              f"search: space {space}, {b.search_epochs} epochs max (patience {b.search_patience}, early stop only when "
              f"decided), {b.search_crop} x {b.search_crop} crops, batch {b.search_batch}, at most "
              f"{b.search_max_slices} slices per split drawn {b.search_repeats}x an epoch, arch lr {b.search_arch_lr}",
@@ -148,7 +164,7 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
              f"{'' if b.eval_max_slices is None else f' (at most {b.eval_max_slices} slices)'}"]
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
     return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
-                       seed, classical, notes=notes, progress=progress.stage)
+                       seed, classical, notes=notes, progress=progress.stage, maps_dir=maps_dir(data, b))
 
 
 def data_stage(data: Path, b: Budget, seed: int, source: str, progress: DemoProgress) -> Path:
@@ -157,8 +173,13 @@ def data_stage(data: Path, b: Budget, seed: int, source: str, progress: DemoProg
 
     if not (data / "manifest.json").is_file():
         progress.stage("building the offline demo dataset")
-        build_demo(data, source, b.size, seed, b.slices, force=True)
+        build_demo(data, source, b.size, seed, b.slices, force=True, coils=b.coils)
     return data
+
+
+def maps_dir(data: Path, b: Budget) -> Path | None:
+    """Multi-coil: one ESPIRiT cache beside the demo data, shared by every stage (None single-coil)."""
+    return data.parent / "maps" if b.coils else None
 
 
 def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, device: str, progress: DemoProgress,
@@ -174,7 +195,8 @@ def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, de
         cfg = SearchConfig(data=str(data), out=str(run_dir), space=space, epochs=b.search_epochs,
                            patience=b.search_patience, crop=b.search_crop, size=b.size, batch_size=b.search_batch,
                            max_slices=b.search_max_slices, seed=seed, device=device, repeats=b.search_repeats,
-                           arch_lr=b.search_arch_lr, **options)
+                           arch_lr=b.search_arch_lr, maps_dir=str(maps_dir(data, b)) if b.coils else None,
+                           **options)
         run_search(cfg, resume=(run_dir / "run.json").exists(), progress=progress.search_progress())
     return run_dir / "genotype.json"
 
@@ -193,7 +215,7 @@ def retrain_stage(data: Path, run_dir: Path, label: str, recipe, b: Budget, seed
         return run_dir
     progress.stage(f"retraining {label}")
     cfg = RetrainConfig(str(data), str(run_dir), recipe, model=model, genotype=genotype, seed=seed, device=device,
-                        size=b.size)
+                        size=b.size, maps_dir=str(maps_dir(data, b)) if b.coils else None)
     run_retrain(cfg, resume=(run_dir / "run.json").exists(), progress=progress.retrain_progress(label))
     return run_dir
 

@@ -196,7 +196,8 @@ def metrics_key(data: Path, size: int, crop: int | None, max_slices: int | None,
 
 
 def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, max_slices: int | None,
-                 device: str, seed: int, files: dict[str, Any] | None = None) -> dict[str, Any]:
+                 device: str, seed: int, files: dict[str, Any] | None = None, maps_dir: Path | None = None
+                 ) -> dict[str, Any]:
     """metrics-test.json of a retrain run (cached in the run folder, keyed on best.pt's content)."""
     ckpt = run["path"] / "best.pt"
     if not ckpt.is_file():
@@ -205,7 +206,8 @@ def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, m
 
     def compute() -> dict[str, Any]:
         predict, info = predictor_for(str(ckpt), None, device)
-        res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices, trained_on=(info["coils"], str(ckpt)))
+        res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices, trained_on=(info["coils"], str(ckpt)),
+                       maps_dir=maps_dir)
         res["method"] = info
         return res
 
@@ -213,13 +215,14 @@ def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, m
 
 
 def classical_metrics(name: str, data: Path, size: int, crop: int | None, max_slices: int | None, seed: int,
-                      cache_dir: Path, files: dict[str, Any] | None = None) -> dict[str, Any]:
+                      cache_dir: Path, files: dict[str, Any] | None = None, maps_dir: Path | None = None
+                      ) -> dict[str, Any]:
     """Metrics of zero-filled or TV (cached in the report folder)."""
     key = {**metrics_key(data, size, crop, max_slices, seed, files), "method": name}
 
     def compute() -> dict[str, Any]:
         predict, info = predictor_for(None, name, "cpu")
-        res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices)
+        res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices, maps_dir=maps_dir)
         res["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
         return res
 
@@ -346,9 +349,10 @@ def plot_pareto(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_images(models: dict[str, Any], data: Path, size: int, crop: int | None, seed: int, path: Path) -> None:
+def plot_images(models: dict[str, Any], data: Path, size: int, crop: int | None, seed: int, path: Path,
+                maps_dir: Path | None = None) -> None:
     """One test slice per acceleration: target, each method, and its error map."""
-    ds = SliceDataset(data, size, crop, MaskSpec(), "eval", seed)
+    ds = SliceDataset(data, size, crop, MaskSpec(), "eval", seed, maps_dir=maps_dir)
     picks = {}
     mid = len(ds.slices) // 2
     for i, (v, s, a) in enumerate(ds.items):
@@ -491,10 +495,12 @@ def search_decision(log: Path) -> dict[str, Any]:
 def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size: int = SIZE, crop: int | None = None,
                 max_slices: int | None = None, device: str = "cpu", seed: int = 0,
                 classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
-                notes: list[str] | None = None, progress=None, mixed_data: bool = False) -> dict[str, Any]:
+                notes: list[str] | None = None, progress=None, mixed_data: bool = False,
+                maps_dir: Path | None = None) -> dict[str, Any]:
     """Gather runs into OUT/report.md, report.json and PNG plots; return the report object.
 
     Runs trained on different data (by content) are refused unless `mixed_data`, which marks them instead.
+    Multi-coil: `maps_dir` caches the test slices' ESPIRiT maps (computed once for every method).
     """
     runs = [read_run(Path(p)) for p in run_dirs]  # a refused run list writes nothing, not even OUT
     retrains = [r for r in runs if r["kind"] == "retrain"]
@@ -505,12 +511,12 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out, "report"):
         return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
-                            notes, progress)
+                            notes, progress, maps_dir)
 
 
 def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size: int, crop: int | None,
                  max_slices: int | None, device: str, seed: int, classical: tuple[str, ...], latency_repeats: int,
-                 notes: list[str] | None, progress) -> dict[str, Any]:
+                 notes: list[str] | None, progress, maps_dir: Path | None = None) -> dict[str, Any]:
     """make_report inside the report folder's lock, on the read and labelled RUNS."""
     searches = [r for r in runs if r["kind"] == "search"]
     retrains = [r for r in runs if r["kind"] == "retrain"]
@@ -523,27 +529,28 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     predictors: dict[str, Any] = {}
     dev = torch.device(device if device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     files = data_record(data)["files"]  # the test files fingerprinted once for every cache key
+    coils = int(retrains[0]["meta"].get("coils") or 0)  # cost inputs: the runs' kind of data
     for name in classical:
         say(f"evaluating {name}")
-        metrics[name] = classical_metrics(name, data, size, crop, max_slices, seed, out, files)
+        metrics[name] = classical_metrics(name, data, size, crop, max_slices, seed, out, files, maps_dir)
         costs[name] = {"kind": "classical", "params": 0 if name == "zero-filled" else None,
                        "flops": 0 if name == "zero-filled" else None, "latency_ms": None}
         predictors[name] = predictor_for(None, name, "cpu")[0]
     for run in retrains:
         label = run["label"]
         say(f"evaluating {label}")
-        metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed, files)
+        metrics[label] = evaluate_run(run, data, size, crop, max_slices, device, seed, files, maps_dir)
         model, spec, _ = model_from_checkpoint(run["path"] / "best.pt")
         costs[label] = {"kind": model_kind(run["meta"]) + ("" if run.get("same_data", True) else ", other data"),
                         "network": network_of(run["meta"]),
                         "params": run["meta"]["params"],
-                        "flops": conv_macs(model, SIZE),
-                        "latency_ms": latency_ms(model, SIZE, dev, repeats=latency_repeats)}
+                        "flops": conv_macs(model, SIZE, coils),
+                        "latency_ms": latency_ms(model, SIZE, dev, repeats=latency_repeats, coils=coils)}
         predictors[label] = network_predictor(model, dev)
     rows = build_rows(metrics, costs)
     say("drawing plots")
     plot_pareto(rows, out / "psnr_vs_flops.png")
-    plot_images(predictors, data, size, crop, seed, out / "images.png")
+    plot_images(predictors, data, size, crop, seed, out / "images.png", maps_dir)
     plot_training(retrains, out / "training_curves.png")
     from nas_recon.search.fidelity import read_fidelity
 
@@ -566,8 +573,11 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     settings = {
         "data": str(data), "size": size, "crop": crop, "max_slices": max_slices, "mask_seed": seed,
         "accelerations": "4x and 8x, random masks (fastMRI semantics), fixed per (file, slice)",
-        "flops": f"conv multiply-accumulates (thop) for one 2 x {SIZE} x {SIZE} input, all cascades",
-        "latency": f"median of {latency_repeats} timed runs, batch 1, {SIZE} x {SIZE}, {dev}",
+        "flops": f"conv multiply-accumulates (thop) for one 2 x {SIZE} x {SIZE} input"
+                 + (f" ({coils} coils)" if coils else "") + ", all cascades",
+        "latency": f"median of {latency_repeats} timed runs, batch 1, {SIZE} x {SIZE}"
+                   + (f" x {coils} coils" if coils else "") + f", {dev}",
+        "coils": coils,
         "recipes": {r["label"]: r["meta"]["recipe"] for r in retrains},
         "training_data": {r["label"]: describe_data(r["meta"].get("data")) for r in retrains},
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from nas_recon.cli.common import add_device, add_verbose, console, pos_int, seed_int
+from nas_recon.cli.common import add_device, add_verbose, console, nonneg_int, pos_int, seed_int
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cell-bias", action="store_true",
                    help="outside SPEC's contract: searched and random cells get a bias on every conv "
                         "(search --cell-bias); the baselines are unchanged")
+    p.add_argument("--coils", type=nonneg_int, default=0,
+                   help="0: single-coil (default); N >= 2: the multi-coil demo (N simulated coils, ESPIRiT maps, "
+                        "SENSE data consistency, E2E-VarNet among the baselines)")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
@@ -67,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     with progress_bar() as bar:
         report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source,
-                          args.cell_bias, args.space)
+                          args.cell_bias, args.space, args.coils)
     console.print(summary_table(report))
     console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
                   "(rerun the same command to continue an interrupted demo)")

@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_devices(p)
     p.add_argument("--precision", default="32", choices=PRECISIONS,
                    help="32 (default), bf16-mixed (autocast; FFTs, fusion and loss in float32) or 16-mixed (CUDA)")
+    p.add_argument("--maps-dir", type=Path, help="multi-coil: folder caching the ESPIRiT maps (default OUT/maps); "
+                   "runs on the same data may share one")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run_retrain_cmd)
@@ -133,7 +135,7 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
         raise ConfigError("--epochs and --batch-size must be at least 1")
     cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
                         str(args.genotype) if args.genotype else None, args.seed, args.device, args.size,
-                        args.precision)
+                        args.precision, str(args.maps_dir) if args.maps_dir else None)
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with progress_bar() as bar:

@@ -20,8 +20,8 @@ from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
 from nas_recon.physics.sense import sense_adjoint
 
-MAPS_METHOD = ("ESPIRiT (sigpy EspiritCalib, thresh 0.02, crop 0.95) from the fully sampled centre of the "
-               "undersampled k-space, once per (file, slice, acceleration)")
+MAPS_METHOD = ("ESPIRiT (sigpy EspiritCalib, thresh 0.02, crop 0.95, 30 iterations) from the fully sampled "
+               "centre of the undersampled k-space, once per (file, slice, acceleration)")
 INPUT_MAX = 6.0  # SPEC: each slice scaled so that max |x0| = 6
 CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
 

@@ -72,6 +72,8 @@ class SearchConfig:
                          "without it", choices=SELECTIONS)
     precision: str = option("32", "32 (default) or bf16-mixed: the supernet under autocast, FFTs, fusion and "
                             "losses in float32", choices=PRECISIONS)
+    maps_dir: str | None = option(None, "multi-coil: folder caching the ESPIRiT maps (default OUT/maps); runs on "
+                                  "the same data may share one", kind="path")
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""

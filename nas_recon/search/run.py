@@ -348,7 +348,7 @@ def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDat
     """train_w (offset 0) or train_alpha (offset 1): training crops and masks drawn from seed + offset."""
     masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
     return SliceDataset(files, cfg.size, cfg.crop, masks, "train", cfg.seed + offset, cfg.max_slices,
-                        repeats=cfg.repeats, maps_dir=main_only(Path(cfg.out) / "maps"))
+                        repeats=cfg.repeats, maps_dir=main_only(cfg.maps_dir or Path(cfg.out) / "maps"))
 
 
 def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World = ALONE) -> DataLoader:

@@ -65,6 +65,7 @@ class RetrainConfig:
     device: str = "auto"
     size: int = SIZE
     precision: str = "32"  # 32, bf16-mixed or 16-mixed (nas_recon.train.precision)
+    maps_dir: str | None = None  # multi-coil: where ESPIRiT maps are cached (default OUT/maps)
 
 
 class RetrainProgress:
@@ -162,7 +163,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     check_precision(cfg.precision, device.type)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
-    maps = main_only(Path(cfg.out) / "maps")  # multi-coil: the ESPIRiT maps, cached in the run folder (rank 0)
+    maps = main_only(cfg.maps_dir or Path(cfg.out) / "maps")  # multi-coil: ESPIRiT maps, cached by rank 0
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
                       repeats=r.repeats, maps_dir=maps)
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None,
