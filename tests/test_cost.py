@@ -88,3 +88,18 @@ def test_random_genotypes_validate_and_respect_the_flops_band(tmp_path):
     assert main(["sample", "--space", "paper_b", "--n", "3", "--seed", "2", "--out", str(tmp_path / "r")]) == 0
     files = sorted((tmp_path / "r").glob("*.json"))
     assert len(files) == 3 and all(load_genotype(f).space == "paper_b" for f in files)
+
+
+def test_multicoil_cost_counts_each_coil_where_a_network_sees_coils(capsys):
+    """Cascade networks convolve the coil-combined image: their MACs do not depend on the coil count or aspect
+    beyond the pixel count; E2E-VarNet's sensitivity U-Net runs once per coil."""
+    dc = build_model(ModelSpec("dccnn-3"))
+    assert conv_macs(dc, 32, coils=4) == conv_macs(dc, 32) == dccnn_macs(3, 32 * 32)
+    assert conv_macs(dc, 32, coils=4, width=16) == dccnn_macs(3, 32 * 16)
+    var = build_model(ModelSpec("varnet-small"))
+    one, four, eight = (conv_macs(var, 32, coils=c) for c in (1, 4, 8))
+    assert one < four < eight and (eight - four) * 3 == (four - one) * 4  # a + b x coils
+    assert main(["cost", "--model", "varnet-small", "--size", "32", "--width", "24", "--coils", "3", "--json",
+                 "--repeats", "1"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["coils"], d["size"], d["width"]) == (3, 32, 24) and d["flops"] == conv_macs(var, 32, 3, 24)

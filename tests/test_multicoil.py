@@ -281,6 +281,27 @@ def test_multicoil_folder_goes_through_every_command(mc160, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "trained on multi-coil (4 coils) data" in err and "single-coil" in err and "\n" not in err
     assert not bad.exists()
+    ts = tmp_path / "net.pt"
+    assert main(["export", "--checkpoint", str(run / "best.pt"), "--format", "torchscript", "--out", str(ts)]) == 2
+    assert "multi-coil data (4 coils); exporting multi-coil networks" in capsys.readouterr().err
+    assert not ts.exists()
     s = tmp_path / "s"
     assert main(["search", *args, "--out", str(s), "--epochs", "1", "--crop", "32", "--batch-size", "2"]) == 0
     assert json.loads((s / "run.json").read_text())["coils"] == 4 and (s / "genotype.json").is_file()
+
+
+def test_soft_dc_trains_through_cg_and_is_recorded(mc160, tmp_path, capsys):
+    from nas_recon.train.checkpoint import model_from_checkpoint
+
+    run = tmp_path / "soft"
+    assert main(["retrain", "--model", "modl-1", "--soft-dc", "--cg-iterations", "3", "--data", str(mc160),
+                 "--size", "160", "--out", str(run), "--recipe", "quick", "--epochs", "1", "--crop", "32",
+                 "--max-slices", "2", "--device", "cpu"]) == 0
+    model, spec, _ = model_from_checkpoint(run / "best.pt")
+    assert spec.learnable_lam and spec.cg_iterations == 3
+    lams = [float(f.current_lam().detach()) for f in model.fusions]
+    assert all(lam != 1.0 for lam in lams)  # the learnt weights moved from their start
+    assert main(["retrain", "--model", "unet", "--soft-dc", "--data", str(mc160), "--size", "160", "--out",
+                 str(tmp_path / "u")]) == 2
+    assert "'unet' has no k-space fusion to soften" in capsys.readouterr().err
+    assert not (tmp_path / "u").exists()

@@ -56,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_devices(p)
     p.add_argument("--precision", default="32", choices=PRECISIONS,
                    help="32 (default), bf16-mixed (autocast; FFTs, fusion and loss in float32) or 16-mixed (CUDA)")
+    p.add_argument("--soft-dc", action="store_true", help="a learnt data-consistency weight in every fusion "
+                   "(started at 1) instead of replacing the sampled points; multi-coil: MoDL's CG solve")
+    p.add_argument("--cg-iterations", type=pos_int, default=10, help="multi-coil soft DC: conjugate-gradient "
+                   "steps per fusion (default 10)")
     p.add_argument("--maps-dir", type=Path, help="multi-coil: folder caching the ESPIRiT maps (default OUT/maps); "
                    "runs on the same data may share one")
     add_device(p)
@@ -135,7 +139,8 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
         raise ConfigError("--epochs and --batch-size must be at least 1")
     cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
                         str(args.genotype) if args.genotype else None, args.seed, args.device, args.size,
-                        args.precision, str(args.maps_dir) if args.maps_dir else None)
+                        args.precision, str(args.maps_dir) if args.maps_dir else None, args.soft_dc,
+                        args.cg_iterations)
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with progress_bar() as bar:
@@ -212,7 +217,14 @@ def run_export_cmd(args: argparse.Namespace) -> int:
     from nas_recon.train.checkpoint import model_from_checkpoint
 
     check_output_file(args.out, args.format, inputs=[args.checkpoint])
-    net, spec, _ = model_from_checkpoint(args.checkpoint)
+    net, spec, ck = model_from_checkpoint(args.checkpoint)
+    coils = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
+    if coils or spec.name.startswith("varnet"):
+        from nas_recon.errors import ConfigError
+
+        raise ConfigError(f"{args.checkpoint}: {spec.name} " + (f"was trained on multi-coil data ({coils} coils)"
+                          if coils else "is E2E-VarNet") + "; exporting multi-coil networks (SENSE data "
+                          "consistency) is not built yet: TorchScript and ONNX take single-coil cascades")
     export_model(net, args.format, args.out, args.size)
     console.print(f"{spec.name}: wrote {args.format} to {args.out}")
     return 0

@@ -7,16 +7,17 @@ import math
 import torch
 from torch import nn
 
-from nas_recon.physics.fusion import KSpaceFusion
+from nas_recon.physics.fusion import CG_ITERATIONS, KSpaceFusion
 
 
 class CascadeNet(nn.Module):
     """x <- fusion(body_c(x), k0, mask) for each cascade c; bodies may be one shared module."""
 
-    def __init__(self, bodies: list[nn.Module], lam: float = math.inf, learnable_lam: bool = False) -> None:
+    def __init__(self, bodies: list[nn.Module], lam: float = math.inf, learnable_lam: bool = False,
+                 cg_iterations: int = CG_ITERATIONS) -> None:
         super().__init__()
         self.bodies = nn.ModuleList(bodies)
-        self.fusions = nn.ModuleList(KSpaceFusion(lam, learnable_lam) for _ in bodies)
+        self.fusions = nn.ModuleList(KSpaceFusion(lam, learnable_lam, cg_iterations) for _ in bodies)
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
                 maps: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,6 +16,7 @@ from nas_recon.models.baselines import DCCNNBody, RDNBody, UNet, ZeroFilled
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.searched import build_from_genotype
 from nas_recon.models.varnet import VarNet
+from nas_recon.physics.fusion import CG_ITERATIONS
 
 
 @dataclass
@@ -28,6 +29,7 @@ class ModelSpec:
     lam: float = math.inf
     learnable_lam: bool = False
     genotype: dict[str, Any] | None = field(default=None)
+    cg_iterations: int = CG_ITERATIONS  # multi-coil soft DC: conjugate-gradient steps per fusion
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -39,11 +41,11 @@ class ModelSpec:
         """Inverse of to_dict; a clear error for unknown keys or wrong types."""
         if not isinstance(d, dict):
             raise ConfigError(f"model: expected a mapping, got {type(d).__name__}")
-        unknown = sorted(set(d) - {"name", "channels", "cascades", "lam", "learnable_lam", "genotype"})
+        unknown = sorted(set(d) - {"name", "channels", "cascades", "lam", "learnable_lam", "genotype", "cg_iterations"})
         if unknown:
             raise ConfigError(f"model: unknown key(s) {', '.join(map(str, unknown))}")
         d = dict(d)
-        types = {"name": str, "channels": int, "cascades": int, "learnable_lam": bool}
+        types = {"name": str, "channels": int, "cascades": int, "learnable_lam": bool, "cg_iterations": int}
         for key, typ in types.items():
             if key in d and (not isinstance(d[key], typ) or (typ is int and isinstance(d[key], bool))):
                 raise ConfigError(f"model: '{key}' must be {typ.__name__}, got {d[key]!r}")
@@ -84,18 +86,20 @@ def _unet(spec: ModelSpec, n: int | None) -> nn.Module:
 
 @register_model("dccnn", True, "DC-CNN: N residual blocks per cascade, cascades not shared")
 def _dccnn(spec: ModelSpec, n: int | None) -> nn.Module:
-    return CascadeNet([DCCNNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam)
+    return CascadeNet([DCCNNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam,
+                      spec.cg_iterations)
 
 
 @register_model("modl", True, "MoDL: the DC-CNN-N body shared by all cascades")
 def _modl(spec: ModelSpec, n: int | None) -> nn.Module:
     body = DCCNNBody(n, spec.channels)
-    return CascadeNet([body] * spec.cascades, spec.lam, spec.learnable_lam)
+    return CascadeNet([body] * spec.cascades, spec.lam, spec.learnable_lam, spec.cg_iterations)
 
 
 @register_model("rdn", True, "RDN: a dilated block applied N times (shared), cascades not shared")
 def _rdn(spec: ModelSpec, n: int | None) -> nn.Module:
-    return CascadeNet([RDNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam)
+    return CascadeNet([RDNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam,
+                      spec.cg_iterations)
 
 
 @register_model("varnet", False, "E2E-VarNet, fastMRI's VarNet() defaults: 12 cascades, 18 channels, "
@@ -115,7 +119,7 @@ def _searched(spec: ModelSpec, n: int | None) -> nn.Module:
     if spec.genotype is None:
         raise ConfigError("model 'searched' needs a genotype (--genotype FILE)")
     g = genotype_from_dict(spec.genotype)
-    return build_from_genotype(g, spec.lam, spec.learnable_lam)
+    return build_from_genotype(g, spec.lam, spec.learnable_lam, cg_iterations=spec.cg_iterations)
 
 
 MAX_DEPTH = 256  # N of dccnn-N / modl-N / rdn-N: far above the paper's, small enough to build

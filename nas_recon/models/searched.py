@@ -11,6 +11,7 @@ from torch import nn
 from nas_recon.genotype import Genotype
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.init import add_conv_biases, init_cell_network
+from nas_recon.physics.fusion import CG_ITERATIONS
 from nas_recon.space.ops import build_op
 
 
@@ -96,9 +97,10 @@ class SearchedBody(CellBody):
 
 
 def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False,
-                        init: str = "scaled") -> CascadeNet:
+                        init: str = "scaled", cg_iterations: int = CG_ITERATIONS) -> CascadeNet:
     """Searched network: `cascades` x [SearchedBody -> k-space fusion], each cascade its own weights.
 
     `init`: "scaled" (nas_recon.models.init, the default) or "torch" (PyTorch's defaults, for comparison).
     """
-    return CascadeNet([SearchedBody(genotype, init) for _ in range(genotype.cascades)], lam, learnable_lam)
+    return CascadeNet([SearchedBody(genotype, init) for _ in range(genotype.cascades)], lam, learnable_lam,
+                      cg_iterations)

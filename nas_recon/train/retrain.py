@@ -33,6 +33,7 @@ from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.outputs import read_run_record
 from nas_recon.physics.fft import chan_to_complex
+from nas_recon.physics.fusion import CG_ITERATIONS, KSpaceFusion
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
@@ -66,6 +67,8 @@ class RetrainConfig:
     size: int = SIZE
     precision: str = "32"  # 32, bf16-mixed or 16-mixed (nas_recon.train.precision)
     maps_dir: str | None = None  # multi-coil: where ESPIRiT maps are cached (default OUT/maps)
+    soft_dc: bool = False  # a learnt data-consistency weight (started at 1; multi-coil: MoDL's CG solve)
+    cg_iterations: int = CG_ITERATIONS  # the CG steps of a multi-coil soft DC
 
 
 class RetrainProgress:
@@ -93,11 +96,14 @@ def model_spec(cfg: RetrainConfig) -> ModelSpec:
     """The ModelSpec from --genotype or --model."""
     if (cfg.model is None) == (cfg.genotype is None):
         raise ConfigError("give exactly one of --genotype FILE or --model NAME")
+    dc = {"lam": 1.0, "learnable_lam": True} if cfg.soft_dc else {}
     if cfg.genotype is not None:
-        return spec_for_genotype(load_genotype(cfg.genotype))
+        return replace(spec_for_genotype(load_genotype(cfg.genotype)), cg_iterations=cfg.cg_iterations, **dc)
     if cfg.model in CLASSICAL or cfg.model == "zero-filled":
         raise ConfigError(f"--model: '{cfg.model}' has nothing to train (use nas-recon evaluate --model {cfg.model})")
-    spec = ModelSpec(cfg.model)
+    spec = ModelSpec(cfg.model, cg_iterations=cfg.cg_iterations, **dc)
+    if cfg.soft_dc and not any(isinstance(m, KSpaceFusion) for m in build_model(spec).modules()):
+        raise ConfigError(f"--soft-dc: '{cfg.model}' has no k-space fusion to soften")
     build_model(spec)  # validates the name
     return spec
 
