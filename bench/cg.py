@@ -45,7 +45,7 @@ def main() -> None:
                                   maps_dir=str(maps), soft_dc=True))
         print(f"retrained modl-3 --soft-dc ({args.epochs} epochs, quick recipe): {time.perf_counter() - t0:.0f} s")
     model, _, _ = model_from_checkpoint(run / "best.pt")
-    lams = [round(float(m.current_lam()), 3) for m in model.modules() if isinstance(m, KSpaceFusion)]
+    lams = [round(float(m.current_lam().detach()), 3) for m in model.modules() if isinstance(m, KSpaceFusion)]
     print(f"data: demo, {args.coils} coils, {args.size} x {args.size}; learnt DC weights (lam) {lams}")
     predict = network_predictor(model, torch.device("cpu"))
     evaluate(predict, data / "test", args.size, MaskSpec(), 0, batch_size=1, maps_dir=maps)  # test maps cached

@@ -24,6 +24,7 @@ from nas_recon.metrics import METRICS, aggregate, slice_metrics, volume_metrics
 from nas_recon.models.baselines import ZeroFilled
 from nas_recon.models.tv import tv_reconstruct_many
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan
+from nas_recon.physics.fusion import KSpaceFusion
 from nas_recon.physics.masks import MaskSpec
 
 # predict(batch) -> 2-channel output in the batch's scaled units
@@ -51,7 +52,10 @@ def tv_predictor(backend: str = "auto") -> tuple[Predictor, dict[str, str]]:
         imgs, name = tv_reconstruct_many([chan_to_complex(b.kspace[i]) for i in range(n)],
                                          [b.mask[i, 0, 0] for i in range(n)], backend, maps)
         used["backend"] = name
-        return torch.stack([complex_to_chan(img) for img in imgs])
+        out = torch.stack([complex_to_chan(img) for img in imgs])
+        if b.multicoil:  # as every SENSE method's output: the RSS of its data-consistent coil images
+            out = KSpaceFusion().coil_output(out, b.kspace, b.mask, b.maps)
+        return out
 
     return predict, used
 

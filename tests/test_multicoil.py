@@ -181,7 +181,8 @@ def test_multicoil_sample_is_the_sense_model_with_the_rss_target(mc160, tmp_path
     norm = (s.abs() ** 2).sum(0)  # ESPIRiT maps: unit norm over coils inside the support, 0 outside
     assert torch.allclose(norm[norm > 0.5], torch.ones(()), atol=1e-3)
     cached = sorted(p.name for p in (tmp_path / "maps").iterdir())
-    assert cached == [f"{ds.volumes[0].path.stem}-0-8x-160.npy"]  # one file per (file, slice, acceleration)
+    assert len(cached) == 1 and re.fullmatch(rf"{ds.volumes[0].path.stem}-0-8x-random-160-[0-9a-f]{{12}}\.npy",
+                                              cached[0])  # one per (file content, slice, acceleration)
     again = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4, 8)), "eval", 0, maps_dir=tmp_path / "maps")
     torch.testing.assert_close(again[1].maps, x.maps)  # read back from the cache, identical
     crops = SliceDataset(mc160 / "train", 160, 48, MaskSpec("random", (4, 8)), "train", 0)
@@ -195,9 +196,10 @@ def test_bad_maps_and_mixed_coil_counts_get_one_line(mc160, tmp_path):
 
     maps = tmp_path / "maps"
     ds = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4,)), "eval", 0, maps_dir=maps)
-    name = f"{ds.volumes[0].path.stem}-0-4x-160.npy"
-    maps.mkdir()
+    ds[0]
+    name = next(maps.iterdir()).name
     np.save(maps / name, np.zeros((3, 160, 160), np.complex64))
+    ds = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4,)), "eval", 0, maps_dir=maps)
     with pytest.raises(DataError, match=rf"{name}: sensitivity maps of shape \(3, 160, 160\) \(complex64\), "
                                         r"expected \(4, 160, 160\) complex64; delete the file"):
         ds[0]
@@ -305,3 +307,36 @@ def test_soft_dc_trains_through_cg_and_is_recorded(mc160, tmp_path, capsys):
                  str(tmp_path / "u")]) == 2
     assert "'unet' has no k-space fusion to soften" in capsys.readouterr().err
     assert not (tmp_path / "u").exists()
+
+
+HEADER = """<?xml version="1.0" encoding="utf-8"?>
+<ismrmrdHeader xmlns="http://www.ismrm.org/ISMRMRD"><encoding>
+<encodedSpace><matrixSize><x>{x}</x><y>{y}</y><z>1</z></matrixSize></encodedSpace>
+<reconSpace><matrixSize><x>32</x><y>32</y><z>1</z></matrixSize></reconSpace>
+<encodingLimits><kspace_encoding_step_1><minimum>0</minimum><maximum>{maximum}</maximum><center>{center}</center>
+</kspace_encoding_step_1></encodingLimits></encoding></ismrmrdHeader>"""
+
+
+@pytest.mark.parametrize("fields, expect", [
+    (dict(x=64, y=40, maximum=29, center=15), (5, 35)),  # fastMRI's rule: y // 2 - center, + maximum + 1
+    (dict(x=64, y=40, maximum=39, center=20), (0, 40)),  # nothing padded
+    (dict(x=64, y=40, maximum=45, center=15), "acquired columns at \\[5, 51\\), outside the k-space's 40 columns"),
+    (dict(x=64, y="forty", maximum=29, center=15), "encodedSpace/matrixSize/y is 'forty', expected an integer"),
+    (None, "not readable ISMRMRD XML"),
+])
+def test_header_padding_is_read_and_checked(tmp_path, capsys, fields, expect):
+    from conftest import write_volume
+
+    path = tmp_path / "v.h5"
+    write_volume(path, h=40, w=40)
+    with h5py.File(path, "a") as f:
+        f["ismrmrd_header"] = HEADER.format(**fields).encode() if fields else b"<ismrmrdHeader><encoding>"
+    code = main(["data", "check", str(path), "--size", "32"])
+    out = capsys.readouterr()
+    if isinstance(expect, tuple):
+        from nas_recon.data.hdf5 import inspect_volume
+
+        assert code == 0 and inspect_volume(path).padding == expect
+        assert ("zero-padded k-space columns" in out.out) == (expect != (0, 40))
+    else:
+        assert code == 2 and str(path) in out.err and re.search(expect, out.err) and "\n" not in out.err.strip()

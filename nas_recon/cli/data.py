@@ -60,9 +60,10 @@ def run_check(args: argparse.Namespace) -> int:
     from nas_recon.data.hdf5 import inspect_volume
 
     files = [args.folder] if args.folder.is_file() else list_volumes(args.folder)
-    total, coils, first = 0, set(), None
+    total, coils, first, padded = 0, set(), None, 0
     for f in files:
         info = inspect_volume(f, min_size=args.size, check_values=True)
+        padded += info.padding is not None and info.padding != (0, info.width)
         if first is not None and bool(info.coils) != bool(first.coils):
             kinds = {True: "multi-coil", False: "single-coil"}
             raise DataError(f"{f}: {kinds[bool(info.coils)]}, but {first.path.name} in the same folder is "
@@ -74,5 +75,6 @@ def run_check(args: argparse.Namespace) -> int:
         raise DataError(f"{args.folder}: no slices")
     kind = "single-coil" if coils == {0} else (f"multi-coil, {min(coils)}" + (f"-{max(coils)}" if len(coils) > 1
                                                                                 else "") + " coils")
-    console.print(f"{args.folder}: {len(files)} volumes ({kind}), {total} slices, all valid")
+    pad = f"; {padded} with zero-padded k-space columns (ISMRMRD header)" if padded else ""
+    console.print(f"{args.folder}: {len(files)} volumes ({kind}), {total} slices, all valid{pad}")
     return 0

@@ -22,6 +22,7 @@ class VolumeInfo:
     has_target: bool
     has_mask: bool
     coils: int = 0
+    padding: tuple[int, int] | None = None  # acquired columns [left, right) from the ISMRMRD header, when present
 
     @property
     def target_key(self) -> str:
@@ -79,7 +80,57 @@ def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> Volum
         if min_size is not None and min(int(t.shape[1]), int(t.shape[2])) < min_size:
             raise DataError(f"{path}: '{info.target_key}' is {t.shape[1]}x{t.shape[2]}, smaller than the size "
                             f"{min_size}x{min_size} (--size)")
+    if "ismrmrd_header" in f:
+        info = replace(info, padding=header_padding(path, f["ismrmrd_header"], w))
     return info
+
+
+def header_padding(path: Path, header: h5py.Dataset, width: int) -> tuple[int, int] | None:
+    """The acquired k-space columns [left, right) that fastMRI derives from the ISMRMRD header (the columns
+    outside are zero padding): left = encodedSpace y // 2 - kspace_encoding_step_1 center, right = left +
+    maximum + 1; None when the header records no encoding limits. A clear error when the header is unreadable or
+    its columns do not fit the k-space width."""
+    import xml.etree.ElementTree as ET
+
+    try:
+        raw = header[()]
+        root = ET.fromstring(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except (ET.ParseError, UnicodeDecodeError, TypeError, ValueError) as e:
+        raise DataError(f"{path}: 'ismrmrd_header' is not readable ISMRMRD XML ({e})") from None
+
+    def find(*names: str):
+        node = root
+        for name in names:
+            node = next((c for c in node.iter() if c.tag.rsplit("}", 1)[-1] == name), None)
+            if node is None:
+                return None
+        return node
+
+    if find("encodingLimits", "kspace_encoding_step_1") is None:
+        return None
+
+    def value(*names: str) -> int:
+        node = root
+        for name in names:  # namespace-agnostic: fastMRI's headers use the ISMRMRD namespace
+            node = next((c for c in node.iter() if c.tag.rsplit("}", 1)[-1] == name), None)
+            if node is None:
+                raise DataError(f"{path}: 'ismrmrd_header' has no {'/'.join(names)}")
+        try:
+            return int(str(node.text).strip())
+        except ValueError:
+            raise DataError(f"{path}: 'ismrmrd_header' {'/'.join(names)} is {node.text!r}, expected an integer")\
+                from None
+
+    enc_y = value("encodedSpace", "matrixSize", "y")
+    centre = value("encodingLimits", "kspace_encoding_step_1", "center")
+    maximum = value("encodingLimits", "kspace_encoding_step_1", "maximum")
+    left = enc_y // 2 - centre
+    right = left + maximum + 1
+    if not 0 <= left < right <= width:
+        raise DataError(f"{path}: 'ismrmrd_header' puts the acquired columns at [{left}, {right}), outside the "
+                        f"k-space's {width} columns (encodedSpace y {enc_y}, step_1 center {centre}, maximum "
+                        f"{maximum})")
+    return left, right
 
 
 def inspect_volume(path: Path, min_size: int | None = None, check_values: bool = False) -> VolumeInfo:

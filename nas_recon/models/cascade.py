@@ -25,6 +25,17 @@ class CascadeNet(nn.Module):
 
         Multi-coil: x = A^H k0, k0 and maps [B, coils, 2, H, W]; the bodies see the coil-combined image.
         """
+        if torch.jit.is_scripting():  # TorchScript exports are single-coil
+            for body, fusion in zip(self.bodies, self.fusions, strict=True):
+                x = fusion(body(x), k0, mask)
+            return x
+        return self._forward_eager(x, k0, mask, maps)
+
+    @torch.jit.unused
+    def _forward_eager(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                       maps: torch.Tensor | None) -> torch.Tensor:
         for body, fusion in zip(self.bodies, self.fusions, strict=True):
             x = fusion(body(x), k0, mask, maps)
+        if maps is not None and maps.numel() > 0:  # the RSS of the data-consistent coil images
+            return self.fusions[-1].coil_output(x, k0, mask, maps)
         return x

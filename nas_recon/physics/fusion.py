@@ -85,6 +85,26 @@ class KSpaceFusion(nn.Module):
             out = sense_dc(z, k0c, s, m, 1.0 / self.current_lam(), self.cg_iterations)
         return complex_to_chan(out)
 
+    @torch.jit.unused
+    def coil_output(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """A multi-coil network's output from its last fused image x: the RSS of the data-consistent coil images
+        (each coil's k-space F S_c x with its measured points fused in by this layer's rule, as single-coil) with
+        x's phase. The RSS, fastMRI's multi-coil target, keeps what the measurements hold where the maps are zero
+        (ESPIRiT's maps vanish outside the object; the target's background does not)."""
+        from nas_recon.physics.coils import phase
+
+        with torch.autocast(x.device.type, enabled=False):
+            z, k0c, s = chan_to_complex(x.float()), chan_to_complex(k0.float()), chan_to_complex(maps.float())
+            m = (mask[:, 0] if mask.dim() == 4 else mask).unsqueeze(1).float()
+            k = fft2c(s * z.unsqueeze(1))
+            if self.hard:
+                k = (1 - m) * k + m * k0c
+            else:
+                lam = self.current_lam()
+                k = (1 - m) * k + m * (k + lam * k0c) / (1 + lam)
+            mag = (ifft2c(k).abs() ** 2).sum(1).add(1e-24).sqrt()  # finite gradient at 0
+            return complex_to_chan(mag * phase(z))
+
     def _fuse(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         k = fft2c(chan_to_complex(x))
         k0c = chan_to_complex(k0)
