@@ -174,15 +174,6 @@ def data_stage(data: Path, b: Budget, seed: int, source: str, progress: DemoProg
     if not (data / "manifest.json").is_file():
         progress.stage("building the offline demo dataset")
         build_demo(data, source, b.size, seed, b.slices, force=True, coils=b.coils)
-    maps = maps_dir(data, b)
-    if maps is not None and not (maps / "complete").is_file():  # every split's maps, both cores at once
-        from nas_recon.data.dataset import precompute_maps
-        from nas_recon.physics.masks import MaskSpec
-
-        progress.stage("estimating coil sensitivities (ESPIRiT, every slice at 4x and 8x)")
-        for split in ("train", "val", "test"):
-            precompute_maps(data / split, b.size, MaskSpec(), maps)
-        atomic_write_text(maps / "complete", "")
     return data
 
 

@@ -338,34 +338,6 @@ class SliceDataset(Dataset):
                       acceleration=acc, max_value=self.volume_max(vi), maps=complex_to_chan(maps))
 
 
-def precompute_maps(folder: str | Path, size: int, masks: MaskSpec, maps_dir: str | Path, workers: int = 2) -> int:
-    """Fill `maps_dir` with the ESPIRiT maps of every slice of `folder` at every acceleration of `masks`, one
-    volume per process, `workers` at once (sigpy's ESPIRiT keeps about one core busy); returns the maps written."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    files = list_volumes(folder)
-    jobs = [(str(p), size, masks.kind, tuple(masks.accelerations), str(maps_dir)) for p in files]
-    before = len(list(Path(maps_dir).glob("*.npy"))) if Path(maps_dir).is_dir() else 0
-    if workers <= 1:
-        for job in jobs:
-            _volume_maps(job)
-    else:
-        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=get_context("spawn")) as pool:
-            list(pool.map(_volume_maps, jobs))
-    return len(list(Path(maps_dir).glob("*.npy"))) - before
-
-
-def _volume_maps(job: tuple) -> None:
-    """One volume's maps into the cache (a worker of precompute_maps)."""
-    path, size, kind, accs, maps_dir = job
-    ds = SliceDataset([Path(path)], size, None, MaskSpec(kind, accs), "eval", 0, maps_dir=maps_dir)
-    ds.cache_enabled = False  # each map is written and dropped
-    for vi, s, acc in ds.items:
-        ds.coil_maps(vi, s, float(acc))
-    ds.close()
-
-
 def check_one_kind(volumes: list[VolumeInfo]) -> int:
     """The coil count the volumes share (0: single-coil); a clear error for mixed kinds or coil counts."""
     counts = {v.coils for v in volumes}
