@@ -47,3 +47,26 @@ def test_tiny_demo_end_to_end_and_rerun_continues(tmp_path):
         return [{k: v for k, v in r.items() if k != "latency_ms"} for r in rows]
 
     assert strip(again) == strip(report["rows"])
+
+
+@pytest.mark.slow
+@pytest.mark.realsource
+def test_tiny_multicoil_demo_end_to_end(tmp_path, capsys):
+    """`demo --coils 4` on the tiny budget: simulated coils, one ESPIRiT cache, E2E-VarNet among the baselines,
+    costs and the report at the coil count; the same folder refuses another coil count."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--budget", "tiny", "--coils", "4", "--out", str(out), "--device", "cpu"]) == 0
+    report = json.loads((out / "report" / "report.json").read_text())
+    models = {r["model"] for r in report["rows"]}
+    assert {"zero-filled", "searched", "dccnn-3", "unet", "varnet-small", "random_00"} <= models
+    assert report["settings"]["coils"] == 4 and report["settings"]["size"] == 160  # raised for 8x calibration
+    assert any("varnet-small: E2E-VarNet in a smaller configuration" in n for n in report["notes"])
+    maps = sorted((out / "maps").glob("*.npy"))
+    assert maps and all(json.loads((out / "runs" / r / "run.json").read_text())["coils"] == 4
+                        for r in ("searched", "dccnn-3", "varnet-small"))
+    assert not any((out / "runs" / r / "maps").exists() for r in ("searched", "dccnn-3"))  # one shared cache
+    for r in report["rows"]:
+        assert 0 <= r["ssim"]["mean"] <= 1 and r["psnr"]["mean"] > 5
+    capsys.readouterr()
+    assert main(["demo", "--budget", "tiny", "--coils", "6", "--out", str(out), "--device", "cpu"]) == 2
+    assert "--coils 4; use another --out" in capsys.readouterr().err
