@@ -71,8 +71,6 @@ def latency_ms(model: nn.Module, size: int = SIZE, device: torch.device | None =
     device = device or torch.device("cpu")
     model = place(model, device).eval()
     inputs = model_inputs(size, coils, width, device, random=True)
-    if not coils:
-        inputs = (inputs[0], inputs[0], inputs[2])  # as single-coil callers call: (x, k0, mask)
     return timed_ms(lambda: model(*inputs), device, repeats, warmup)
 
 

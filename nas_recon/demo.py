@@ -84,13 +84,12 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias;
     `space`: the search space, a shipped name or a TOML path; `coils`: a multi-coil demo of that many coils, the
     small E2E-VarNet added to the baselines)."""
-    from nas_recon.data.demo import MAX_COILS
+    from nas_recon.data.demo import check_coils
     from nas_recon.space import load_space
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
-    if coils and not 2 <= coils <= MAX_COILS:
-        raise ConfigError(f"--coils: expected 0 (single-coil) or 2 to {MAX_COILS}, got {coils}")
+    check_coils(coils, "--coils")
     load_space(space)  # a bad --space is refused before anything is written
     b = BUDGETS[budget]
     if coils:  # at least 160 x 160: the 8x centre (4 %) must hold ESPIRiT's 6 calibration columns

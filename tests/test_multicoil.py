@@ -18,11 +18,15 @@ from nas_recon.physics.fft import ifft2c
 from nas_recon.physics.masks import make_mask
 
 
+def demo_folder(tmp_path_factory, name: str, size: int, coils: int):
+    out = tmp_path_factory.mktemp(name) / "data"
+    build_demo(out, size=size, slices=10, coils=coils)
+    return out
+
+
 @pytest.fixture(scope="module")
 def mc_demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("mc") / "data"
-    build_demo(out, size=128, slices=10, coils=8)
-    return out
+    return demo_folder(tmp_path_factory, "mc", 128, 8)
 
 
 def test_rss_is_fastmris_definition():
@@ -127,9 +131,7 @@ def test_demo_coil_count_is_checked(tmp_path):
 @pytest.fixture(scope="module")
 def mc160(tmp_path_factory):
     """4 coils at 160 x 160: the smallest size whose 8x centre (6 columns) ESPIRiT calibrates on."""
-    out = tmp_path_factory.mktemp("mc160") / "data"
-    build_demo(out, size=160, slices=10, coils=4)
-    return out
+    return demo_folder(tmp_path_factory, "mc160", 160, 4)
 
 
 def test_single_coil_samples_are_unchanged():

@@ -124,6 +124,7 @@ class SliceDataset(Dataset):
         self.cache_enabled = len(self.slices) * per_slice <= cache_bytes  # multi-coil: coil images and maps
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
         self._maps: dict[tuple[int, int, float], torch.Tensor] = {}
+        self._digests: dict[tuple[int, int], str] = {}  # slice content digests (the maps cache's keys)
 
     def __len__(self) -> int:
         return len(self.items) * self.repeats
@@ -181,17 +182,19 @@ class SliceDataset(Dataset):
         """|image|, or the RSS of coil images (fastMRI's multi-coil target)."""
         return rss(img) if self.coils else img.abs()
 
-    def coil_maps(self, vi: int, s: int, acc: float) -> torch.Tensor:
-        """ESPIRiT maps [coils, size, size] of slice `s` from the fully sampled centre of its k-space at `acc`
-        (the same for every mask of that acceleration): computed once, kept in memory and in `maps_dir`."""
+    def coil_maps(self, vi: int, s: int, acc: float, img: torch.Tensor | None = None) -> torch.Tensor:
+        """ESPIRiT maps [coils, size, size] of slice `s` (its coil images `img`, read when not given) from the fully
+        sampled centre of its k-space at `acc` (the same for every mask of that acceleration): computed once, kept
+        in memory and in `maps_dir`."""
         key = (vi, s, float(acc))
         if key in self._maps:
             return self._maps[key]
         vol = self.volumes[vi]
         want = (self.coils, self.size, self.size)
-        img = self.paired_image(vi, s)
+        img = self.paired_image(vi, s) if img is None else img
         # known by content: a cache shared by runs (--maps-dir) never serves another file's slice of the same name
-        digest = hashlib.blake2b(img.numpy().tobytes(), digest_size=6).hexdigest()
+        digest = self._digests.get((vi, s)) or hashlib.blake2b(img.numpy().tobytes(), digest_size=6).hexdigest()
+        self._digests[(vi, s)] = digest
         name = f"{vol.path.stem}-{s}-{acc:g}x-{self.masks.kind}-{self.size}-{digest}.npy"
         path = self.maps_dir / name if self.maps_dir else None
         if path is not None and path.is_file():
@@ -311,7 +314,7 @@ class SliceDataset(Dataset):
         """The multi-coil transform: maps at `acc` -> crop (images and maps alike) -> mask -> SENSE-combined
         zero-filled input, RSS target (with the combined image's phase) -> scale; the draws as single-coil's."""
         vol = self.volumes[vi]
-        maps = self.coil_maps(vi, s, acc)
+        maps = self.coil_maps(vi, s, acc, img)
         peak_ref = None
         if self.crop is not None and self.crop < self.size:
             m_full = torch.from_numpy(make_mask(self.size, acc, None, self.masks.kind, rng).astype(np.float32))

@@ -111,6 +111,12 @@ def content_slices(vol: np.ndarray) -> list[int]:
     return [int(i) for i in np.nonzero(frac >= 0.15)[0]]
 
 
+def check_coils(coils: int, flag: str = "coils") -> None:
+    """Refuse a coil count the demo cannot simulate."""
+    if not 0 <= coils <= MAX_COILS or coils == 1:
+        raise ConfigError(f"{flag}: expected 0 (single-coil) or 2 to {MAX_COILS}, got {coils}")
+
+
 def build_demo(
     out: Path,
     source: str = "mni152",
@@ -132,8 +138,7 @@ def build_demo(
     out = Path(out)
     if size < 16:
         raise ConfigError(f"size: expected at least 16, got {size}")
-    if not 0 <= coils <= MAX_COILS or coils == 1:
-        raise ConfigError(f"coils: expected 0 (single-coil) or 2 to {MAX_COILS}, got {coils}")
+    check_coils(coils)
     if volumes < 5:
         raise ConfigError(f"volumes: expected at least 5 (one slab per split rule), got {volumes}")
     if out.exists() and not out.is_dir():

@@ -22,10 +22,11 @@ class ZeroFilled(nn.Module):
 
 def coil_rss(k: torch.Tensor) -> torch.Tensor:
     """RSS [B, 1, H, W] of the coil images of multi-coil k-space [B, coils, 2, H, W]."""
+    from nas_recon.physics.coils import rss
     from nas_recon.physics.fft import chan_to_complex, ifft2c
 
     with torch.autocast(k.device.type, enabled=False):
-        return (ifft2c(chan_to_complex(k.float())).abs() ** 2).sum(1, keepdim=True).sqrt()
+        return rss(ifft2c(chan_to_complex(k.float())), 1).unsqueeze(1)
 
 
 def with_phase(magnitude: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

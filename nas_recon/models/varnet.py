@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from nas_recon.models.baselines import UNet
-from nas_recon.physics.coils import phase
+from nas_recon.physics.coils import phase, rss
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan, fft2c, ifft2c
 
 
@@ -97,5 +97,5 @@ class VarNet(nn.Module):
             k = kc
             for block in self.cascades:
                 k = block(k, kc, mask, sens)
-            mag = (ifft2c(k).abs() ** 2).sum(1).sqrt()  # RSS of the coil images, fastMRI's VarNet output
+            mag = rss(ifft2c(k), 1)  # RSS of the coil images, fastMRI's VarNet output
             return complex_to_chan(mag * phase(chan_to_complex(x)))

@@ -102,9 +102,9 @@ def model_spec(cfg: RetrainConfig) -> ModelSpec:
     if cfg.model in CLASSICAL or cfg.model == "zero-filled":
         raise ConfigError(f"--model: '{cfg.model}' has nothing to train (use nas-recon evaluate --model {cfg.model})")
     spec = ModelSpec(cfg.model, cg_iterations=cfg.cg_iterations, **dc)
-    if cfg.soft_dc and not any(isinstance(m, KSpaceFusion) for m in build_model(spec).modules()):
+    net = build_model(spec)  # validates the name
+    if cfg.soft_dc and not any(isinstance(m, KSpaceFusion) for m in net.modules()):
         raise ConfigError(f"--soft-dc: '{cfg.model}' has no k-space fusion to soften")
-    build_model(spec)  # validates the name
     return spec
 
 
