@@ -128,6 +128,24 @@ def test_sense_operator_is_adjoint():
     torch.testing.assert_close(lhs, rhs, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("h,w", [(6, 5), (8, 8), (7, 9)])
+def test_column_projection_and_coil_consistency_equal_the_2d_transforms(h, w):
+    """F^H M F x through 1-D FFTs along W (no shifts) equals the centered 2-D transforms for odd and even sizes;
+    coil_consistency is F^H ((1 - w M) F c + w M k0) for column and 2-D masks."""
+    from nas_recon.physics.sense import coil_consistency, column_projection
+
+    g = torch.Generator().manual_seed(h * w)
+    x = torch.randn(3, h, w, dtype=torch.complex128, generator=g)
+    m = (torch.rand(w, generator=g) < 0.5).double()
+    k0 = torch.randn(3, h, w, dtype=torch.complex128, generator=g) * m
+    torch.testing.assert_close(column_projection(x, m), ifft2c(m * fft2c(x)), rtol=0, atol=1e-12)
+    k = fft2c(x)
+    for weight in (1.0, 0.3):
+        want = ifft2c((1 - weight * m) * k + weight * m * k0)
+        for mask in (m.view(1, w), m.expand(h, w).clone()):
+            torch.testing.assert_close(coil_consistency(x, k0, mask, weight), want, rtol=0, atol=1e-12)
+
+
 def test_conjugate_gradient_matches_a_direct_solve():
     """CG on the regularised normal equations equals the dense solve of the same tiny problem."""
     from nas_recon.physics.sense import sense_adjoint, sense_dc, sense_forward

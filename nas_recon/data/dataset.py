@@ -16,15 +16,26 @@ from nas_recon.data.sample import Sample
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.io import save_array
-from nas_recon.physics.coils import MIN_CALIBRATION, acs_width, espirit_maps, phase, rss
+from nas_recon.physics.coils import (
+    MIN_CALIBRATION,
+    acs_width,
+    espirit_backend,
+    espirit_maps,
+    espirit_method,
+    phase,
+    rss,
+)
 from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
-from nas_recon.physics.sense import sense_adjoint
+from nas_recon.physics.sense import column_projection
 
-MAPS_METHOD = ("ESPIRiT (sigpy EspiritCalib, thresh 0.02, crop 0.95, 10 iterations) from the fully sampled "
-               "centre of the undersampled k-space, once per (file, slice, acceleration)")
 INPUT_MAX = 6.0  # SPEC: each slice scaled so that max |x0| = 6
 CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
+
+
+def maps_method() -> str:
+    """What run.json records of a multi-coil run's maps: ESPIRiT through BART when on PATH, else sigpy."""
+    return espirit_method(espirit_backend())
 
 
 def list_volumes(folder: str | Path) -> list[Path]:
@@ -92,6 +103,7 @@ class SliceDataset(Dataset):
         self.volumes: list[VolumeInfo] = [inspect_volume(p, min_size=size) for p in files]
         self.coils = check_one_kind(self.volumes)
         self.maps_dir = Path(maps_dir) if maps_dir is not None else None
+        self.espirit = espirit_backend()  # BART's ecalib when on PATH (5-8x faster), else sigpy's
         if self.coils:  # decided before any work: ESPIRiT calibrates on the fully sampled centre
             for acc in self.masks.accelerations:
                 width = acs_width(make_mask(size, acc, None, self.masks.kind, np.random.default_rng(0)))
@@ -125,6 +137,7 @@ class SliceDataset(Dataset):
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
         self._maps: dict[tuple[int, int, float], torch.Tensor] = {}
         self._digests: dict[tuple[int, int], str] = {}  # slice content digests (the maps cache's keys)
+        self._mags: dict[tuple[int, int], torch.Tensor] = {}  # |image| / RSS of the paired slices (crop centres)
 
     def __len__(self) -> int:
         return len(self.items) * self.repeats
@@ -182,6 +195,15 @@ class SliceDataset(Dataset):
         """|image|, or the RSS of coil images (fastMRI's multi-coil target)."""
         return rss(img) if self.coils else img.abs()
 
+    def slice_magnitude(self, vi: int, s: int, img: torch.Tensor) -> torch.Tensor:
+        """magnitude() of slice `s`'s paired image `img`, kept with the cache (every draw of a slice needs it)."""
+        mag = self._mags.get((vi, s))
+        if mag is None:
+            mag = self.magnitude(img)
+            if self.cache_enabled:
+                self._mags[(vi, s)] = mag
+        return mag
+
     def coil_maps(self, vi: int, s: int, acc: float, img: torch.Tensor | None = None) -> torch.Tensor:
         """ESPIRiT maps [coils, size, size] of slice `s` (its coil images `img`, read when not given) from the fully
         sampled centre of its k-space at `acc` (the same for every mask of that acceleration): computed once, kept
@@ -195,7 +217,7 @@ class SliceDataset(Dataset):
         # known by content: a cache shared by runs (--maps-dir) never serves another file's slice of the same name
         digest = self._digests.get((vi, s)) or hashlib.blake2b(img.numpy().tobytes(), digest_size=6).hexdigest()
         self._digests[(vi, s)] = digest
-        name = f"{vol.path.stem}-{s}-{acc:g}x-{self.masks.kind}-{self.size}-{digest}.npy"
+        name = f"{vol.path.stem}-{s}-{acc:g}x-{self.masks.kind}-{self.size}-{self.espirit}-{digest}.npy"
         path = self.maps_dir / name if self.maps_dir else None
         if path is not None and path.is_file():
             try:
@@ -209,7 +231,7 @@ class SliceDataset(Dataset):
             k = fft2c(img).numpy()
             m = make_mask(self.size, acc, None, self.masks.kind, np.random.default_rng(0))  # its centre is all read
             try:
-                maps = espirit_maps(k * m, m)
+                maps = espirit_maps(k * m, m, backend=self.espirit)
             except DataError as e:  # a centre too narrow to calibrate: say where, and what would widen it
                 raise DataError(f"{vol.path}: slice {s} at {acc:g}x: {e} (the centre is 0.32 / R of --size "
                                 f"{self.size}; use a larger --size or lower accelerations)") from None
@@ -220,9 +242,9 @@ class SliceDataset(Dataset):
             self._maps[key] = maps_t
         return maps_t
 
-    def crop_corner(self, img: torch.Tensor, rng: np.random.Generator) -> tuple[int, int]:
-        """Top-left of a training crop centred on a random foreground pixel (|img| > 10 % of its max)."""
-        mag = self.magnitude(img)
+    def crop_corner(self, mag: torch.Tensor, rng: np.random.Generator) -> tuple[int, int]:
+        """Top-left of a training crop centred on a random foreground pixel of the slice's magnitude `mag` (> 10 %
+        of its max)."""
         ys, xs = torch.nonzero(mag > 0.1 * mag.max(), as_tuple=True)
         if ys.numel() == 0:
             cy, cx = (int(v) for v in rng.integers(0, self.size, size=2))
@@ -283,7 +305,7 @@ class SliceDataset(Dataset):
             m_full_t = torch.from_numpy(m_full.astype(np.float32))
             peak_ref = float(ifft2c(fft2c(img) * m_full_t).abs().max())
             if self.mode == "train":
-                top, left = self.crop_corner(img, rng)
+                top, left = self.crop_corner(self.slice_magnitude(vi, s, img), rng)
                 img = img[top : top + self.crop, left : left + self.crop]
             else:
                 img = center_crop(img, self.crop, self.crop)
@@ -315,26 +337,29 @@ class SliceDataset(Dataset):
         zero-filled input, RSS target (with the combined image's phase) -> scale; the draws as single-coil's."""
         vol = self.volumes[vi]
         maps = self.coil_maps(vi, s, acc, img)
+        mag = self.slice_magnitude(vi, s, img)  # the RSS of the whole slice
         peak_ref = None
         if self.crop is not None and self.crop < self.size:
             m_full = torch.from_numpy(make_mask(self.size, acc, None, self.masks.kind, rng).astype(np.float32))
-            peak_ref = float(sense_adjoint(fft2c(img) * m_full, maps, m_full).abs().max())
+            peak_ref = float((maps.conj() * column_projection(img, m_full)).sum(0).abs().max())  # A^H A img
             if self.mode == "train":
-                top, left = self.crop_corner(img, rng)
+                top, left = self.crop_corner(mag, rng)
             else:
                 top, left = (self.size - self.crop) // 2, (self.size - self.crop) // 2
             img = img[..., top: top + self.crop, left: left + self.crop]
             maps = maps[..., top: top + self.crop, left: left + self.crop]
+            mag = None
         width = img.shape[-1]
         mask = torch.from_numpy(make_mask(width, acc, None, self.masks.kind, rng).astype(np.float32)).view(1, 1, width)
         k_meas = fft2c(img) * mask[0]
-        x0 = sense_adjoint(k_meas, maps, mask[0])
+        x0 = (maps.conj() * column_projection(img, mask[0])).sum(0)  # A^H k: F^H M F acts along W alone
         peak = float(x0.abs().max()) if peak_ref is None else peak_ref
         if not peak > 0:
             raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
                             "remove the slice or the file")
         combined = (maps.conj() * img).sum(0)
-        target = rss(img) * phase(combined)  # RSS magnitude (fastMRI's target), the combined image's phase
+        # RSS magnitude (fastMRI's target), the combined image's phase
+        target = (rss(img) if mag is None else mag) * phase(combined)
         scale = INPUT_MAX / peak
         return Sample(input=complex_to_chan(x0 * scale), target=complex_to_chan(target * scale),
                       kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale, file=vol.path.name, slice=s,

@@ -10,16 +10,14 @@ anisotropic TV; at 200 iterations it lands within about 0.5 dB PSNR of BART 0.8'
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from nas_recon.errors import ConfigError, NasReconError
+from nas_recon import bart
+from nas_recon.bart import available as bart_available
+from nas_recon.errors import ConfigError
 from nas_recon.physics.fft import fft2c, ifft2c
 
 LAMBDA = 0.01
@@ -67,25 +65,6 @@ def tv_torch(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iter
     return x / s
 
 
-def bart_available() -> bool:
-    """True when BART's `bart` binary is on PATH."""
-    return shutil.which("bart") is not None
-
-
-def _write_cfl(stem: Path, arr: np.ndarray) -> None:
-    dims = list(arr.shape) + [1] * (16 - arr.ndim)
-    stem.with_suffix(".hdr").write_text("# Dimensions\n" + " ".join(str(d) for d in dims) + "\n")
-    arr.astype(np.complex64).flatten(order="F").tofile(stem.with_suffix(".cfl"))
-
-
-def _read_cfl(stem: Path) -> np.ndarray:
-    dims = [int(d) for d in stem.with_suffix(".hdr").read_text().splitlines()[1].split()]
-    n = int(np.prod(dims))
-    data = np.fromfile(stem.with_suffix(".cfl"), dtype=np.complex64, count=n)
-    last = max(i for i, d in enumerate(dims) if d > 1) + 1 if n > 1 else 1
-    return data.reshape(dims[:last], order="F")
-
-
 def tv_bart(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iters: int = ITERATIONS,
             threads: int | None = None, maps: torch.Tensor | None = None) -> torch.Tensor:
     """`bart pics -S -R T:7:0:lam -i iters` through .cfl/.hdr files in a temp dir (`threads`: BART's OpenMP
@@ -95,18 +74,10 @@ def tv_bart(kspace: torch.Tensor, mask: torch.Tensor, lam: float = LAMBDA, iters
     m = mask.to(torch.float32).expand(k.shape[-2:]).numpy()
     k = (k.numpy() * m).astype(np.complex64)  # unsampled points exactly 0
     c, h, w = k.shape
-    with tempfile.TemporaryDirectory(prefix="nas-recon-bart-") as d:
-        d = Path(d)
-        _write_cfl(d / "ksp", np.moveaxis(k, 0, -1).reshape(h, w, 1, c))
-        _write_cfl(d / "sens", np.moveaxis(s.numpy().astype(np.complex64), 0, -1).reshape(h, w, 1, c))
-        cmd = ["bart", "pics", "-S", "-R", f"T:7:0:{lam}", "-i", str(iters), str(d / "ksp"), str(d / "sens"),
-               str(d / "out")]
-        env = None if threads is None else {**os.environ, "OMP_NUM_THREADS": str(threads)}
-        r = subprocess.run(cmd, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            raise NasReconError(f"bart pics failed: {(r.stderr or r.stdout).strip().splitlines()[-1:]}")
-        out = _read_cfl(d / "out").reshape(h, w)
-    return torch.from_numpy(np.ascontiguousarray(out))
+    out = bart.run(["pics", "-S", "-R", f"T:7:0:{lam}", "-i", str(iters)],
+                   {"ksp": np.moveaxis(k, 0, -1).reshape(h, w, 1, c),
+                    "sens": np.moveaxis(s.numpy().astype(np.complex64), 0, -1).reshape(h, w, 1, c)}, "out", threads)
+    return torch.from_numpy(np.ascontiguousarray(out.reshape(h, w)))
 
 
 def tv_backend(backend: str = "auto") -> str:

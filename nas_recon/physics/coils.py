@@ -1,4 +1,5 @@
-"""Coil arrays (pure functions): root-sum-of-squares, the calibration region, ESPIRiT and birdcage maps (sigpy).
+"""Coil arrays (pure functions): root-sum-of-squares, the calibration region, ESPIRiT (BART or sigpy) and
+birdcage maps (sigpy).
 
 Layout: coil images and maps are complex [coils, H, W] (numpy or torch as stated); the coil axis comes first,
 as in fastMRI's multi-coil `kspace` [slices, coils, H, W].
@@ -38,23 +39,53 @@ def acs_width(mask: np.ndarray) -> int:
     return hi - lo + 1
 
 
-def espirit_maps(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02, crop: float = 0.95) -> np.ndarray:
-    """ESPIRiT sensitivities (sigpy's EspiritCalib) from the fully sampled centre of undersampled k-space.
+ESPIRIT_BACKENDS = ("auto", "bart", "sigpy")
+
+
+def espirit_backend(backend: str = "auto") -> str:
+    """The ESPIRiT implementation `backend` resolves to: 'bart' (BART's ecalib, when on PATH for 'auto') or
+    'sigpy' (sigpy's EspiritCalib)."""
+    from nas_recon.bart import available
+
+    if backend not in ESPIRIT_BACKENDS:
+        raise ValueError(f"ESPIRiT backend: unknown '{backend}', expected {', '.join(ESPIRIT_BACKENDS)}")
+    return "bart" if backend == "bart" or (backend == "auto" and available()) else "sigpy"
+
+
+def espirit_method(backend: str) -> str:
+    """What run.json records of the maps of `backend` ('bart' or 'sigpy')."""
+    tool = "BART ecalib -m1" if backend == "bart" else "sigpy EspiritCalib, 10 power iterations"
+    return (f"ESPIRiT ({tool}, threshold 0.02, crop 0.95) from the fully sampled centre of the undersampled "
+            "k-space, once per (file, slice, acceleration)")
+
+
+def espirit_maps(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02, crop: float = 0.95,
+                 backend: str = "auto") -> np.ndarray:
+    """ESPIRiT sensitivities from the fully sampled centre of undersampled k-space: BART's `ecalib` (one set of
+    maps) or sigpy's EspiritCalib, with the same calibration region, kernel, threshold and crop.
 
     kspace: complex [coils, H, W], zeros where unsampled; mask: the [W] column mask. Returns complex64 [coils, H, W].
     """
-    from sigpy.mri.app import EspiritCalib
-
     width = acs_width(mask)
     if width < MIN_CALIBRATION:
         raise DataError(f"ESPIRiT needs a fully sampled centre of at least {MIN_CALIBRATION} columns; the mask has "
                         f"{width}")
-    # sigpy's 6 x 6 kernels need a calibration region of ~3 kernel widths: narrower centres (small images, 8x)
-    # get smaller kernels, down to 3
+    # 6 x 6 kernels need a calibration region of ~3 kernel widths: narrower centres (small images, 8x) get smaller
+    # kernels, down to 3
     kernel = 6 if width >= 18 else max(3, width // 3)
+    k = np.asarray(kspace, np.complex64)
+    if espirit_backend(backend) == "bart":
+        from nas_recon import bart
+
+        c, h, w = k.shape
+        maps = bart.run(["ecalib", "-m1", "-r", str(width), "-k", str(kernel), "-t", str(thresh), "-c", str(crop)],
+                        {"ksp": np.moveaxis(k, 0, -1).reshape(h, w, 1, c)}, "sens")
+        return np.ascontiguousarray(np.moveaxis(maps.reshape(h, w, c), -1, 0), np.complex64)
+    from sigpy.mri.app import EspiritCalib
+
     # 10 power iterations per pixel: the maps of 100 (sigpy's default) to 1e-6 in agreement, 2x faster
-    maps = EspiritCalib(np.asarray(kspace, np.complex64), calib_width=width, kernel_width=kernel, thresh=thresh,
-                        crop=crop, max_iter=10, show_pbar=False).run()
+    maps = EspiritCalib(k, calib_width=width, kernel_width=kernel, thresh=thresh, crop=crop, max_iter=10,
+                        show_pbar=False).run()
     return np.asarray(maps, np.complex64)
 
 

@@ -74,13 +74,12 @@ class KSpaceFusion(nn.Module):
 
     @torch.jit.unused
     def _fuse_coils(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        from nas_recon.physics.sense import sense_dc
+        from nas_recon.physics.sense import coil_consistency, sense_dc
 
         z, k0c, s = chan_to_complex(x), chan_to_complex(k0), chan_to_complex(maps)
         m = (mask[:, 0] if mask.dim() == 4 else mask).unsqueeze(1)  # [B, 1, 1|H, W] over the coils
         if self.hard:
-            k = fft2c(s * z.unsqueeze(1))
-            out = (s.conj() * ifft2c((1 - m) * k + m * k0c)).sum(1)
+            out = (s.conj() * coil_consistency(s * z.unsqueeze(1), k0c, m)).sum(1)
         else:
             out = sense_dc(z, k0c, s, m, 1.0 / self.current_lam(), self.cg_iterations)
         return complex_to_chan(out)
@@ -92,17 +91,14 @@ class KSpaceFusion(nn.Module):
         x's phase. The RSS, fastMRI's multi-coil target, keeps what the measurements hold where the maps are zero
         (ESPIRiT's maps vanish outside the object; the target's background does not)."""
         from nas_recon.physics.coils import phase
+        from nas_recon.physics.sense import coil_consistency
 
         with torch.autocast(x.device.type, enabled=False):
             z, k0c, s = chan_to_complex(x.float()), chan_to_complex(k0.float()), chan_to_complex(maps.float())
             m = (mask[:, 0] if mask.dim() == 4 else mask).unsqueeze(1).float()
-            k = fft2c(s * z.unsqueeze(1))
-            if self.hard:
-                k = (1 - m) * k + m * k0c
-            else:
-                lam = self.current_lam()
-                k = (1 - m) * k + m * (k + lam * k0c) / (1 + lam)
-            mag = (ifft2c(k).abs() ** 2).sum(1).add(1e-24).sqrt()  # finite gradient at 0
+            w = 1.0 if self.hard else self.current_lam() / (1 + self.current_lam())
+            c = coil_consistency(s * z.unsqueeze(1), k0c, m, w)
+            mag = (c.real ** 2 + c.imag ** 2).sum(1).add(1e-24).sqrt()  # finite gradient at 0
             return complex_to_chan(mag * phase(z))
 
     def _fuse(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

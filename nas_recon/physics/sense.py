@@ -23,6 +23,25 @@ def sense_adjoint(k: torch.Tensor, maps: torch.Tensor, mask: torch.Tensor) -> to
     return (maps.conj() * ifft2c(mask * k)).sum(dim=-3)
 
 
+def column_projection(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """F^H M F x (centered F) for a column mask `mask` [W] (or [..., 1, W]): the image of x's sampled columns.
+
+    The mask is constant along H, so the FFTs along H cancel; and the centring shifts of F^H and F cancel around
+    the diagonal M, which becomes ifftshift(M): two 1-D FFTs along W, no shifts of x (a quarter of the work)."""
+    return torch.fft.ifft(torch.fft.ifftshift(mask, dim=-1) * torch.fft.fft(x, dim=-1, norm="ortho"), dim=-1,
+                          norm="ortho")
+
+
+def coil_consistency(coils: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, w: float | torch.Tensor = 1.0
+                     ) -> torch.Tensor:
+    """Coil images whose k-space F c has its sampled points moved to the measurement: F^H ((1 - w M) F c + w M k0)
+    (w = 1: replaced; w = lam / (1 + lam): the soft rule). mask [..., 1, W] (columns) or [..., H, W]."""
+    if mask.shape[-2] != 1:  # a 2-D mask: the full 2-D transforms
+        k = fft2c(coils)
+        return ifft2c(k + w * mask * (k0 - k))
+    return coils + w * (ifft2c(mask * k0) - column_projection(coils, mask))
+
+
 def dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """<a, b> = sum conj(a) b per batch item (real part; the normal operators here are Hermitian)."""
     return (a.conj() * b).real.flatten(1).sum(dim=1)

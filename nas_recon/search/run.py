@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
-from nas_recon.data.dataset import MAPS_METHOD, SliceDataset, list_volumes, split_volumes
+from nas_recon.data.dataset import SliceDataset, list_volumes, maps_method, split_volumes
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
@@ -323,7 +323,7 @@ def write_run_record(cfg: SearchConfig, record: dict[str, Any], coils: int = 0) 
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "run.json", json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
                                                     "data_record": record, "coils": coils,
-                                                    "maps": MAPS_METHOD if coils else None}, indent=1))
+                                                    "maps": maps_method() if coils else None}, indent=1))
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:

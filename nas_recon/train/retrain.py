@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
-from nas_recon.data.dataset import INPUT_MAX, MAPS_METHOD, SliceDataset
+from nas_recon.data.dataset import INPUT_MAX, SliceDataset, maps_method
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.defaults import SIZE
@@ -377,7 +377,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     net = place(build_model(spec), device)
     meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
             "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
-            "precision": cfg.precision, "coils": ds.coils, "maps": MAPS_METHOD if ds.coils else None,
+            "precision": cfg.precision, "coils": ds.coils, "maps": maps_method() if ds.coils else None,
             "params": count_params(net),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
