@@ -1,8 +1,10 @@
-"""Export a trained checkpoint to TorchScript (or ONNX, with DFT-matrix fusion in real arithmetic)."""
+"""Export a trained checkpoint to TorchScript (or ONNX, with DFT-matrix fusion in real arithmetic, single- or
+multi-coil)."""
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -22,7 +24,8 @@ def centered_dft_matrix(n: int) -> torch.Tensor:
 
 
 class MatrixFusion(nn.Module):
-    """KSpaceFusion for a fixed H x W with the 2-D DFT as real matrix products (ONNX has no complex FFT)."""
+    """A KSpaceFusion's own rule (`blend`) with the centred 2-D DFT of a fixed H x W as real matrix products (ONNX
+    has no complex FFT)."""
 
     def __init__(self, fusion: KSpaceFusion, height: int, width: int) -> None:
         super().__init__()
@@ -31,28 +34,42 @@ class MatrixFusion(nn.Module):
         self.register_buffer("hi", ch.imag.contiguous())
         self.register_buffer("wr", cw.real.T.contiguous())
         self.register_buffer("wi", cw.imag.T.contiguous())
-        self.hard = fusion.hard
-        self.register_buffer("lam", fusion.current_lam().detach().clone())
+        self.fusion = fusion
 
-    def _mul(self, ar, ai, br, bi, xr, xi):
-        """(A) X (B) for complex A = ar + i ai (left), B = br + i bi (right), X = xr + i xi."""
+    def _mul(self, ar, ai, br, bi, x: torch.Tensor) -> torch.Tensor:
+        """(A) X (B) for complex A = ar + i ai (left), B = br + i bi (right), X as [..., 2, H, W] channels."""
+        xr, xi = x[..., 0, :, :], x[..., 1, :, :]
         yr = torch.matmul(ar, xr) - torch.matmul(ai, xi)
         yi = torch.matmul(ar, xi) + torch.matmul(ai, xr)
-        return torch.matmul(yr, br) - torch.matmul(yi, bi), torch.matmul(yr, bi) + torch.matmul(yi, br)
+        return torch.stack((torch.matmul(yr, br) - torch.matmul(yi, bi), torch.matmul(yr, bi) + torch.matmul(yi, br)),
+                           dim=-3)
+
+    def _consistent(self, k: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """F^H blend(k, k0, M): the fusion rule in k-space `k` ([..., 2, H, W]), back to images."""
+        return self._mul(self.hr.T, -self.hi.T, self.wr.T, -self.wi.T, self.fusion.blend(k, k0, mask))
+
+    def _coil_images(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """Data-consistent coil images F^H blend(F S_c x) [B, coils, 2, H, W] (maps [B, coils, 2, H, W])."""
+        zr, zi = x[:, None, 0], x[:, None, 1]
+        sr, si = maps[:, :, 0], maps[:, :, 1]
+        coils = torch.stack((sr * zr - si * zi, sr * zi + si * zr), dim=2)
+        return self._consistent(self._mul(self.hr, self.hi, self.wr, self.wi, coils), k0, mask.unsqueeze(1))
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
                 maps: torch.Tensor | None = None) -> torch.Tensor:
-        kr, ki = self._mul(self.hr, self.hi, self.wr, self.wi, x[:, 0], x[:, 1])
-        m = mask[:, 0]
-        if self.hard:
-            kr = (1 - m) * kr + m * k0[:, 0]
-            ki = (1 - m) * ki + m * k0[:, 1]
-        else:
-            kr = (1 - m) * kr + m * (kr + self.lam * k0[:, 0]) / (1 + self.lam)
-            ki = (1 - m) * ki + m * (ki + self.lam * k0[:, 1]) / (1 + self.lam)
-        # inverse: conjugate transposes of the (unitary) matrices
-        yr, yi = self._mul(self.hr.T, -self.hi.T, self.wr.T, -self.wi.T, kr, ki)
-        return torch.stack((yr, yi), dim=1)
+        if maps is None or maps.numel() == 0:  # mask over the channels
+            return self._consistent(self._mul(self.hr, self.hi, self.wr, self.wi, x), k0, mask)
+        # multi-coil, the hard rule (soft SENSE data consistency is a CG solve, not exported): S^H F^H blend(F S x)
+        c = self._coil_images(x, k0, mask, maps)
+        sr, si, cr, ci = maps[:, :, 0], maps[:, :, 1], c[:, :, 0], c[:, :, 1]
+        return torch.stack(((sr * cr + si * ci).sum(1), (sr * ci - si * cr).sum(1)), dim=1)
+
+    def coil_output(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+        """KSpaceFusion.coil_output: the RSS of the data-consistent coil images, with x's phase."""
+        mag = (self._coil_images(x, k0, mask, maps) ** 2).sum(dim=(1, 2)).add(1e-24).sqrt()
+        norm = (x**2).sum(1, keepdim=True).sqrt()
+        one = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)  # phase 1 where x = 0, as physics.coils.phase
+        return mag[:, None] * torch.where(norm > 0, x / norm.clamp_min(1e-30), one)
 
 
 def swap_fusions(model: nn.Module, height: int, width: int) -> nn.Module:
@@ -65,9 +82,29 @@ def swap_fusions(model: nn.Module, height: int, width: int) -> nn.Module:
     return model
 
 
-def export_model(model: nn.Module, fmt: str, out: Path, size: int = SIZE) -> Path:
-    """Write `out` atomically: TorchScript (any size) or ONNX (fixed size x size)."""
+def check_exportable(model: nn.Module, fmt: str, coils: int, name: str) -> None:
+    """ConfigError unless `model` exports as `fmt` for data of `coils` coils (0: single-coil)."""
+    if not coils:
+        return
+    from nas_recon.models.cascade import CascadeNet
+
+    fusions = [m for m in model.modules() if isinstance(m, KSpaceFusion)]
+    if fmt != "onnx":
+        raise ConfigError(f"{name}: trained on multi-coil data ({coils} coils); TorchScript exports are single-coil, "
+                          "use --format onnx (the SENSE operator as DFT matrices)")
+    if not fusions or not isinstance(model, CascadeNet):
+        raise ConfigError(f"{name}: multi-coil export is built for the cascade networks (searched, DC-CNN, MoDL, "
+                          "RDN), whose FFTs sit in their k-space fusions; this model computes its own")
+    if any(not f.hard for f in fusions):
+        raise ConfigError(f"{name}: its SENSE data consistency is soft (a conjugate-gradient solve, --soft-dc); "
+                          "multi-coil export takes the hard rule")
+
+
+def export_model(model: nn.Module, fmt: str, out: Path, size: int = SIZE, coils: int = 0) -> Path:
+    """Write `out` atomically: TorchScript (any size, single-coil) or ONNX (fixed size x size; multi-coil: `coils`
+    coils, the maps an input)."""
     model = model.eval()
+    check_exportable(model, fmt, coils, type(model).__name__)
     with atomic_path(out) as tmp:
         if fmt == "torchscript":  # the marker lets a later export replace this file (nas_recon.outputs)
             torch.jit.save(torch.jit.script(model), tmp,
@@ -80,8 +117,15 @@ def export_model(model: nn.Module, fmt: str, out: Path, size: int = SIZE) -> Pat
             swap_fusions(model, size, size)
             x = torch.zeros(1, 2, size, size)
             mask = torch.ones(1, 1, 1, size)
-            torch.onnx.export(model, (x, x, mask), tmp, input_names=["input", "kspace", "mask"],
-                              output_names=["output"], dynamo=False, opset_version=17)
+            if coils:
+                k = torch.zeros(1, coils, 2, size, size)
+                args, names = (x, k, mask, k.clone()), ["input", "kspace", "mask", "maps"]
+            else:
+                args, names = (x, x, mask), ["input", "kspace", "mask"]
+            with warnings.catch_warnings():  # the tracer's notes on the (static) single/multi-coil branches
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                torch.onnx.export(model, args, tmp, input_names=names, output_names=["output"], dynamo=False,
+                                  opset_version=17)
             import onnx
 
             m = onnx.load(tmp)

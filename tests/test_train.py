@@ -281,6 +281,40 @@ def test_onnx_export_round_trip(tmp_path):
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
 
 
+def test_multicoil_onnx_export_is_the_sense_cascade(tmp_path):
+    """A multi-coil cascade network exported to ONNX (the SENSE operator as DFT matrices, maps an input) gives the
+    FFT model's output; TorchScript, soft SENSE DC and non-cascade models are refused in words."""
+    ort = pytest.importorskip("onnxruntime")
+    from nas_recon.export import export_model
+    from nas_recon.models.registry import ModelSpec, build_model
+
+    g = torch.Generator().manual_seed(0)
+    b, c, n = 1, 3, 16
+    maps = torch.randn(b, c, 2, n, n, generator=g)
+    maps = maps / (maps**2).sum(dim=(1, 2), keepdim=True).sqrt()  # sum_c |S_c|^2 = 1
+    mask = torch.zeros(b, 1, 1, n)
+    mask[..., 5:11] = 1
+    mask[..., 1] = 1
+    k0 = torch.randn(b, c, 2, n, n, generator=g) * mask.unsqueeze(1)
+    x = torch.randn(b, 2, n, n, generator=g)
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("dccnn-2", channels=8, cascades=2)).eval()
+    with torch.no_grad():
+        ref = model(x, k0, mask, maps).numpy()
+    out = export_model(model, "onnx", tmp_path / "mc.onnx", size=n, coils=c)
+    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input": x.numpy(), "kspace": k0.numpy(), "mask": mask.numpy(), "maps": maps.numpy()})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
+    with pytest.raises(ConfigError, match="TorchScript exports are single-coil, use --format onnx"):
+        export_model(model, "torchscript", tmp_path / "mc.pt", coils=c)
+    soft = build_model(ModelSpec("modl-1", channels=8, cascades=1, learnable_lam=True))
+    with pytest.raises(ConfigError, match="soft"):
+        export_model(soft, "onnx", tmp_path / "soft.onnx", size=n, coils=c)
+    with pytest.raises(ConfigError, match="cascade networks"):
+        export_model(build_model(ModelSpec("unet", channels=4)), "onnx", tmp_path / "u.onnx", size=n, coils=c)
+    assert not any(p.name != "mc.onnx" for p in tmp_path.iterdir())
+
+
 def test_unet_trains_under_its_own_crop_batch_and_repeats(data_root, tmp_path):
     """unet_crop / unet_batch_size / unet_repeats apply to the U-Net only (fastMRI: whole images, batch 1)."""
     # a unet_crop above the image size means whole images

@@ -212,19 +212,19 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
 
 def run_export_cmd(args: argparse.Namespace) -> int:
     """Export a checkpoint."""
-    from nas_recon.export import export_model
+    from nas_recon.export import check_exportable, export_model
     from nas_recon.outputs import check_output_file
     from nas_recon.train.checkpoint import model_from_checkpoint
 
     check_output_file(args.out, args.format, inputs=[args.checkpoint])
     net, spec, ck = model_from_checkpoint(args.checkpoint)
     coils = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
-    if coils or spec.name.startswith("varnet"):
+    if spec.name.startswith("varnet"):
         from nas_recon.errors import ConfigError
 
-        raise ConfigError(f"{args.checkpoint}: {spec.name} " + (f"was trained on multi-coil data ({coils} coils)"
-                          if coils else "is E2E-VarNet") + "; exporting multi-coil networks (SENSE data "
-                          "consistency) is not built yet: TorchScript and ONNX take single-coil cascades")
-    export_model(net, args.format, args.out, args.size)
+        raise ConfigError(f"{args.checkpoint}: {spec.name} is E2E-VarNet (FFTs and a sensitivity network in its "
+                          "cascades); export takes the cascade networks")
+    check_exportable(net, args.format, coils, f"{args.checkpoint}: {spec.name}")
+    export_model(net, args.format, args.out, args.size, coils)
     console.print(f"{spec.name}: wrote {args.format} to {args.out}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch.utils.data import Dataset
 
 from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
+from nas_recon.data.transforms import INPUT_MAX, Draw, MultiCoilTransform, SingleCoilTransform
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.io import save_array
@@ -22,14 +24,11 @@ from nas_recon.physics.coils import (
     espirit_backend,
     espirit_maps,
     espirit_method,
-    phase,
     rss,
 )
 from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
-from nas_recon.physics.sense import column_projection
 
-INPUT_MAX = 6.0  # SPEC: each slice scaled so that max |x0| = 6
 CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
 
 
@@ -61,7 +60,9 @@ def split_volumes(files: list[Path], fraction: float, seed: int) -> tuple[list[P
 
 
 class SliceDataset(Dataset):
-    """Paired (zero-filled, target) slices: ifft2c -> centre crop to `size` -> fft2c -> mask.
+    """Paired (zero-filled, target) slices: reads a slice lazily (ifft2c -> centre crop to `size`), draws its
+    acceleration and generator, multi-coil its ESPIRiT maps, and hands them to its transform
+    (nas_recon.data.transforms: single- or multi-coil) for crop -> mask -> scale.
 
     mode "train": a fresh (mask, acceleration, crop) per draw from (seed, epoch, index), crops centred on a
     random foreground pixel (|image| > 10 % of the slice max);
@@ -83,6 +84,7 @@ class SliceDataset(Dataset):
         cache_bytes: int = CACHE_BYTES,
         repeats: int = 1,
         maps_dir: str | Path | None = None,
+        write_maps: bool = True,
     ) -> None:
         if mode not in ("train", "eval", "given"):
             raise ConfigError(f"mode: unknown '{mode}', expected train, eval or given")
@@ -103,8 +105,12 @@ class SliceDataset(Dataset):
         self.volumes: list[VolumeInfo] = [inspect_volume(p, min_size=size) for p in files]
         self.coils = check_one_kind(self.volumes)
         self.maps_dir = Path(maps_dir) if maps_dir is not None else None
+        self.write_maps = write_maps  # DDP: every rank reads the maps cache, rank 0 alone writes it
+        if self.coils and self.maps_dir is not None and write_maps:
+            check_maps_dir(self.maps_dir)
+        self.transform = (MultiCoilTransform if self.coils else SingleCoilTransform)(crop, self.masks.kind)
         self.espirit = espirit_backend()  # BART's ecalib when on PATH (5-8x faster), else sigpy's
-        if self.coils:  # decided before any work: ESPIRiT calibrates on the fully sampled centre
+        if self.coils and mode != "given":  # decided before any work: ESPIRiT calibrates on the fully sampled centre
             for acc in self.masks.accelerations:
                 width = acs_width(make_mask(size, acc, None, self.masks.kind, np.random.default_rng(0)))
                 if width < MIN_CALIBRATION:
@@ -112,9 +118,6 @@ class SliceDataset(Dataset):
                     raise DataError(f"{where}: multi-coil at {acc:g}x and --size {size}: the "
                                     f"fully sampled centre is {width} columns, ESPIRiT needs at least "
                                     f"{MIN_CALIBRATION}; use a larger --size or lower accelerations")
-        if self.coils and mode == "given":
-            raise DataError(f"{self.volumes[0].path}: reconstructing multi-coil files with their own mask is not "
-                            "built yet (evaluate with simulated masks instead)")
         if mode == "given":
             for v in self.volumes:
                 if not v.has_mask:
@@ -235,33 +238,20 @@ class SliceDataset(Dataset):
             except DataError as e:  # a centre too narrow to calibrate: say where, and what would widen it
                 raise DataError(f"{vol.path}: slice {s} at {acc:g}x: {e} (the centre is 0.32 / R of --size "
                                 f"{self.size}; use a larger --size or lower accelerations)") from None
-            if path is not None:
+            if path is not None and self.write_maps:
                 save_array(path, maps)
         maps_t = torch.from_numpy(maps)
         if self.cache_enabled:
             self._maps[key] = maps_t
         return maps_t
 
-    def crop_corner(self, mag: torch.Tensor, rng: np.random.Generator) -> tuple[int, int]:
-        """Top-left of a training crop centred on a random foreground pixel of the slice's magnitude `mag` (> 10 %
-        of its max)."""
-        ys, xs = torch.nonzero(mag > 0.1 * mag.max(), as_tuple=True)
-        if ys.numel() == 0:
-            cy, cx = (int(v) for v in rng.integers(0, self.size, size=2))
-        else:
-            i = int(rng.integers(ys.numel()))
-            cy, cx = int(ys[i]), int(xs[i])
-        half = self.crop // 2
-        top = min(max(cy - half, 0), self.size - self.crop)
-        left = min(max(cx - half, 0), self.size - self.crop)
-        return top, left
-
     def given_sample(self, vi: int, s: int) -> Sample:
         """A slice of a file that carries its own mask (fastMRI test files): the measured k-space on its own grid.
 
         The mask is as wide as the k-space; the network runs on the whole acquired grid (k-space exactly as
         measured, data consistency included) and the caller centre-crops its output to size x size. `target` is
-        the zero-filled image (these files have no fully sampled reference).
+        the zero-filled image (these files have no fully sampled reference). Multi-coil: ESPIRiT maps from the
+        fully sampled centre of the file's own mask, the input A^H k.
         """
         vol = self.volumes[vi]
         raw = np.asarray(self._file(vi)["kspace"][s], dtype=np.complex64)
@@ -274,7 +264,16 @@ class SliceDataset(Dataset):
             raise DataError(f"{vol.path}: 'mask' must hold 0/1 per column with at least one sampled column")
         mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
         k_meas = torch.from_numpy(raw) * mask[0]
-        x0 = ifft2c(k_meas)
+        extra: dict[str, torch.Tensor] = {}
+        if self.coils:
+            try:
+                maps = torch.from_numpy(espirit_maps(k_meas.numpy(), m, backend=self.espirit))
+            except DataError as e:  # its own mask's centre is too narrow to calibrate
+                raise DataError(f"{vol.path}: slice {s}: {e}") from None
+            x0 = (maps.conj() * ifft2c(k_meas)).sum(0)
+            extra["maps"] = complex_to_chan(maps)
+        else:
+            x0 = ifft2c(k_meas)
         peak = float(center_crop(x0, self.size, self.size).abs().max())
         if not peak > 0:
             raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
@@ -282,7 +281,7 @@ class SliceDataset(Dataset):
         scale = INPUT_MAX / peak
         x = complex_to_chan(x0 * scale)
         return Sample(input=x, target=x.clone(), kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale,
-                      file=vol.path.name, slice=s, acceleration=float(width / m.sum()), max_value=peak)
+                      file=vol.path.name, slice=s, acceleration=float(width / m.sum()), max_value=peak, **extra)
 
     def __getitem__(self, index: int) -> Sample:
         vi, s, acc = self.items[index % len(self.items)]
@@ -296,74 +295,21 @@ class SliceDataset(Dataset):
             rng = np.random.default_rng(eval_seed(self.seed, vol.path.name, s, acc or 0.0))
         if self.mode == "train":
             acc = self.masks.draw_acceleration(rng)
-        if self.coils:
-            return self.coil_sample(vi, s, float(acc), img, rng)
-        peak_ref = None
-        if self.crop is not None and self.crop < self.size:
-            # scale crops like their whole slice (a crop of background must not be blown up to max 6)
-            m_full = make_mask(self.size, acc, None, self.masks.kind, rng)
-            m_full_t = torch.from_numpy(m_full.astype(np.float32))
-            peak_ref = float(ifft2c(fft2c(img) * m_full_t).abs().max())
-            if self.mode == "train":
-                top, left = self.crop_corner(self.slice_magnitude(vi, s, img), rng)
-                img = img[top : top + self.crop, left : left + self.crop]
-            else:
-                img = center_crop(img, self.crop, self.crop)
-        k = fft2c(img)
-        width = k.shape[-1]
-        m = make_mask(width, acc, None, self.masks.kind, rng)
-        mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
-        k_meas = k * mask[0]
-        x0 = ifft2c(k_meas)
-        peak = float(x0.abs().max()) if peak_ref is None else peak_ref
-        if not peak > 0:
-            raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
-                            "remove the slice or the file")
-        scale = INPUT_MAX / peak
-        return Sample(
-            input=complex_to_chan(x0 * scale),
-            target=complex_to_chan(img * scale),
-            kspace=complex_to_chan(k_meas * scale),
-            mask=mask,
-            scale=scale,
-            file=vol.path.name,
-            slice=s,
-            acceleration=float(acc),
-            max_value=self.volume_max(vi),
-        )
+        maps = self.coil_maps(vi, s, float(acc), img) if self.coils else None
+        return self.transform(Draw(img, float(acc), rng, self.mode == "train", lambda: self.slice_magnitude(vi, s, img),
+                                   vol.path, s, self.volume_max(vi), maps))
 
-    def coil_sample(self, vi: int, s: int, acc: float, img: torch.Tensor, rng: np.random.Generator) -> Sample:
-        """The multi-coil transform: maps at `acc` -> crop (images and maps alike) -> mask -> SENSE-combined
-        zero-filled input, RSS target (with the combined image's phase) -> scale; the draws as single-coil's."""
-        vol = self.volumes[vi]
-        maps = self.coil_maps(vi, s, acc, img)
-        mag = self.slice_magnitude(vi, s, img)  # the RSS of the whole slice
-        peak_ref = None
-        if self.crop is not None and self.crop < self.size:
-            m_full = torch.from_numpy(make_mask(self.size, acc, None, self.masks.kind, rng).astype(np.float32))
-            peak_ref = float((maps.conj() * column_projection(img, m_full)).sum(0).abs().max())  # A^H A img
-            if self.mode == "train":
-                top, left = self.crop_corner(mag, rng)
-            else:
-                top, left = (self.size - self.crop) // 2, (self.size - self.crop) // 2
-            img = img[..., top: top + self.crop, left: left + self.crop]
-            maps = maps[..., top: top + self.crop, left: left + self.crop]
-            mag = None
-        width = img.shape[-1]
-        mask = torch.from_numpy(make_mask(width, acc, None, self.masks.kind, rng).astype(np.float32)).view(1, 1, width)
-        k_meas = fft2c(img) * mask[0]
-        x0 = (maps.conj() * column_projection(img, mask[0])).sum(0)  # A^H k: F^H M F acts along W alone
-        peak = float(x0.abs().max()) if peak_ref is None else peak_ref
-        if not peak > 0:
-            raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
-                            "remove the slice or the file")
-        combined = (maps.conj() * img).sum(0)
-        # RSS magnitude (fastMRI's target), the combined image's phase
-        target = (rss(img) if mag is None else mag) * phase(combined)
-        scale = INPUT_MAX / peak
-        return Sample(input=complex_to_chan(x0 * scale), target=complex_to_chan(target * scale),
-                      kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale, file=vol.path.name, slice=s,
-                      acceleration=acc, max_value=self.volume_max(vi), maps=complex_to_chan(maps))
+
+def check_maps_dir(folder: Path) -> None:
+    """ConfigError unless `folder` is, or can be made, a writable folder for the ESPIRiT maps (decided before any
+    work, not at the first map)."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: the maps folder (--maps-dir) is a file, expected a folder")
+    base = next(p for p in (folder, *folder.parents) if p.exists())
+    if not base.is_dir():
+        raise ConfigError(f"{folder}: the maps folder (--maps-dir) lies under the file {base}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ConfigError(f"{folder}: the maps folder (--maps-dir) cannot be written ({base} is read-only)")
 
 
 def check_one_kind(volumes: list[VolumeInfo]) -> int:

@@ -101,14 +101,15 @@ class KSpaceFusion(nn.Module):
             mag = (c.real ** 2 + c.imag ** 2).sum(1).add(1e-24).sqrt()  # finite gradient at 0
             return complex_to_chan(mag * phase(z))
 
-    def _fuse(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        k = fft2c(chan_to_complex(x))
-        k0c = chan_to_complex(k0)
-        m = mask[:, 0] if mask.dim() == 4 else mask
-        m = m.to(x.dtype)
+    def blend(self, k: torch.Tensor, k0: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """The fusion rule on k-space `k`, complex or as [re, im] channels alike (the rule is real-linear): the
+        FFT path and the ONNX export's DFT matrices (nas_recon.export) share it."""
         if self.hard:
-            k_out = (1 - m) * k + m * k0c
-        else:
-            lam = self.current_lam()
-            k_out = (1 - m) * k + m * (k + lam * k0c) / (1 + lam)
+            return (1 - m) * k + m * k0
+        lam = self.current_lam()
+        return (1 - m) * k + m * (k + lam * k0) / (1 + lam)
+
+    def _fuse(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        m = mask[:, 0] if mask.dim() == 4 else mask
+        k_out = self.blend(fft2c(chan_to_complex(x)), chan_to_complex(k0), m.to(x.dtype))
         return complex_to_chan(ifft2c(k_out))

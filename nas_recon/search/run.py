@@ -57,11 +57,11 @@ from nas_recon.train.dist import (
     World,
     broadcast,
     identical_on_ranks,
-    main_only,
     on_main,
     run_on_ranks,
     sum_over_ranks,
     sync_gradients,
+    writes,
 )
 from nas_recon.train.tblog import Board
 
@@ -348,7 +348,7 @@ def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDat
     """train_w (offset 0) or train_alpha (offset 1): training crops and masks drawn from seed + offset."""
     masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
     return SliceDataset(files, cfg.size, cfg.crop, masks, "train", cfg.seed + offset, cfg.max_slices,
-                        repeats=cfg.repeats, maps_dir=main_only(cfg.maps_dir or Path(cfg.out) / "maps"))
+                        repeats=cfg.repeats, maps_dir=cfg.maps_dir or Path(cfg.out) / "maps", write_maps=writes())
 
 
 def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World = ALONE) -> DataLoader:

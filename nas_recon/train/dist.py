@@ -105,9 +105,9 @@ def stop(world: World, finished: bool) -> None:
         tdist.destroy_process_group()
 
 
-def main_only(path: str | Path) -> Path | None:
-    """`path` on the rank that writes (of the environment's world), None on the others (a cache they skip)."""
-    return Path(path) if world_from_env().main else None
+def writes() -> bool:
+    """True on the rank that writes (of the environment's world): rank 0, or a run alone."""
+    return world_from_env().main
 
 
 def on_main(world: World, check: Callable[[], T]) -> T:

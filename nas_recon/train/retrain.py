@@ -42,10 +42,10 @@ from nas_recon.train.dist import (
     ShardedBatches,
     World,
     gather_rows,
-    main_only,
     mean_over_ranks,
     on_main,
     run_on_ranks,
+    writes,
 )
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.precision import autocast, check_precision
@@ -169,11 +169,11 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     check_precision(cfg.precision, device.type)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
-    maps = main_only(cfg.maps_dir or Path(cfg.out) / "maps")  # multi-coil: ESPIRiT maps, cached by rank 0
+    maps = cfg.maps_dir or Path(cfg.out) / "maps"  # multi-coil: ESPIRiT maps, read by every rank, written by rank 0
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
-                      repeats=r.repeats, maps_dir=maps)
+                      repeats=r.repeats, maps_dir=maps, write_maps=writes())
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None,
-                       maps_dir=maps)
+                       maps_dir=maps, write_maps=writes())
     if val.coils != ds.coils:
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
