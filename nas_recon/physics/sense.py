@@ -74,7 +74,9 @@ def sense_dc(z: torch.Tensor, k0: torch.Tensor, maps: torch.Tensor, mask: torch.
 
     With one coil and unit maps this is the closed-form k-space fusion with weight 1/lam on the measurement.
     """
-    def normal(x: torch.Tensor) -> torch.Tensor:
+    def normal(x: torch.Tensor) -> torch.Tensor:  # A^H A x + lam x; column masks: S^H (F^H M F) S x by 1-D FFTs
+        if mask.shape[-2] == 1:
+            return (maps.conj() * column_projection(maps * x.unsqueeze(-3), mask)).sum(dim=-3) + lam * x
         return sense_adjoint(sense_forward(x, maps, mask), maps, mask) + lam * x
 
     return conjugate_gradient(normal, sense_adjoint(k0, maps, mask) + lam * z, z, iterations)
