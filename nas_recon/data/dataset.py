@@ -191,7 +191,8 @@ class SliceDataset(Dataset):
                 self._vmax[vi] = float(np.max(target))
             else:
                 n = self.volumes[vi].num_slices
-                self._vmax[vi] = max(float(self.magnitude(self.paired_image(vi, s)).max()) for s in range(n))
+                mags = (self.slice_magnitude(vi, s, self.paired_image(vi, s)) for s in range(n))
+                self._vmax[vi] = max(float(m.max()) for m in mags)
         return self._vmax[vi]
 
     def magnitude(self, img: torch.Tensor) -> torch.Tensor:
