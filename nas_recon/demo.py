@@ -75,6 +75,8 @@ class DemoProgress:
 
     def search_progress(self): ...
 
+    def selection_progress(self): ...
+
     def retrain_progress(self, label: str): ...
 
 
@@ -196,7 +198,13 @@ def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, de
                            max_slices=b.search_max_slices, seed=seed, device=device, repeats=b.search_repeats,
                            arch_lr=b.search_arch_lr, maps_dir=str(maps_dir(data, b)) if b.coils else None,
                            **options)
-        run_search(cfg, resume=(run_dir / "run.json").exists(), progress=progress.search_progress())
+        resume = (run_dir / "run.json").exists()
+        if cfg.select == "halving":
+            from nas_recon.select.halving import run_halving_search
+
+            run_halving_search(cfg, resume, progress.search_progress(), progress.selection_progress())
+        else:
+            run_search(cfg, resume=resume, progress=progress.search_progress())
     return run_dir / "genotype.json"
 
 
@@ -206,7 +214,8 @@ def budget_recipe(b: Budget):
 
 
 def retrain_stage(data: Path, run_dir: Path, label: str, recipe, b: Budget, seed: int, device: str,
-                  progress: DemoProgress, model: str | None = None, genotype: str | None = None) -> Path:
+                  progress: DemoProgress, model: str | None = None, genotype: str | None = None,
+                  channels: int | None = None) -> Path:
     """Retrain unless RUN_DIR holds all the recipe's epochs (an interrupted run resumes); return RUN_DIR."""
     from nas_recon.train.retrain import RetrainConfig, run_retrain
 
@@ -214,7 +223,7 @@ def retrain_stage(data: Path, run_dir: Path, label: str, recipe, b: Budget, seed
         return run_dir
     progress.stage(f"retraining {label}")
     cfg = RetrainConfig(str(data), str(run_dir), recipe, model=model, genotype=genotype, seed=seed, device=device,
-                        size=b.size, maps_dir=str(maps_dir(data, b)) if b.coils else None)
+                        size=b.size, maps_dir=str(maps_dir(data, b)) if b.coils else None, channels=channels)
     run_retrain(cfg, resume=(run_dir / "run.json").exists(), progress=progress.retrain_progress(label))
     return run_dir
 

@@ -20,6 +20,8 @@ OP_COLOURS = {
 
 def draw_cell(genotype: Genotype, stem: Path, title: str | None = None) -> list[Path]:
     """Write `stem`.svg and `stem`.png; return their paths."""
+    if genotype.chain:
+        return draw_chain(genotype, stem, title)
     n = genotype.nodes
     pos = {0: (0.0, 1.0), 1: (0.0, -1.0)}
     for i in range(n):
@@ -51,6 +53,35 @@ def draw_cell(genotype: Genotype, stem: Path, title: str | None = None) -> list[
     ax.set_ylim(-1.6, 1.6)
     ax.axis("off")
     ax.set_title(title or f"{genotype.space} cell ({n} nodes, concat output)", fontsize=9)
+    return save(fig, stem)
+
+
+def draw_chain(genotype: Genotype, stem: Path, title: str | None = None) -> list[Path]:
+    """A chain cell: y -> op_1 -> ReLU -> ... -> op_n, added to y; the macro choices in the title."""
+    ops = [n.ops[0] for n in genotype.cell]
+    fig, ax = plt.subplots(figsize=(2.4 + 1.9 * len(ops), 2.4))
+    xs = [0.0] + [1.6 * (k + 1) for k in range(len(ops))] + [1.6 * (len(ops) + 1)]
+    labels = ["$y$", *ops, "$y + \\cdot$"]
+    for k, (x, text) in enumerate(zip(xs, labels, strict=True)):
+        colour = OP_COLOURS.get(text, "#555555")
+        ax.text(x, 0, text, ha="center", va="center", fontsize=8, color=colour if 0 < k <= len(ops) else "#000000",
+                bbox=dict(boxstyle="round,pad=0.4", fc="#ffe5b4" if 0 < k <= len(ops) else "#c6e2ff", ec="#555555"))
+        if k:
+            ax.annotate("", xy=(x, 0), xytext=(xs[k - 1], 0),
+                        arrowprops=dict(arrowstyle="-|>", color="#555555", lw=1.2, shrinkA=30, shrinkB=30))
+            if 1 < k <= len(ops):
+                ax.text((x + xs[k - 1]) / 2, 0.18, "ReLU", fontsize=6, ha="center", color="#777777")
+    ax.annotate("", xy=(xs[-1], 0.25), xytext=(xs[0], 0.25),
+                arrowprops=dict(arrowstyle="-|>", color="#bbbbbb", lw=1, ls="--", connectionstyle="arc3,rad=-0.3"))
+    ax.set_xlim(-0.8, xs[-1] + 0.8)
+    ax.set_ylim(-0.8, 1.2)
+    ax.axis("off")
+    ax.set_title(title or f"{genotype.space} chain cell; {genotype.macro()}", fontsize=9)
+    return save(fig, stem)
+
+
+def save(fig, stem: Path) -> list[Path]:
+    """Write `stem`.svg and `stem`.png of a figure and close it."""
     fig.tight_layout()
     paths = [Path(f"{stem}.svg"), Path(f"{stem}.png")]
     for p in paths:

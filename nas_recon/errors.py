@@ -11,3 +11,7 @@ class DataError(NasReconError):
 
 class ConfigError(NasReconError):
     """A configuration value (option, TOML key, JSON field) is invalid."""
+
+
+class Diverged(NasReconError):
+    """Training diverged (a non-finite or exploding loss); the run keeps its last good checkpoint."""

@@ -115,7 +115,8 @@ def label_of(run: dict[str, Any]) -> str:
     meta = run["meta"]
     kind = model_kind(meta)
     if kind == "baseline":
-        return meta["model"]["name"]
+        width = meta["model"].get("channels", 32)
+        return meta["model"]["name"] + ("" if width == 32 else f" (width {width})")
     name = run["path"].name
     return name if name.startswith(kind) else f"{kind}:{name}"
 

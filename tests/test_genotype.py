@@ -36,7 +36,8 @@ def bad(**changes):
     "d,message",
     [
         (bad(format="darts"), "field 'format'"),
-        (bad(version=2), "field 'version' is 2"),
+        (bad(version=3), "field 'version' is 3"),  # version 2 (macro choices) is read since issue 29
+        (bad(version=2), "field 'backbone' must be one of dag, chain"),
         (bad(nodes=4), "has 3 nodes, field 'nodes' says 4"),
         (bad(channels=0), "field 'channels'"),
         (bad(cell1_ops=["sep_conv_3x3", "conv_7x7"]), r"cell\[1\]: unknown op 'conv_7x7'"),

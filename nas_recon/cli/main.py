@@ -17,11 +17,11 @@ from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.runtime import configure
 
 # Each command module has register(subparsers); its parsers set `func`.
-MODULES = {"data": "data", "search": "search", "retrain": "train", "evaluate": "train", "reconstruct": "train",
-           "export": "train", "cost": "cost", "sample": "cost",
+MODULES = {"data": "data", "search": "search", "select": "search", "retrain": "train", "evaluate": "train",
+           "reconstruct": "train", "export": "train", "cost": "cost", "sample": "cost",
            "report": "report", "demo": "demo", "ablate": "demo"}
-COMMANDS = ["data", "search", "retrain", "evaluate", "reconstruct", "export", "cost", "sample", "report", "demo",
-            "ablate"]
+COMMANDS = ["data", "search", "select", "retrain", "evaluate", "reconstruct", "export", "cost", "sample", "report",
+            "demo", "ablate"]
 
 
 def build_parser() -> Parser:
@@ -80,6 +80,8 @@ def interrupt_advice(command: str) -> str:
     """What an interrupted command leaves and how to go on (only search and retrain have --resume)."""
     if command in ("search", "retrain"):
         return "the run folder keeps its last checkpoint; continue with --resume"
+    if command == "select":
+        return "the study keeps every finished trial and the trials' checkpoints; run the same command again"
     if command in ("demo", "ablate"):
         return "finished stages are kept and the current one keeps its last checkpoint; rerun the same command"
     return "nothing half-written was left (outputs are written whole or not at all); run the command again"

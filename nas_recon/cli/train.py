@@ -62,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "steps per fusion (default 10)")
     p.add_argument("--maps-dir", type=Path, help="multi-coil: folder caching the ESPIRiT maps (default OUT/maps); "
                    "runs on the same data may share one")
+    p.add_argument("--channels", type=pos_int, help="a --model at another width (e.g. dccnn-3 at the width of a "
+                   "FLOPs target: nas-recon cost --model dccnn-3 --flops-target G says which)")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run_retrain_cmd)
@@ -118,7 +120,8 @@ class RichRetrainProgress:
                         info=f"epoch {epoch + 1}/{self.epochs}  loss {loss:.4f}{self.val}")
 
     def epoch_end(self, row: dict[str, Any]) -> None:
-        self.val = f"  val PSNR {row['val_psnr']:.2f} SSIM {row['val_ssim']:.4f}"
+        if row["val_psnr"] != "":
+            self.val = f"  val PSNR {row['val_psnr']:.2f} SSIM {row['val_ssim']:.4f}"
 
 
 def run_retrain_cmd(args: argparse.Namespace) -> int:
@@ -140,7 +143,7 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
     cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
                         str(args.genotype) if args.genotype else None, args.seed, args.device, args.size,
                         args.precision, str(args.maps_dir) if args.maps_dir else None, args.soft_dc,
-                        args.cg_iterations)
+                        args.cg_iterations, args.channels)
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with progress_bar() as bar:

@@ -158,8 +158,8 @@ def build_model(spec: ModelSpec) -> nn.Module:
 def spec_for_genotype(genotype: Genotype, lam: float = math.inf) -> ModelSpec:
     """ModelSpec of a searched network."""
     d = genotype.to_dict()
-    d = {k: d[k] for k in ("format", "version", "space", "channels", "cells", "cascades", "nodes", "cell", "bias")
-         if k in d}
+    d = {k: d[k] for k in ("format", "version", "space", "channels", "cells", "cascades", "nodes", "cell", "bias",
+                           "backbone", "shared", "dc") if k in d}
     return ModelSpec("searched", genotype.channels, genotype.cascades, lam, False, d)
 
 

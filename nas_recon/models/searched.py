@@ -1,4 +1,8 @@
-"""The one builder from a genotype to a plain nn.Module (used by search export, retrain, cost, report)."""
+"""The one builder from a genotype to a plain nn.Module (used by search export, retrain, cost, report).
+
+Two backbones: `dag`, the paper's cells of nodes (SPEC section 2), and `chain`, residual cells of chained ops
+inside DC-CNN's body (head conv, cells, tail conv), DC-CNN's residual block being the chain conv_3x3 > conv_3x3.
+"""
 
 from __future__ import annotations
 
@@ -96,11 +100,67 @@ class SearchedBody(CellBody):
                          lambda c_pp, c_p: DerivedCell(genotype, c_pp, c_p), init, genotype.bias)
 
 
+def bare_op(name: str, channels: int) -> nn.Module:
+    """A registered op without its leading ReLU (a chain cell puts one ReLU between its ops)."""
+    op = build_op(name, channels)
+    if isinstance(op, nn.Sequential) and isinstance(op[0], nn.ReLU):
+        return nn.Sequential(*list(op)[1:])
+    return op
+
+
+class ChainCell(nn.Module):
+    """y + op_n(relu(... relu(op_1(y)))): with two dense 3x3 convs, DC-CNN's residual block."""
+
+    def __init__(self, ops: list[str], channels: int, make_op: Callable[[int, str], nn.Module] | None = None) -> None:
+        super().__init__()
+        make = make_op or (lambda k, name: bare_op(name, channels))
+        self.ops = nn.ModuleList(make(k, name) for k, name in enumerate(ops))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        z = y
+        for k, op in enumerate(self.ops):
+            z = op(torch.relu(z) if k else z)
+        return y + z
+
+
+class ChainBody(nn.Module):
+    """D(x) = x + tail(cells(relu(head(x)))): DC-CNN's body with chain cells (its layers in its order)."""
+
+    def __init__(self, channels: int, cells: int, make_cell: Callable[[], nn.Module], bias: bool = True) -> None:
+        super().__init__()
+        with torch.random.fork_rng(devices=[]):  # the layers are drawn below, in module order
+            self.head = conv3x3(2, channels, bias=bias)
+            self.blocks = nn.Sequential(*[make_cell() for _ in range(cells)])
+            self.tail = conv3x3(channels, 2, bias=bias)
+            if bias:
+                add_conv_biases(self.blocks)
+        for m in self.modules():  # PyTorch's default init, each conv's weight then bias: as nn.Conv2d draws them
+            if isinstance(m, nn.Conv2d):
+                m.reset_parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.tail(self.blocks(torch.relu(self.head(x))))
+
+
+def chain_body(genotype: Genotype) -> ChainBody:
+    """One chain reconstruction module of a genotype (PyTorch's default init, as the baselines it generalises)."""
+    ops = [n.ops[0] for n in genotype.cell]
+    return ChainBody(genotype.channels, genotype.cells, lambda: ChainCell(ops, genotype.channels), genotype.bias)
+
+
 def build_from_genotype(genotype: Genotype, lam: float = math.inf, learnable_lam: bool = False,
                         init: str = "scaled", cg_iterations: int = CG_ITERATIONS) -> CascadeNet:
-    """Searched network: `cascades` x [SearchedBody -> k-space fusion], each cascade its own weights.
+    """Searched network: `cascades` x [body -> k-space fusion], each cascade its own body unless `shared`.
 
-    `init`: "scaled" (nas_recon.models.init, the default) or "torch" (PyTorch's defaults, for comparison).
+    `init` (dag bodies): "scaled" (nas_recon.models.init, the default) or "torch" (PyTorch's defaults, for
+    comparison); chain bodies keep PyTorch's defaults, as DC-CNN and MoDL. A genotype's `dc = "soft"` makes the
+    data-consistency weight learnt (started at 1), as `--soft-dc` does.
     """
-    return CascadeNet([SearchedBody(genotype, init) for _ in range(genotype.cascades)], lam, learnable_lam,
-                      cg_iterations)
+    if genotype.dc == "soft" and math.isinf(lam):
+        lam, learnable_lam = 1.0, True
+
+    def body() -> nn.Module:
+        return chain_body(genotype) if genotype.chain else SearchedBody(genotype, init)
+
+    bodies = [body()] * genotype.cascades if genotype.shared else [body() for _ in range(genotype.cascades)]
+    return CascadeNet(bodies, lam, learnable_lam, cg_iterations)

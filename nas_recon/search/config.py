@@ -10,14 +10,16 @@ from nas_recon.errors import ConfigError
 from nas_recon.options import option
 
 STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
-SELECTIONS = ("alpha", "perturb")
+PROPOSAL = "darts_genotype.json"  # --select halving: the DARTS stage's cell (the selection writes genotype.json)
+SELECTIONS = ("alpha", "perturb", "halving")
 COSTS = ("flops", "latency")
 PRECISIONS = ("32", "bf16-mixed")  # float16 would need a gradient scaler for the alphas' separate optimiser
 # settings that must match when a run is resumed
 FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_size", "max_slices", "split",
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
-                   "precision")
+                   "precision", "flops_target", "flops_band", "pool", "rungs", "eta", "recipe", "final_seeds",
+                   "storage")
 
 
 @dataclass
@@ -69,11 +71,30 @@ class SearchConfig:
                              "too (see BENCHMARKS.md)", flag=True)
     select: str = option("alpha", "derivation: alpha = the paper's rule on softmax weights (default); perturb = "
                          "DARTS-PT: each op ranked by how much the trained supernet's train_alpha loss rises "
-                         "without it", choices=SELECTIONS)
+                         "without it; halving = DARTS proposes, successive halving over short retrainings of a pool "
+                         "inside the FLOPs band decides (needs --flops-target)", choices=SELECTIONS)
     precision: str = option("32", "32 (default) or bf16-mixed: the supernet under autocast, FFTs, fusion and "
                             "losses in float32", choices=PRECISIONS)
     maps_dir: str | None = option(None, "multi-coil: folder caching the ESPIRiT maps (default OUT/maps); runs on "
                                   "the same data may share one", kind="path")
+    flops_target: str | None = option(None, "a FLOPs budget as a constraint: G (conv MACs at 320 x 320, e.g. 17.3) or "
+                                      "like:MODEL (e.g. like:dccnn-3, or a genotype JSON); the derived cell and every "
+                                      "candidate lie inside the band", kind="str")
+    flops_band: float = option(0.05, "half-width of the FLOPs band, relative to the target (default 0.05)",
+                               kind="fraction")
+    pool: int = option(27, "halving: candidates in the pool (the DARTS cell, the space's handcrafted points, cells "
+                       "drawn from the op weights, macro draws, random draws)", kind="pos_int")
+    rungs: int = option(3, "halving: rungs of growing retraining budget (the last is the recipe's epochs)",
+                        kind="pos_int")
+    eta: int = option(3, "halving: reduction factor (each rung keeps the best 1/eta and trains eta x longer)",
+                      kind="pos_int")
+    recipe: str = option("standard", "halving: the trials' retraining recipe (shipped name or TOML path)", kind="str")
+    final_seeds: int = option(2, "halving: seeds each finalist is retrained with (the winner: best mean)",
+                              kind="pos_int")
+    storage: str | None = option(None, "halving: the Optuna study's storage (default sqlite in OUT/selection; "
+                                 "postgresql://..., mysql://... or journal:PATH lets several processes or machines "
+                                 "work on one study)", kind="str")
+    workers: int = 1  # halving: local worker processes (one per GPU, per group of CPU cores); not fixed on resume
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
@@ -111,3 +132,13 @@ class SearchConfig:
             raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
         if not 0 <= self.decide_margin < 1:
             raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
+        if not 0 < self.flops_band < 1:
+            raise ConfigError(f"--flops-band: expected a fraction in (0, 1), got {self.flops_band:g}")
+        halving = self.select == "halving"
+        if halving and self.flops_target is None:
+            raise ConfigError("--select halving: needs --flops-target (the band every candidate lies in)")
+        for name, default in (("pool", 27), ("rungs", 3), ("eta", 3), ("recipe", "standard"), ("final_seeds", 2),
+                              ("storage", None), ("workers", 1)):
+            if not halving and getattr(self, name) != default:
+                raise ConfigError(f"--{name.replace('_', '-')}: a setting of --select halving; this search derives "
+                                  f"by --select {self.select}")

@@ -22,18 +22,23 @@ from nas_recon.errors import NasReconError
 with warnings.catch_warnings():  # NNI 3.0 warns about classes newer torch releases added
     warnings.simplefilter("ignore")
     import nni
-    from nni.nas.nn.pytorch import Cell, ModelSpace
+    from nni.nas.nn.pytorch import Cell, LayerChoice, ModelSpace
     from nni.nas.oneshot.pytorch.differentiable import DartsLightningModule
     from nni.nas.oneshot.pytorch.supermodule.base import BaseSuperNetModule
-    from nni.nas.oneshot.pytorch.supermodule.differentiable import DifferentiableMixedCell, GumbelSoftmax
+    from nni.nas.oneshot.pytorch.supermodule.differentiable import (
+        DifferentiableMixedCell,
+        DifferentiableMixedLayer,
+        GumbelSoftmax,
+    )
     from nni.nas.oneshot.pytorch.supermodule.sampling import preprocess_cell_inputs
     from nni.nas.strategy import DARTS, GumbelDARTS, RandomOneShot
 
-__all__ = ["Cell", "DARTS", "DartsLightningModule", "DifferentiableMixedCell", "GumbelDARTS", "ModelSpace",
-           "RandomOneShot", "preprocess_cell_inputs"]
+__all__ = ["Cell", "DARTS", "DartsLightningModule", "DifferentiableMixedCell", "GumbelDARTS", "LayerChoice",
+           "ModelSpace", "RandomOneShot", "preprocess_cell_inputs"]
 
 SUPPORTED = "3.0"
 CELL_LABEL = "cell"  # one label: every cell of every cascade shares its architecture parameters
+CHAIN_LABEL = "chainop"  # chain cells: op slot k of every cell of every cascade is one LayerChoice, `chainop{k}`
 PREDECESSORS = 2  # NNI numbers a cell's nodes after its two inputs: our node i is NNI's node i + 2
 MEMO_POSITION = 7  # DifferentiableMixedCell(op_factory, ..., concat_dim, memo, ...): memo's positional index
 
@@ -63,9 +68,32 @@ def sample_of(cell: Iterable[tuple[tuple[int, ...], tuple[str, ...]]], label: st
     return sample
 
 
-def alphas_of(cell: nn.Module) -> nn.ParameterDict:
-    """A mutated cell's architecture parameters (alphas, and PC-DARTS' betas), by key."""
-    return cell._arch_alpha
+def chain_label(slot: int) -> str:
+    """The LayerChoice label of a chain cell's op slot (NNI labels may not hold a slash)."""
+    return f"{CHAIN_LABEL}{slot}"
+
+
+def chain_sample(ops: Iterable[str]) -> dict[str, Any]:
+    """NNI path-sampling choices of a chain cell's ops."""
+    return {chain_label(k): op for k, op in enumerate(ops)}
+
+
+def alphas_of(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A mutated cell's architecture parameters (alphas, and PC-DARTS' betas), by key; a mutated LayerChoice's
+    one alpha under its label."""
+    if isinstance(module, DifferentiableMixedLayer):
+        return {module.label: module._arch_alpha}
+    return module._arch_alpha
+
+
+def layer_names(layer: nn.Module) -> list[str]:
+    """A mutated LayerChoice's candidate names, in its alpha's order."""
+    return list(layer.names)
+
+
+def mixed_layers(model: nn.Module) -> list[nn.Module]:
+    """Every mutated (differentiable) LayerChoice of a model."""
+    return [m for m in model.modules() if isinstance(m, DifferentiableMixedLayer)]
 
 
 def has_alphas(module: nn.Module) -> bool:
@@ -162,3 +190,15 @@ def check_nni() -> None:
         resample(rand, sample_of([((0, 1), ("conv_3x3", "skip_connect"))]))
     except Exception as e:  # noqa: BLE001 - any failure means the sample keys changed
         _fail(f"path sampling refused the sample keys ({type(e).__name__}: {e})")
+    chain = SearchSpace("nni-check", ("conv_3x3", "skip_connect", "none"), channels=4, nodes=2, cells=1,
+                        cascades=1, backbone="chain")
+    layers = mixed_layers(build_supernet(chain, make_strategy("darts", 3e-4, None)))
+    if len(layers) != 2 or not all(isinstance(getattr(m, "_arch_alpha", None), nn.Parameter) for m in layers):
+        _fail("a mutated LayerChoice is not a DifferentiableMixedLayer holding its alpha as '_arch_alpha'")
+    if [m.label for m in layers] != [chain_label(0), chain_label(1)] or layer_names(layers[0]) != list(chain.ops):
+        _fail("a mutated LayerChoice lost its label or its candidate names")
+    rand = build_supernet(chain, make_strategy("random", 3e-4, None))
+    try:
+        resample(rand, chain_sample(("conv_3x3", "skip_connect")))
+    except Exception as e:  # noqa: BLE001 - any failure means the sample keys changed
+        _fail(f"path sampling refused a LayerChoice's label ({type(e).__name__}: {e})")

@@ -24,15 +24,15 @@ from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
 from nas_recon.engine.trainer import StepReport, build_trainer, fit
-from nas_recon.errors import ConfigError, NasReconError
-from nas_recon.genotype import Genotype, genotype_for, save_genotype
+from nas_recon.errors import ConfigError, Diverged, NasReconError
+from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
-from nas_recon.search.config import FIXED_ON_RESUME, SELECTIONS, STRATEGIES, SearchConfig
+from nas_recon.search.config import FIXED_ON_RESUME, PROPOSAL, SELECTIONS, STRATEGIES, SearchConfig
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
 from nas_recon.search.nni_api import check_nni, is_arch_step, pin_arch_optimizer, resample
 from nas_recon.search.penalty import ExpectedCost, describe, op_cost_table
@@ -44,8 +44,8 @@ from nas_recon.search.supernet import (
     edge_alpha_map,
     edge_alphas,
     edge_weights,
-    first_cell,
     make_strategy,
+    op_names,
     sample_one_op,
 )
 from nas_recon.search.unrolled import unrolled_oneshot
@@ -193,7 +193,7 @@ class Monitor(Callback):
             return
         ckpt = Path(self.cfg.out) / "checkpoints" / "last.ckpt"
         what = "the architecture weights" if any(not bool(torch.isfinite(a).all()) for a in alphas) else "the loss"
-        raise NasReconError(f"search diverged: {what} became non-finite in epoch {epoch}; stopped, the last good "
+        raise Diverged(f"search diverged: {what} became non-finite in epoch {epoch}; stopped, the last good "
                             f"checkpoint is {ckpt if ckpt.is_file() else 'none (first epoch)'} (lower --arch-lr "
                             "or --lr)")
 
@@ -232,7 +232,7 @@ class Monitor(Callback):
             drift = max((abs(v - self.last_weights[e][o]) for e, w in now.items() for o, v in w.items()),
                         default=0.0) if self.last_weights else 1.0
             self.last_weights = now
-            stats = decision_stats(weights, self.space.nodes, self.space.ops)
+            stats = decision_stats(weights, self.space.nodes, self.space.ops, self.space.backbone)
             margin = chosen_margin(stats, g.cell)
             decided = margin >= max(self.cfg.decide_margin, 2 * drift)
             row.update({"genotype": g.describe(), "skips": count_skips(g.cell), "unchanged_epochs": self.stable,
@@ -327,13 +327,18 @@ def write_run_record(cfg: SearchConfig, record: dict[str, Any], coils: int = 0) 
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
-    """Run (or resume) a search and write genotype.json, alphas.csv, search_log.csv, cell.svg/png."""
+    """Run (or resume) a search and write genotype.json, alphas.csv, search_log.csv, cell.svg/png.
+
+    `--select halving` (run through nas_recon.select.halving.run_halving_search): this DARTS stage writes its cell
+    as darts_genotype.json; the selection then writes genotype.json.
+    """
     cfg.check()
     check_nni()
     progress = progress or SearchProgress()
     space = load_space(cfg.space)
     if cfg.cell_bias:
         space = replace(space, bias=True)
+    band = check_band(cfg, space)
     if cfg.max_skips is not None and set(space.real_ops) == {"skip_connect"} and cfg.max_skips < 2 * space.nodes:
         raise ConfigError(f"--max-skips {cfg.max_skips}: space '{space.name}' has no op but skip_connect, so every "
                           f"derived cell has {2 * space.nodes} skips; the cap cannot be met")
@@ -341,7 +346,21 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     w_files, a_files = load_splits(cfg)
     ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
     return run_on_ranks(cfg.batch_size, device, cfg.out, "search", lambda world, dev: _search(
-        cfg, resume, progress if world.main else SearchProgress(), space, dev, ds_w, ds_a, (w_files, a_files), world))
+        cfg, resume, progress if world.main else SearchProgress(), space, dev, ds_w, ds_a, (w_files, a_files), world,
+        band))
+
+
+def check_band(cfg: SearchConfig, space: SearchSpace) -> Any:
+    """The FLOPs band of --flops-target (None without one), refused at once when no cell of the space meets it."""
+    if cfg.flops_target is None:
+        return None
+    from nas_recon.search.budget import parse_flops_target
+    from nas_recon.search.derive import derive_in_band, edges
+
+    band = parse_flops_target(cfg.flops_target, cfg.flops_band)
+    uniform = {e: {o: 1.0 for o in space.ops} for e in edges(space.nodes, space.backbone)}
+    derive_in_band(uniform, space, band, max_skips=cfg.max_skips)  # raises naming --flops-target
+    return band
 
 
 def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDataset:
@@ -362,7 +381,7 @@ def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World 
 
 def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: Any, device: torch.device,
             ds_w: SliceDataset, ds_a: SliceDataset, files: tuple[list[Path], list[Path]],
-            world: World = ALONE) -> SearchResult:
+            world: World = ALONE, band: Any = None) -> SearchResult:
     """run_search inside the run folder's lock (rank 0) or beside it (the other ranks, which never write)."""
     side = cfg.crop or cfg.size
     check_fits("search", cfg.batch_size // world.size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
@@ -385,7 +404,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     if cfg.cost is not None and bilevel:  # measured (and cached in --out) by rank 0, the same table everywhere
         costs = broadcast(world, op_cost_table(out, space, cfg.cost, side, cfg.batch_size, device)
                           if world.main else None)
-        names = list(first_cell(supernet).op_names)
+        names = op_names(supernet)
         task.penalty = (cfg.cost_weight, ExpectedCost(edge_alphas(supernet, space), names, costs))
     if cfg.strategy == "darts2":
         oneshot = unrolled_oneshot(task, cfg.arch_lr, cfg.grad_clip)
@@ -442,16 +461,19 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
             weights, base = perturbation_scores(supernet, space, score_loader, device)
             extra.update({"select": "perturb", "importance": weights_to_json(weights), "alpha_split_l1": base})
         uncapped = count_skips(derive_genotype(weights, space).cell)
-        genotype = derive_genotype(weights, space, extra, cfg.max_skips)
+        if band is not None:
+            free = derive_genotype(weights, space, max_skips=cfg.max_skips)
+            extra.update({"flops_band": band.to_dict(), "unconstrained_cell": free.summary()})
+        genotype = derive_genotype(weights, space, extra, cfg.max_skips, band)
         genotype.extra.update({"skips": count_skips(genotype.cell), "skips_uncapped": uncapped,
                                "max_skips": cfg.max_skips})
         if costs is not None:
             genotype.extra.update({"cost": cfg.cost, "cost_weight": cfg.cost_weight,
                                    "op_costs": describe(costs, cfg.cost)})
     else:
-        genotype = pick_random(cfg, space, supernet, score_loader, device, extra)
+        genotype = pick_random(cfg, space, supernet, score_loader, device, extra, band)
     if world.main:
-        save_genotype(genotype, out / "genotype.json")
+        save_genotype(genotype, out / (PROPOSAL if cfg.select == "halving" else "genotype.json"))
         from nas_recon.draw import draw_cell
 
         draw_cell(genotype, out / "cell")
@@ -479,22 +501,33 @@ def perturbation_scores(supernet, space: SearchSpace, loader: DataLoader, device
     """DARTS-PT op importances of the trained supernet on fixed train_alpha batches, and its unperturbed loss."""
     supernet = supernet.to(device).eval()
     loss = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
-    return op_importance(edge_alpha_map(supernet, space), list(first_cell(supernet).op_names), loss, supernet)
+    return op_importance(edge_alpha_map(supernet, space), op_names(supernet), loss, supernet)
 
 
 @torch.no_grad()
 def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoader, device: torch.device,
-                extra: dict[str, Any]) -> Genotype:
-    """Random search with weight sharing: score seeded random cells on train_alpha, keep the best."""
+                extra: dict[str, Any], band: Any = None) -> Genotype:
+    """Random search with weight sharing: score seeded random cells on train_alpha, keep the best (with a FLOPs
+    band: cells whose network at the supernet's point, or at a width the space allows, lies inside it)."""
+    from nas_recon.search.budget import fit_channels
+
     rng = np.random.default_rng([cfg.seed, 4242])
     supernet = supernet.to(device).eval()
     l1 = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
     scored = []
-    for _ in range(cfg.candidates):
+    tries = 0
+    while len(scored) < cfg.candidates:
+        tries += 1
         g = sample_genotype(space, rng)
+        fit = g if band is None else fit_channels(g, band, space.values("channels"))
+        if fit is None:
+            if tries > 100 * cfg.candidates:
+                raise ConfigError(f"--flops-target: after {tries} draws no random cell of space '{space.name}' lies "
+                                  f"within {band.describe()}")
+            continue
         resample(supernet, to_nni_sample(g.cell))
-        scored.append((l1(supernet), g))
+        scored.append((l1(supernet), fit))
     scored.sort(key=lambda t: t[0])
     best_loss, best = scored[0]
     ranked = [{"cell": c.describe(), "alpha_split_l1": v} for v, c in scored]
-    return genotype_for(space, best.cell, {**extra, "random_candidates": ranked, "alpha_split_l1": best_loss})
+    return replace(best, extra={**extra, "random_candidates": ranked, "alpha_split_l1": best_loss})

@@ -11,7 +11,7 @@ from torch import nn
 from nas_recon.errors import ConfigError
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.init import add_conv_biases, init_cell_network
-from nas_recon.models.searched import CellBody, preprocess
+from nas_recon.models.searched import CellBody, ChainBody, ChainCell, bare_op, preprocess
 from nas_recon.search.derive import EdgeWeights
 from nas_recon.search.mixed import PC_K, LeanMixedCell, PartialChannelCell, edge_betas
 from nas_recon.search.nni_api import (
@@ -19,12 +19,16 @@ from nas_recon.search.nni_api import (
     DARTS,
     Cell,
     GumbelDARTS,
+    LayerChoice,
     ModelSpace,
     RandomOneShot,
     alphas_of,
+    chain_label,
     edge_key,
     harden_gumbel,
     has_alphas,
+    layer_names,
+    mixed_layers,
 )
 from nas_recon.space.ops import build_op
 from nas_recon.space.spaces import SearchSpace
@@ -71,12 +75,29 @@ def super_body(space: SearchSpace, op_channels: int | None = None) -> CellBody:
     return CellBody(c, n, space.cells, make_cell)
 
 
+def chain_super_body(space: SearchSpace) -> ChainBody:
+    """One chain reconstruction module whose op slots are NNI LayerChoices over the space's ops (`none` included
+    when the space lists it), one label per slot: every cell of every cascade shares its alphas."""
+    c = space.channels
+
+    def make_cell() -> nn.Module:
+        return ChainCell(["?"] * space.nodes, c, lambda k, _: LayerChoice(
+            {name: bare_op(name, c) for name in space.ops}, label=chain_label(k)))
+
+    return ChainBody(c, space.cells, make_cell, space.bias)
+
+
 class Supernet(ModelSpace):
-    """NNI model space of the searched network (cascades with k-space fusion)."""
+    """NNI model space of the searched network (cascades with k-space fusion) at the space's supernet point."""
 
     def __init__(self, space: SearchSpace, op_channels: int | None = None) -> None:
         super().__init__()
-        self.net = CascadeNet([super_body(space, op_channels) for _ in range(space.cascades)])
+        if space.backbone == "chain":
+            bodies = ([chain_super_body(space)] * space.cascades if space.shared
+                      else [chain_super_body(space) for _ in range(space.cascades)])
+        else:
+            bodies = [super_body(space, op_channels) for _ in range(space.cascades)]
+        self.net = CascadeNet(bodies)
 
     def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
                 maps: torch.Tensor | None = None) -> torch.Tensor:
@@ -105,11 +126,16 @@ def sample_one_op(supernet: nn.Module) -> int:
 def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Supernet:
     """Instantiate the model space and let the NNI strategy mutate it into a supernet (`partial`: PC-DARTS'
     ops on channels / K)."""
+    if partial and space.backbone == "chain":
+        raise ConfigError(f"--strategy pcdarts: partial channels are a dag cell's edge rule; space '{space.name}' "
+                          "is a chain space (use darts, darts2, gdas or random)")
     if partial and space.channels % PC_K:
         raise ConfigError(f"--strategy pcdarts: the space's channels ({space.channels}) must be a multiple of {PC_K}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = strategy.mutate_model(Supernet(space, space.channels // PC_K if partial else None))
+    if space.backbone == "chain":  # ChainBody drew PyTorch's default init and its biases before the mutation
+        return model
     for body in model.net.bodies:  # NNI builds the cell candidates during the mutation, after CellBody's init
         if space.bias:
             add_conv_biases(body)
@@ -119,11 +145,23 @@ def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Super
 
 def first_cell(supernet: nn.Module) -> nn.Module:
     """The first (mutated) cell; all cells share its architecture parameters."""
-    return supernet.net.bodies[0].cells[0]
+    body = supernet.net.bodies[0]
+    return body.blocks[0] if isinstance(body, ChainBody) else body.cells[0]
+
+
+def op_names(supernet: nn.Module) -> list[str]:
+    """The candidate ops in alpha order (a dag cell: real ops, NNI's implicit zero op last; a chain slot: the
+    space's ops, `none` included)."""
+    layers = mixed_layers(first_cell(supernet))
+    return layer_names(layers[0]) if layers else list(first_cell(supernet).op_names)
 
 
 def edge_alpha_map(supernet: nn.Module, space: SearchSpace) -> dict[tuple[int, int], torch.Tensor]:
-    """(node, input) -> that cell edge's architecture parameter (ops in `op_names` order, NNI's zero op last)."""
+    """(node, input) -> that cell edge's architecture parameter (ops in `op_names` order, NNI's zero op last);
+    a chain cell: (k, k) -> op slot k's."""
+    if space.backbone == "chain":
+        slots = {m.label: alphas_of(m)[m.label] for m in mixed_layers(first_cell(supernet))}
+        return {(k, k): slots[chain_label(k)] for k in range(space.nodes)}
     alphas = alphas_of(first_cell(supernet))
     return {(i, j): alphas[edge_key(i, j)] for i in range(space.nodes) for j in range(i + 2)}
 
@@ -137,19 +175,16 @@ def edge_weights(supernet: nn.Module, space: SearchSpace) -> EdgeWeights:
     """Softmax weights per edge from NNI's alphas; NNI's implicit zero op is reported as `none`; PC-DARTS
     weights are multiplied by the edge's beta weight (its derivation rule)."""
     cell = first_cell(supernet)
-    alphas = alphas_of(cell)
-    names = list(cell.op_names)
-    betas = edge_betas(cell, space.nodes)
+    names = op_names(supernet)
+    betas = None if space.backbone == "chain" else edge_betas(cell, space.nodes)
     out: EdgeWeights = {}
-    for i in range(space.nodes):
-        for j in range(i + 2):
-            a = alphas[edge_key(i, j)].detach().float().cpu()
-            w = torch.softmax(a, 0).tolist()
-            d = dict(zip(names, w[: len(names)], strict=True))
-            d["none"] = w[len(names)] if len(w) > len(names) else 0.0
-            if betas is not None:  # PC-DARTS: edge-normalised, op weight x the edge's beta weight
-                d = {o: v * betas[(i, j)] for o, v in d.items()}
-            out[(i, j)] = d
+    for (i, j), alpha in edge_alpha_map(supernet, space).items():
+        w = torch.softmax(alpha.detach().float().cpu(), 0).tolist()
+        d = dict(zip(names, w[: len(names)], strict=True))
+        d.setdefault("none", w[len(names)] if len(w) > len(names) else 0.0)
+        if betas is not None:  # PC-DARTS: edge-normalised, op weight x the edge's beta weight
+            d = {o: v * betas[(i, j)] for o, v in d.items()}
+        out[(i, j)] = d
     return out
 
 

@@ -23,7 +23,7 @@ from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
 from nas_recon.engine.trainer import StepReport, build_trainer, fit
-from nas_recon.errors import ConfigError, DataError, NasReconError
+from nas_recon.errors import ConfigError, DataError, Diverged
 from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
@@ -69,6 +69,10 @@ class RetrainConfig:
     maps_dir: str | None = None  # multi-coil: where ESPIRiT maps are cached (default OUT/maps)
     soft_dc: bool = False  # a learnt data-consistency weight (started at 1; multi-coil: MoDL's CG solve)
     cg_iterations: int = CG_ITERATIONS  # the CG steps of a multi-coil soft DC
+    channels: int | None = None  # a registered model at another width (e.g. DC-CNN-3 set to a FLOPs target)
+    stop_epoch: int | None = None  # train up to this epoch only (the recipe's schedule unchanged; a later call with a
+    #                                larger stop_epoch resumes): a successive-halving rung
+    validate: str = "every"  # "every" epoch (best.pt by val PSNR), or only at the "end" of this call (a rung's score)
 
 
 class RetrainProgress:
@@ -97,11 +101,22 @@ def model_spec(cfg: RetrainConfig) -> ModelSpec:
     if (cfg.model is None) == (cfg.genotype is None):
         raise ConfigError("give exactly one of --genotype FILE or --model NAME")
     dc = {"lam": 1.0, "learnable_lam": True} if cfg.soft_dc else {}
+    if cfg.channels is not None and (cfg.genotype is not None or (cfg.model or "").startswith("varnet")):
+        what = "a genotype carries its own channels" if cfg.genotype else f"'{cfg.model}' has a fixed configuration"
+        raise ConfigError(f"--channels: {what}; it would be recorded and not used")
+    if cfg.channels is not None and not 1 <= cfg.channels <= 1024:
+        raise ConfigError(f"--channels: expected an integer in [1, 1024], got {cfg.channels}")
+    if cfg.stop_epoch is not None and not 1 <= cfg.stop_epoch <= cfg.recipe.epochs:
+        raise ConfigError(f"stop_epoch: expected 1..{cfg.recipe.epochs} (the recipe's epochs), got {cfg.stop_epoch}")
+    if cfg.validate not in ("every", "end"):
+        raise ConfigError(f"validate: expected every or end, got {cfg.validate!r}")
     if cfg.genotype is not None:
         return replace(spec_for_genotype(load_genotype(cfg.genotype)), cg_iterations=cfg.cg_iterations, **dc)
     if cfg.model in CLASSICAL or cfg.model == "zero-filled":
         raise ConfigError(f"--model: '{cfg.model}' has nothing to train (use nas-recon evaluate --model {cfg.model})")
     spec = ModelSpec(cfg.model, cg_iterations=cfg.cg_iterations, **dc)
+    if cfg.channels is not None:
+        spec = replace(spec, channels=cfg.channels)
     net = build_model(spec)  # validates the name
     if cfg.soft_dc and not any(isinstance(m, KSpaceFusion) for m in net.modules()):
         raise ConfigError(f"--soft-dc: '{cfg.model}' has no k-space fusion to soften")
@@ -265,7 +280,7 @@ class RetrainTask(pl.LightningModule):
         if not torch.isfinite(batch_loss):
             last = run.out / "last.pt"
             good = last if last.exists() else "none (first epoch)"
-            raise NasReconError(f"loss became {float(batch_loss)} at epoch {self.current_epoch + 1} step {step + 1}; "
+            raise Diverged(f"loss became {float(batch_loss)} at epoch {self.current_epoch + 1} step {step + 1}; "
                                 f"stopped, the last good checkpoint is {good}")
         self.last_loss = float(batch_loss)
         self.total += self.last_loss
@@ -278,14 +293,18 @@ class RetrainTask(pl.LightningModule):
         g = self.trainer.optimizers[0].param_groups[0]
         lr = r.lr * g["lr"] / g["initial_lr"]  # the recipe's lr at this epoch (groups may scale it)
         self.sched.step()
-        metrics = validate(self.net, run.val_loader, run.device, run.cfg.precision, run.world)
+        stop = run.cfg.stop_epoch or r.epochs
+        validating = run.cfg.validate == "every" or epoch + 1 == stop
+        metrics = validate(self.net, run.val_loader, run.device, run.cfg.precision, run.world) if validating else {}
         seconds = round(time.time() - self.t0, 3)
-        row = {"epoch": epoch + 1, "train_loss": self.total / max(1, self.n), "val_psnr": metrics["psnr"],
-               "val_ssim": metrics["ssim"], "lr": lr, "seconds": seconds, "step": self.history[-1]["step"] + self.n,
+        row = {"epoch": epoch + 1, "train_loss": self.total / max(1, self.n), "val_psnr": metrics.get("psnr", ""),
+               "val_ssim": metrics.get("ssim", ""), "lr": lr, "seconds": seconds,
+               "step": self.history[-1]["step"] + self.n,
                "wall_seconds": round(self.history[-1]["wall_seconds"] + seconds, 3)}
         self.history.append(row)
-        improved = metrics["psnr"] > self.best_psnr
-        self.best_psnr = max(self.best_psnr, metrics["psnr"])
+        improved = validating and metrics["psnr"] > self.best_psnr
+        if validating:
+            self.best_psnr = max(self.best_psnr, metrics["psnr"])
         if not run.world.main:
             return
         if improved:
@@ -328,11 +347,12 @@ class RetrainRun:
 
 
 def make_optimizer(run: RetrainRun, net: torch.nn.Module) -> torch.optim.Optimizer:
-    """Adam at the recipe's lr; cell networks (searched and random cells) get per-conv learning rates scaled by
-    their init std."""
+    """Adam at the recipe's lr; the paper's cell networks (searched and random dag cells) get per-conv learning
+    rates scaled by their init std; chain networks train as the baselines they generalise (plain Adam)."""
     r = run.cfg.recipe
-    searched = run.common["model"]["name"] == "searched"
-    return torch.optim.Adam(layer_lr_groups(net, r.lr) if r.layer_lr and searched else net.parameters(), lr=r.lr)
+    model = run.common["model"]
+    cells = model["name"] == "searched" and (model.get("genotype") or {}).get("backbone", "dag") == "dag"
+    return torch.optim.Adam(layer_lr_groups(net, r.lr) if r.layer_lr and cells else net.parameters(), lr=r.lr)
 
 
 def make_scheduler(r: Recipe, opt: torch.optim.Optimizer) -> Any:
@@ -395,13 +415,15 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     if world.main:
         atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
     run.board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
-    progress.start(r.epochs, len(loader), start)
+    stop = cfg.stop_epoch or r.epochs
+    progress.start(stop, len(loader), start)
     if not history:  # the learning curve starts at the untrained model (step 0)
-        metrics = validate(net, run.val_loader, device, cfg.precision, world)
+        metrics = (validate(net, run.val_loader, device, cfg.precision, world) if cfg.validate == "every"
+                   else {"psnr": "", "ssim": ""})
         history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
                         "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
     task = RetrainTask(run, net, history, best_psnr)
-    trainer = build_trainer(device, r.epochs, cfg.precision, out, [StepReport(
+    trainer = build_trainer(device, stop, cfg.precision, out, [StepReport(
         lambda epoch, step: progress.step(epoch, step, task.last_loss))], checkpoint_io=RunCheckpointIO())
     try:
         fit(trainer, task, loader, ckpt)

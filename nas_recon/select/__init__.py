@@ -1,0 +1,1 @@
+"""Selection by retrained quality: a pool of candidates in a FLOPs band, successive halving on Optuna."""

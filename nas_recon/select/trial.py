@@ -1,0 +1,77 @@
+"""One job of the selection: a retrain run of a candidate (its own folder, checkpoint and record) trained up to a
+rung's epoch and scored on the validation split.
+
+A candidate's seed trains in one folder, TRIALS/cNNN-sS: rung r resumes it from the checkpoint rung r - 1 left and
+trains on to the rung's epoch under the full recipe's schedule; it validates only then, on every validation slice
+at every acceleration, and that mean PSNR is the job's score. The test split is never read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from nas_recon.errors import ConfigError
+from nas_recon.select.plan import Job
+from nas_recon.train.recipe import Recipe
+from nas_recon.train.retrain import RetrainConfig, RetrainProgress, run_retrain
+
+
+@dataclass(frozen=True)
+class TrialSetup:
+    """What every job of one selection shares."""
+
+    data: str
+    sel_dir: Path
+    recipe: Recipe  # the trials' recipe: its epochs are the last rung's
+    size: int
+    device: str
+    precision: str = "32"
+    maps_dir: str | None = None
+
+    def folder(self, candidate: int, seed: int) -> Path:
+        return self.sel_dir / "trials" / f"c{candidate:03d}-s{seed}"
+
+    def genotype_file(self, candidate: int) -> Path:
+        return self.sel_dir / "pool" / f"c{candidate:03d}.json"
+
+
+def trial_recipe(r: Recipe) -> Recipe:
+    """The recipe a trial trains under: the selection's, validating on the whole validation split."""
+    return replace(r, val_crop=0, val_max_slices=0)
+
+
+def epoch_score(history: list[dict[str, Any]], epoch: int) -> float | None:
+    """The validation PSNR recorded at `epoch` (None: not validated then)."""
+    for row in history:
+        if int(row["epoch"]) == epoch and row.get("val_psnr") not in ("", None):
+            return float(row["val_psnr"])
+    return None
+
+
+def done_epochs(folder: Path) -> tuple[int, list[dict[str, Any]]]:
+    """The epochs a trial folder's last.pt holds and its history (0, [] when it has none)."""
+    from nas_recon.train.checkpoint import read_checkpoint
+
+    last = folder / "last.pt"
+    if not last.is_file():
+        return 0, []
+    ck = read_checkpoint(last)
+    return int(ck.get("epoch", 0)), list(ck.get("history", []))
+
+
+def run_job(setup: TrialSetup, job: Job, progress: RetrainProgress | None = None) -> float:
+    """Train `job`'s candidate up to its epoch (resuming the candidate's folder) and return its validation score."""
+    folder = setup.folder(job.candidate, job.seed)
+    done, history = done_epochs(folder)
+    if done < job.epochs:
+        cfg = RetrainConfig(setup.data, str(folder), setup.recipe, genotype=str(setup.genotype_file(job.candidate)),
+                            seed=job.seed, device=setup.device, size=setup.size, precision=setup.precision,
+                            maps_dir=setup.maps_dir, stop_epoch=job.epochs, validate="end")
+        history = run_retrain(cfg, resume=(folder / "run.json").is_file(), progress=progress)["history"]
+    score = epoch_score(history, job.epochs)
+    if score is None:
+        raise ConfigError(f"{folder}: holds {done} epochs but no validation at epoch {job.epochs} (a folder of "
+                          "another selection?); use another --out")
+    return score
