@@ -22,6 +22,8 @@ from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
 from nas_recon.data.dataset import SliceDataset  # noqa: E402
 from nas_recon.data.identity import data_record, describe_data, folder_of, same_data  # noqa: E402
 from nas_recon.defaults import SIZE
+from nas_recon.equalcost import equal_cost, plot_front, run_info  # noqa: E402
+from nas_recon.equalcost import markdown as equal_cost_markdown  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
@@ -86,6 +88,8 @@ def budget_notes(retrains: list[dict[str, Any]]) -> list[str]:
         net = network_of(run["meta"])
         if net is None or model_kind(run["meta"]) != "searched":
             continue
+        if (run["meta"].get("genotype_extra") or {}).get("select") == "halving":
+            continue  # selected by retrained quality: the report's equal-cost table is its own evidence
         steps = run_steps(run)
         if net not in SEARCH_PAYS_AT:
             out.append(f"{run['label']} ({net}): no budget has been measured for this space; what search buys "
@@ -247,6 +251,8 @@ def build_rows(metrics: dict[str, dict], costs: dict[str, dict]) -> list[dict[st
             rows.append({"model": label, "kind": costs[label]["kind"], "network": costs[label].get("network"),
                          "acceleration": acc,
                          **{k: costs[label].get(k) for k in ("params", "flops", "latency_ms")},
+                         **{k: costs[label][k] for k in ("family", "width", "band", "origin", "selection_cost")
+                            if k in costs[label]},
                          **{m: agg[m] for m in METRICS}})
     return rows
 
@@ -467,6 +473,7 @@ def plot_training(runs: list[dict[str, Any]], path: Path) -> None:
         trained = [r for r in rows if r["train_loss"] not in ("", None)]
         axes[0].plot([int(r["epoch"]) for r in trained], [float(r["train_loss"]) for r in trained],
                      label=run["label"], lw=1.2)
+        rows = [r for r in rows if r.get("val_psnr") not in ("", None)]  # epochs validated (a trial: its rungs)
         if rows and "step" in rows[0]:
             psnr = [float(r["val_psnr"]) for r in rows]
             axes[1].plot([int(r["step"]) for r in rows], psnr, marker=".", label=run["label"], lw=1.2)
@@ -546,11 +553,15 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
                         "network": network_of(run["meta"]),
                         "params": run["meta"]["params"],
                         "flops": conv_macs(model, SIZE, coils),
-                        "latency_ms": latency_ms(model, SIZE, dev, repeats=latency_repeats, coils=coils)}
+                        "latency_ms": latency_ms(model, SIZE, dev, repeats=latency_repeats, coils=coils),
+                        **run_info(run["meta"])}
         predictors[label] = network_predictor(model, dev)
     rows = build_rows(metrics, costs)
     say("drawing plots")
     plot_pareto(rows, out / "psnr_vs_flops.png")
+    sections = equal_cost(rows)
+    if sections:
+        plot_front(rows, out / "front.png")
     plot_images(predictors, data, size, crop, seed, out / "images.png", maps_dir)
     plot_training(retrains, out / "training_curves.png")
     from nas_recon.search.fidelity import read_fidelity
@@ -584,7 +595,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),
     }
     report = {"format": "nas-recon-report", "version": 1, "package_version": __version__, "settings": settings,
-              "rows": rows, "searched_cells": cells, "notes": notes or [], "budget_notes": budget_notes(retrains)}
+              "rows": rows, "searched_cells": cells, "notes": notes or [], "budget_notes": budget_notes(retrains),
+              "equal_cost": sections}
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(out / "report.md", report_markdown(report, out))
     return report
@@ -603,6 +615,13 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
         lines += ["**Budget.** " + " ".join(report["budget_notes"]), ""]
     lines += markdown_tables(report["rows"])
     lines += ["![PSNR vs FLOPs](psnr_vs_flops.png)", ""]
+    if report.get("equal_cost"):
+        lines += ["## At equal cost", "",
+                  "Each selected network against every handcrafted network at or below its FLOPs target (DC-CNN and "
+                  "MoDL in their published structure at the width that meets the target, and the fixed baselines "
+                  "below it) and against random networks of its band, all retrained under the same recipe.", ""]
+        lines += equal_cost_markdown(report["equal_cost"])
+        lines += ["![front](front.png)", ""]
     if report["searched_cells"]:
         lines += ["## Searched cells", ""]
     for c in report["searched_cells"]:

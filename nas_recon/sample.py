@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,10 +28,14 @@ def genotype_macs(g: Genotype, size: int = PROXY) -> int:
 
 def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | None = None, tolerance: float = 0.1,
                      size: int = SIZE, max_tries: int = 5000,
-                     progress: Callable[[int, int], None] | None = None) -> list[Genotype]:
-    """`n` distinct random genotypes (seeded); with `like`, only those within +-tolerance of its FLOPs."""
+                     progress: Callable[[int, int], None] | None = None, band: Any = None) -> list[Genotype]:
+    """`n` distinct random genotypes (seeded); with `like`, only those within +-tolerance of its FLOPs; with a FLOPs
+    `band` (nas_recon.search.budget), networks inside it (a macro space's macro choices drawn uniformly, its width
+    set to meet the band: the selection's `random` draws)."""
     if n < 1:
         raise ConfigError(f"--n: expected at least 1, got {n}")
+    if band is not None or space.is_macro:
+        return sample_networks(space, n, seed, band, max_tries, progress)
     if not 0 < tolerance < 10:
         raise ConfigError(f"--tolerance: expected a positive fraction, got {tolerance}")
     if like is not None and like.bias and not space.bias:
@@ -64,6 +69,40 @@ def sample_genotypes(space: SearchSpace, n: int, seed: int, like: Genotype | Non
                           f"'{space.name}'; ask for fewer")
     raise ConfigError(f"only {len(found)} of {n} random cells found within {tolerance:.0%} of the reference FLOPs "
                       f"after {max_tries} draws (widen --tolerance)")
+
+
+def sample_networks(space: SearchSpace, n: int, seed: int, band: Any, max_tries: int,
+                    progress: Callable[[int, int], None] | None) -> list[Genotype]:
+    """`n` distinct networks drawn uniformly (cell, then macro choices), inside `band` when given (a macro space
+    without a band: the width drawn uniformly too)."""
+    from nas_recon.search.budget import genotype_flops
+    from nas_recon.search.derive import derive_in_band, edges
+    from nas_recon.select.pool import identity, random_network
+
+    if band is not None:  # refused at once when no network of the space meets the band
+        derive_in_band({e: {o: 1.0 for o in space.ops} for e in edges(space.nodes, space.backbone)}, space, band)
+    rng = np.random.default_rng([seed, 777])
+    found: list[Genotype] = []
+    seen: set = set()
+    for _ in range(max_tries):
+        g = random_network(space, band, rng, tries=50)
+        if g is not None and band is None and space.is_macro:
+            chans = space.values("channels")
+            g = replace(g, channels=chans[int(rng.integers(len(chans)))])
+        if g is None or identity(g) in seen:
+            continue
+        seen.add(identity(g))
+        info = {"seed": seed, "index": len(found), "uniform_over": "cells and macro choices, no none",
+                "flops": genotype_flops(g)}
+        if band is not None:
+            info.update({"flops_band": band.to_dict(), "flops_ratio": genotype_flops(g) / band.target})
+        found.append(replace(g, extra={"sampled": info}))
+        if progress is not None:
+            progress(len(found), n)
+        if len(found) == n:
+            return found
+    raise ConfigError(f"--n: only {len(found)} distinct networks of space '{space.name}' found in {max_tries} draws"
+                      + (f" within {band.describe()}" if band is not None else "") + "; ask for fewer")
 
 
 def cost_range(space: SearchSpace) -> tuple[int, int]:

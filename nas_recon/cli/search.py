@@ -60,6 +60,7 @@ class RichSelectionProgress:
         self.done = 0
         self.total = 0
         self.current = ""
+        self.job: Any = None  # the running job's RichRetrainProgress
 
     def start(self, plan: Any, pool: list) -> None:
         self.total = plan.pool + sum(plan.survivors(r) for r in range(1, plan.rungs)) + \
@@ -80,13 +81,17 @@ class RichSelectionProgress:
 
         def named(epochs: int, steps: int, start_epoch: int) -> None:
             start(epochs, steps, start_epoch)
-            self.bar.update(p.task, description=f"trial {self.done + 1}")
+            self.bar.update(p.task, description=f"trial {self.done + 1}/{self.total}")
 
         p.start = named  # type: ignore[method-assign]
+        self.job = p
         return p
 
     def job_end(self, job: Any, score: float) -> None:
         self.done += 1
+        if self.job is not None and self.job.task is not None:
+            self.bar.remove_task(self.job.task)
+        self.job = None
         self.bar.console.print(f"{self.current}: val PSNR {score:.2f} dB", soft_wrap=True)
 
     def waiting(self) -> None: ...

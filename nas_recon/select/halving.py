@@ -13,6 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -168,8 +169,14 @@ def run_selection(cfg: Any, run_dir: Path, progress: SelectionProgress | None = 
     try:
         sel = prepare(cfg, run_dir, device)
         study = open_study(open_storage(sel.storage), sel.study_name, sel.settings)
+        ready = [sel.sel_dir / f"worker-{k}.ready" for k in range(workers)]
         if index == 0:
+            for r in ready[1:]:
+                r.unlink(missing_ok=True)
             children = [spawn_worker(run_dir, k, workers) for k in range(1, workers)]
+            wait_for(children, ready[1:])  # every local worker starts on the first rung together
+        else:
+            atomic_write_text(ready[index], f"{os.getpid()}\n")
         progress.start(sel.plan, sel.pool)
 
         def job(j: Job) -> float:
@@ -194,6 +201,14 @@ def run_selection(cfg: Any, run_dir: Path, progress: SelectionProgress | None = 
                 child.terminate()
                 child.join()
         torch.set_num_threads(threads)
+
+
+def wait_for(children: list[Any], ready: list[Path], timeout_s: float = 300.0) -> None:
+    """Until every spawned worker has joined the study (its ready file), died, or the timeout passed."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline and any(c.is_alive() and not r.is_file() for c, r in zip(children, ready,
+                                                                                          strict=True)):
+        time.sleep(0.2)
 
 
 def spawn_worker(run_dir: Path, index: int, workers: int) -> Any:

@@ -125,7 +125,7 @@ def build_pool(space: SearchSpace, band: FlopsBand, n: int, seed: int, proposal:
     tries = 0
     while len(pool) < n:
         tries += 1
-        if tries > 200 * n:
+        if tries > 50 * n:
             raise ConfigError(f"--pool {n}: only {len(pool)} distinct networks of space '{space.name}' found inside "
                               f"{band.describe()} after {tries - 1} draws; ask for a smaller --pool or widen "
                               "--flops-band")

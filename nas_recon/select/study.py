@@ -63,13 +63,33 @@ def open_storage(url: str) -> Any:
                 raise ConfigError(f"--storage: expected sqlite:///PATH, postgresql://..., mysql://... or "
                                   f"journal:PATH, got {url!r}")
             kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                                              grace_period=GRACE_S)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                                 grace_period=GRACE_S)
+            if url.startswith("sqlite"):
+                serialise_sqlite(storage.engine)
+            return storage
         except ConfigError:
             raise
         except Exception as e:  # noqa: BLE001 - drivers raise many types; each means the storage cannot be used
             reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
             raise ConfigError(f"--storage: cannot open {redact(url)} ({reason})") from None
+
+
+def serialise_sqlite(engine: Any) -> None:
+    """Make every SQLite transaction take the write lock when it begins (BEGIN IMMEDIATE, SQLAlchemy's recipe for
+    pysqlite): Optuna pops an enqueued trial by reading it WAITING and then setting it RUNNING, and pysqlite runs the
+    read outside the transaction, so two processes could both pop one trial; serialised, only one can."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_conn: Any, record: Any) -> None:
+        dbapi_conn.isolation_level = None  # pysqlite's own BEGIN is deferred and too late: ours comes below
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while the schema was created reconnect with the listeners
 
 
 def redact(url: str) -> str:

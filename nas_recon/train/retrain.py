@@ -128,7 +128,8 @@ def genotype_extra(path: str | None) -> dict[str, Any]:
     if path is None:
         return {}
     extra = load_genotype(path).extra
-    keep = ("sampled", "search", "seed", "stopped_early", "epochs_run", "decided", "final_margin")
+    keep = ("sampled", "search", "seed", "stopped_early", "epochs_run", "decided", "final_margin", "select",
+            "selection", "flops_band")
     return {k: extra[k] for k in keep if k in extra}
 
 
