@@ -6,10 +6,17 @@ dccnn-3 retrained under the paper recipe on whole 320 x 320 images (80 epochs, A
 evaluated on test/ at 4x and 8x with fixed masks. Prints the quality table, training and inference images/s at
 320 x 320 and the peak GPU memory of each model's training. Budgeted for at most 8 minutes on one GPU.
 
+`--select halving` runs the search that pays instead (issue 29): `search --space macro_a --select halving
+--flops-target like:dccnn-3` under the full budget's search settings, its trials under the paper recipe on whole
+images (rungs of 9, 27 and 80 epochs over a pool of 27, the 3 finalists with 2 seeds), then the selected network,
+dccnn-3, modl-3 and one random network of the band retrained under the paper recipe. Budgeted for at most 8 minutes
+on one GPU as well (a 320 x 320 training step of a 17 GFLOPs network is ~2 ms on a recent GPU).
+
 `--dry-run` runs the same code path at a tiny size on the CPU (CI runs it): 64 x 64 images, one epoch each.
 
     python bench/gpu.py --out /tmp/gpu-bench            # on a machine with CUDA
-    python bench/gpu.py --dry-run --out /tmp/gpu-dry    # anywhere
+    python bench/gpu.py --out /tmp/gpu-sel --select halving
+    python bench/gpu.py --dry-run --out /tmp/gpu-dry [--select halving]    # anywhere
 """
 
 from __future__ import annotations
@@ -85,6 +92,8 @@ def main() -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU: the code path, not the figures")
     p.add_argument("--epochs", type=int, default=0, help="retraining epochs instead of the paper's 80")
+    p.add_argument("--select", choices=["alpha", "halving"], default="alpha",
+                   help="alpha: the paper's search (paper_a); halving: macro_a, successive halving at DC-CNN-3's FLOPs")
     a = p.parse_args()
     configure()
     t0 = time.time()
@@ -103,14 +112,30 @@ def main() -> None:
     if not (data / "manifest.json").is_file():
         build_demo(data, "mni152", b.size, 0, b.slices, force=True)
     sdir = a.out / "search"
-    search_stage(data, sdir, b, "paper_a", 0, str(device), say, "search (full budget settings)")
-    searched = load_genotype(sdir / "genotype.json")
     rdir = a.out / "random"
-    if not list(rdir.glob("random_*.json")):
-        write_samples(sample_genotypes(load_space("paper_a"), 1, 1234, like=searched, tolerance=0.15), rdir)
-    random_file = sorted(rdir.glob("random_*.json"))[0]
-    models = {"searched": (None, sdir / "genotype.json"), "random_00": (None, random_file),
-              "dccnn-3": ("dccnn-3", None)}
+    if a.select == "halving":
+        from nas_recon.demo import write_recipe
+        from nas_recon.search.budget import parse_flops_target
+
+        band = parse_flops_target("like:dccnn-3")
+        trials = write_recipe(recipe, a.out / "recipe.toml")
+        search_stage(data, sdir, b, "macro_a", 0, str(device), say, "search that pays (full budget settings)",
+                     select="halving", flops_target="like:dccnn-3", recipe=str(trials),
+                     pool=b.pool if a.dry_run else 27, rungs=b.rungs if a.dry_run else 3,
+                     final_seeds=b.final_seeds if a.dry_run else 2)
+        searched = load_genotype(sdir / "genotype.json")
+        if not list(rdir.glob("random_*.json")):
+            write_samples(sample_genotypes(load_space("macro_a"), 1, 1234, band=band), rdir)
+        models = {"searched": (None, sdir / "genotype.json"), "random_00": (None, sorted(rdir.glob("random_*"))[0]),
+                  "dccnn-3": ("dccnn-3", None), "modl-3": ("modl-3", None)}
+    else:
+        search_stage(data, sdir, b, "paper_a", 0, str(device), say, "search (full budget settings)")
+        searched = load_genotype(sdir / "genotype.json")
+        if not list(rdir.glob("random_*.json")):
+            write_samples(sample_genotypes(load_space("paper_a"), 1, 1234, like=searched, tolerance=0.15), rdir)
+        random_file = sorted(rdir.glob("random_*.json"))[0]
+        models = {"searched": (None, sdir / "genotype.json"), "random_00": (None, random_file),
+                  "dccnn-3": ("dccnn-3", None)}
     rows = []
     for label, (name, gfile) in models.items():
         run = a.out / label
@@ -135,7 +160,13 @@ def main() -> None:
         print(f"| {r['model']} | {fl} | {r['psnr_4x']:.2f} | {r['ssim_4x']:.4f} | {r['psnr_8x']:.2f} | "
               f"{r['ssim_8x']:.4f} | {r['train_img_s']:.1f} | {r['infer_img_s']:.1f} | {r['peak_mem_gib']:.2f} | "
               f"{r['retrain_s']:.0f} |")
-    print(f"searched cell: {searched.describe()}\ntotal {time.time() - t0:.0f} s")
+    print(f"searched: {searched.summary()}\ntotal {time.time() - t0:.0f} s")
+    if a.select == "halving":
+        from nas_recon.select.halving import SELECTION, summary
+
+        sel = summary(sdir / SELECTION)
+        print(f"selection: {sel['cost']['retrainings']} retraining-equivalents, {sel['cost']['worker_hours']} "
+              f"worker-hours on {sel['cost']['device']}; rungs {sel['plan']['epochs']}")
     (a.out / "gpu.json").write_text(json.dumps(rows, indent=1))
 
 

@@ -1,5 +1,9 @@
 """`nas-recon demo`: demo data -> search -> random controls -> retrain everything -> evaluate -> report.
 
+Two designs: `--select halving` (DARTS proposes in a macro space, successive halving over short retrainings decides,
+everything compared at one FLOPs target: DC-CNN and MoDL at its width, random networks of its band) and the paper's
+(`--space paper_a --select alpha`: a DARTS cell, random cells of its FLOPs, the fixed baselines).
+
 Every stage is resumable: finished stages are skipped on a rerun, an interrupted one continues from its
 last checkpoint.
 """
@@ -19,8 +23,11 @@ from nas_recon.lock import run_lock
 from nas_recon.train.recipe import load_recipe, with_overrides
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
+FAMILIES = ("dccnn-3", "modl-3")  # --select halving: the handcrafted families set to the FLOPs target's width
 MULTICOIL_SIZE = 160  # the smallest demo size a multi-coil demo runs at (8x calibrates on 6 columns)
-DEMO_SPACE = "paper_a"  # the paper's space A (bias-free cells, SPEC); `demo --space` takes another
+DEMO_SPACE = "macro_a"  # the macro space (cascades, cells, width, sharing, DC kind); the paper's: --space paper_a
+DEMO_SELECT = "halving"  # DARTS proposes, short retrainings decide; the paper's rule: --select alpha
+DEMO_TARGET = "like:dccnn-3"  # --select halving's FLOPs target
 
 
 @dataclass
@@ -45,26 +52,30 @@ class Budget:
     baselines: tuple[str, ...] = BASELINES
     tv: bool = True
     coils: int = 0  # 0: single-coil demo data; N: N simulated coils (and E2E-VarNet among the baselines)
+    pool: int = 9  # --select halving: the selection's candidates, rungs and seeds per finalist
+    rungs: int = 2
+    final_seeds: int = 2
 
 
 BUDGETS = {
     "quick": Budget("quick"),
     # about 3x the quick budget's optimiser steps (search and retraining), for 2 CPU cores in under an hour
     "standard": Budget("standard", search_epochs=12, search_patience=4, search_max_slices=24, search_repeats=2,
-                       recipe="standard"),
+                       recipe="standard", random_cells=5, pool=27, rungs=3),
     # the paper's 80 retraining epochs (10x quick: 1440 steps per model) and 50 search epochs, on the demo data
     "long": Budget("long", search_epochs=50, search_patience=10, search_max_slices=24, search_repeats=2,
-                   recipe="long"),
+                   recipe="long", random_cells=5, pool=27, rungs=3),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
                    search_repeats=1, search_arch_lr=3e-4,
-                   recipe="paper",
+                   recipe="paper", random_cells=5, pool=27, rungs=3,
                    recipe_overrides={"crop": 128, "unet_crop": 320, "val_crop": 0, "val_max_slices": 0}),
     # CI's integration test: tiny everything, same code path
     "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,
                    search_max_slices=4, search_repeats=1, recipe="quick",
                    recipe_overrides={"epochs": 1, "crop": 32, "unet_crop": 0, "val_crop": 0, "val_max_slices": 2,
                                      "max_slices": 8, "repeats": 1},
-                   random_cells=1, eval_max_slices=2, baselines=("dccnn-3", "unet"), tv=False),
+                   random_cells=2, eval_max_slices=2, baselines=("dccnn-3", "unet"), tv=False, pool=3, rungs=1,
+                   final_seeds=1),
 }
 
 
@@ -82,50 +93,77 @@ class DemoProgress:
 
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
              progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False,
-             space: str = DEMO_SPACE, coils: int = 0) -> dict[str, Any]:
+             space: str = DEMO_SPACE, coils: int = 0, select: str = DEMO_SELECT, flops_target: str = DEMO_TARGET,
+             flops_band: float = 0.05) -> dict[str, Any]:
     """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias;
     `space`: the search space, a shipped name or a TOML path; `coils`: a multi-coil demo of that many coils, the
-    small E2E-VarNet added to the baselines)."""
+    small E2E-VarNet added to the baselines; `select`: halving (at `flops_target`) or the paper's alpha/perturb)."""
     from nas_recon.data.demo import check_coils
+    from nas_recon.search.config import SELECTIONS
     from nas_recon.space import load_space
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
+    if select not in SELECTIONS:
+        raise ConfigError(f"--select: unknown '{select}', expected {', '.join(SELECTIONS)}")
     check_coils(coils, "--coils")
-    load_space(space)  # a bad --space is refused before anything is written
+    sp = load_space(space)  # a bad --space is refused before anything is written
     b = BUDGETS[budget]
+    band = None
+    if select == "halving":
+        from nas_recon.search.budget import parse_flops_target
+        from nas_recon.search.derive import derive_in_band, edges
+
+        band = parse_flops_target(flops_target, flops_band)
+        derive_in_band({e: {o: 1.0 for o in sp.ops} for e in edges(sp.nodes, sp.backbone)}, sp, band)
+    elif sp.is_macro:
+        raise ConfigError(f"--space {space}: a macro space's networks are chosen by --select halving (its choices "
+                          "of cascades, cells and width are not in the DARTS supernet)")
     if coils:  # at least 160 x 160: the 8x centre (4 %) must hold ESPIRiT's 6 calibration columns
         b = replace(b, coils=coils, baselines=(*b.baselines, "varnet-small"), size=max(b.size, MULTICOIL_SIZE))
     with run_lock(out, "demo"):
-        return _demo(out, b, device, seed, progress or DemoProgress(), source, cell_bias, space)
+        return _demo(out, b, device, seed, progress or DemoProgress(), source, cell_bias, space, select, band)
+
+
+def check_state(out: Path, want: dict[str, Any]) -> None:
+    """Refuse a demo folder that holds a demo of other settings; record these (a demo.json of an earlier version
+    lacks the selection keys: it ran the paper's)."""
+    state_file = out / "demo.json"
+    state = _read_state(state_file)
+    old = {"cell_bias": False, "space": "paper_a", "coils": 0, "select": "alpha", "flops_target": None}
+    held = {k: state.get(k, old.get(k)) for k in want}
+    if state and held != want:
+        flags = [" --cell-bias" if held.get("cell_bias") else "",
+                 f" --coils {held['coils']}" if held.get("coils") else "",
+                 f" --select {held.get('select')}",
+                 f" --flops-target {held['flops_target']['source']}" if held.get("flops_target") else ""]
+        raise ConfigError(f"{out}: holds a demo with budget {held['budget']!r} seed {held['seed']!r} space "
+                          f"{held['space']!r}{''.join(flags)}; use another --out")
+    atomic_write_text(state_file, json.dumps(want))
 
 
 def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str,
-          cell_bias: bool, space: str) -> dict[str, Any]:
+          cell_bias: bool, space: str, select: str = "alpha", band: Any = None) -> dict[str, Any]:
     """run_demo inside the demo folder's lock."""
+    check_state(out, {"budget": b.name, "seed": seed, "cell_bias": cell_bias, "space": space, "coils": b.coils,
+                      "select": select, "flops_target": band.to_dict() if band is not None else None})
+    data = data_stage(out / "data", b, seed, source, progress)
+    if select == "halving":
+        return halving_demo(out, data, b, device, seed, progress, cell_bias, space, band)
+    return paper_demo(out, data, b, device, seed, progress, cell_bias, space, select)
+
+
+def paper_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progress: DemoProgress, cell_bias: bool,
+               space: str, select: str) -> dict[str, Any]:
+    """The paper's demo: a DARTS cell, random cells of its FLOPs, the fixed baselines."""
     from nas_recon.report import make_report
     from nas_recon.sample import sample_genotypes, write_samples
     from nas_recon.space import load_space
 
-    budget = b.name
-    state_file = out / "demo.json"
-    state = _read_state(state_file)
-    if state and (state.get("budget") != budget or state.get("seed") != seed
-                  or state.get("cell_bias", False) != cell_bias or state.get("space", "paper_a") != space
-                  or state.get("coils", 0) != b.coils):
-        held = f" --coils {state['coils']}" if state.get("coils") else ""
-        raise ConfigError(f"{out}: holds a demo with budget {state.get('budget')!r} seed {state.get('seed')!r}"
-                          f" space {state.get('space', 'paper_a')!r}"
-                          f"{' --cell-bias' if state.get('cell_bias') else ''}{held}; use another --out")
-    atomic_write_text(state_file, json.dumps({"budget": budget, "seed": seed, "cell_bias": cell_bias,
-                                              "space": space, "coils": b.coils}))
-
-    data = data_stage(out / "data", b, seed, source, progress)
-
     search_dir = out / "search"
     genotype_file = search_stage(data, search_dir, b, space, seed, device, progress,
                                  f"searching a cell (DARTS, space {space}"
-                                 + (", --cell-bias)" if cell_bias else ")"), cell_bias=cell_bias)
+                                 + (", --cell-bias)" if cell_bias else ")"), cell_bias=cell_bias, select=select)
     searched = load_genotype(genotype_file)
 
     random_dir = out / "random"
@@ -145,15 +183,10 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
                                       model=model, genotype=gfile))
 
     progress.stage("evaluating on test/ at 4x and 8x and writing the report")
-    coil_note = (f", {b.coils} simulated coils (birdcage maps, correlated noise); ESPIRiT maps from the "
-                 "undersampled centre; targets and metrics on the RSS" if b.coils else "")
-    notes = [f"`nas-recon demo --budget {budget}{f' --coils {b.coils}' if b.coils else ''}` on the offline demo "
-             f"data ({b.slices} slices of the MNI152 template at {b.size} x {b.size}, train/val/test by slab"
-             f"{coil_note})",
-             *(["varnet-small: E2E-VarNet in a smaller configuration for the CPU demo (4 cascades, 8 channels, "
-                "sensitivity U-Net 4 channels, 3 pools; fastMRI's default is `varnet`)"] if b.coils else []),
-             f"search: space {space}, {b.search_epochs} epochs max (patience {b.search_patience}, early stop only when "
-             f"decided), {b.search_crop} x {b.search_crop} crops, batch {b.search_batch}, at most "
+    notes = [*data_notes(b),
+             f"search: space {space}, `--select {select}`, {b.search_epochs} epochs max (patience "
+             f"{b.search_patience}, early stop only when decided), {b.search_crop} x {b.search_crop} crops, "
+             f"batch {b.search_batch}, at most "
              f"{b.search_max_slices} slices per split drawn {b.search_repeats}x an epoch, arch lr {b.search_arch_lr}",
              f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: "
              f"{recipe.epochs} epochs, {recipe.crop or 'full'} crops, batch {recipe.batch_size}, loss {recipe.loss}",
@@ -166,6 +199,95 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
     return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
                        seed, classical, notes=notes, progress=progress.stage, maps_dir=maps_dir(data, b))
+
+
+def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progress: DemoProgress, cell_bias: bool,
+                 space: str, band: Any) -> dict[str, Any]:
+    """The search that pays: DARTS proposes in the space, successive halving decides inside the FLOPs band; the
+    selected network is retrained beside DC-CNN and MoDL at the band's width, the fixed baselines below the band
+    and random networks of the band, all under the budget's recipe."""
+    from nas_recon.report import make_report
+    from nas_recon.sample import sample_genotypes, write_samples
+    from nas_recon.search.budget import model_flops, width_for
+    from nas_recon.select.halving import SELECTION, summary
+    from nas_recon.space import load_space
+
+    recipe = budget_recipe(b)
+    search_dir = out / "search"
+    trials_recipe = write_recipe(recipe, out / "recipe.toml")
+    genotype_file = search_stage(data, search_dir, b, space, seed, device, progress,
+                                 f"searching (space {space}: DARTS proposes, successive halving over "
+                                 f"{b.pool} candidates decides, FLOPs {band.describe()})",
+                                 cell_bias=cell_bias, select="halving", flops_target=band.source,
+                                 flops_band=band.band, recipe=str(trials_recipe), pool=b.pool, rungs=b.rungs,
+                                 final_seeds=b.final_seeds)
+    random_dir = out / "random"
+    if len(list(random_dir.glob("random_*.json"))) < b.random_cells:
+        progress.stage(f"sampling {b.random_cells} random networks of the band")
+        write_samples(sample_genotypes(load_space(space), b.random_cells, seed, band=band), random_dir)
+    random_files = sorted(random_dir.glob("random_*.json"))[: b.random_cells]
+    jobs: list[tuple[str, str | None, str | None, int | None]] = [("searched", None, str(genotype_file), None)]
+    for name in FAMILIES:  # their published structure, the width set to the target
+        w = width_for(name, band)
+        jobs.append((name if w == 32 else f"{name}-w{w}", name, None, w))
+    below = [n for n in b.baselines if n not in FAMILIES and model_flops(n, 32) <= band.hi]
+    jobs += [(n, n, None, None) for n in below]
+    jobs += [(f.stem, None, str(f), None) for f in random_files]
+    run_dirs = [search_dir]
+    for label, model, gfile, width in jobs:
+        run_dirs.append(retrain_stage(data, out / "runs" / label, label, recipe, b, seed, device, progress,
+                                      model=model, genotype=gfile, channels=width if width != 32 else None))
+    progress.stage("evaluating on test/ at 4x and 8x and writing the report")
+    sel = summary(search_dir / SELECTION)
+    above = [n for n in b.baselines if n not in FAMILIES and n not in below]
+    notes = [*data_notes(b),
+             f"search: space {space} ({load_space(space).backbone} backbone), `--select halving` at "
+             f"{band.describe()}: a DARTS stage of {b.search_epochs} epochs proposes; a pool of {b.pool} candidates "
+             f"(the DARTS cell, the space's handcrafted points, cells drawn from its op weights, macro and random "
+             f"draws) is retrained by successive halving (rungs of {', '.join(map(str, sel['plan']['epochs']))} "
+             f"epochs, keeping 1/3) on train/ and scored on val/; the finalists are retrained with "
+             f"{len(sel['plan']['seeds'])} seed(s); cost {sel['cost']['retrainings']} retraining-equivalents",
+             f"selected: {sel['winner']['network']} ({sel['winner']['origin']})",
+             f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: "
+             f"{recipe.epochs} epochs, {recipe.crop or 'full'} crops, batch {recipe.batch_size}, loss {recipe.loss}",
+             f"handcrafted: {', '.join(FAMILIES)} in their published structure at the width of the target"
+             + (f"; {', '.join(below)} (below the target)" if below else "")
+             + (f"; not run, above the target: {', '.join(above)}" if above else ""),
+             f"random controls: {b.random_cells} networks drawn uniformly (cell, cascades, cells, sharing, DC kind) "
+             "inside the band, width set to meet it",
+             f"evaluation: every test slice at 4x and 8x"
+             f"{'' if b.eval_max_slices is None else f' (at most {b.eval_max_slices} slices)'}"]
+    classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
+    return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
+                       seed, classical, notes=notes, progress=progress.stage, maps_dir=maps_dir(data, b))
+
+
+def write_recipe(recipe: Any, path: Path) -> Path:
+    """The budget's recipe (its overrides applied) as a TOML file the selection's trials train under."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    text = "".join(f"{k} = {value(v)}\n" for k, v in recipe.to_dict().items())
+    if not path.is_file() or path.read_text() != text:
+        atomic_write_text(path, text)
+    return path
+
+
+def data_notes(b: Budget) -> list[str]:
+    """The report's lines on the demo data."""
+    coil_note = (f", {b.coils} simulated coils (birdcage maps, correlated noise); ESPIRiT maps from the "
+                 "undersampled centre; targets and metrics on the RSS" if b.coils else "")
+    return [f"`nas-recon demo --budget {b.name}{f' --coils {b.coils}' if b.coils else ''}` on the offline demo "
+            f"data ({b.slices} slices of the MNI152 template at {b.size} x {b.size}, train/val/test by slab"
+            f"{coil_note})",
+            *(["varnet-small: E2E-VarNet in a smaller configuration for the CPU demo (4 cascades, 8 channels, "
+               "sensitivity U-Net 4 channels, 3 pools; fastMRI's default is `varnet`)"] if b.coils else [])]
 
 
 def data_stage(data: Path, b: Budget, seed: int, source: str, progress: DemoProgress) -> Path:

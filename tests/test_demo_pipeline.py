@@ -8,12 +8,14 @@ from nas_recon.cli.main import main
 from nas_recon.genotype import load_genotype
 from nas_recon.metrics import METRICS
 
+PAPER = ["--space", "paper_a", "--select", "alpha"]  # the paper's demo (the default is the macro space's selection)
+
 
 @pytest.mark.slow
 @pytest.mark.realsource
 def test_tiny_demo_end_to_end_and_rerun_continues(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu", *PAPER]) == 0
     report = json.loads((out / "report" / "report.json").read_text())
     models = {r["model"] for r in report["rows"]}
     assert {"zero-filled", "searched", "dccnn-3", "unet", "random_00"} <= models
@@ -39,7 +41,7 @@ def test_tiny_demo_end_to_end_and_rerun_continues(tmp_path):
     assert row["psnr"] == cached["aggregate"]["4x"]["psnr"]
     # a rerun continues: nothing is retrained, the report is rebuilt from the same checkpoints
     before = (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns
-    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu", *PAPER]) == 0
     assert (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns == before
     again = json.loads((out / "report" / "report.json").read_text())["rows"]
 
@@ -55,7 +57,7 @@ def test_tiny_multicoil_demo_end_to_end(tmp_path, capsys):
     """`demo --coils 4` on the tiny budget: simulated coils, one ESPIRiT cache, E2E-VarNet among the baselines,
     costs and the report at the coil count; the same folder refuses another coil count."""
     out = tmp_path / "demo"
-    assert main(["demo", "--budget", "tiny", "--coils", "4", "--out", str(out), "--device", "cpu"]) == 0
+    assert main(["demo", "--budget", "tiny", "--coils", "4", "--out", str(out), "--device", "cpu", *PAPER]) == 0
     report = json.loads((out / "report" / "report.json").read_text())
     models = {r["model"] for r in report["rows"]}
     assert {"zero-filled", "searched", "dccnn-3", "unet", "varnet-small", "random_00"} <= models
@@ -68,5 +70,33 @@ def test_tiny_multicoil_demo_end_to_end(tmp_path, capsys):
     for r in report["rows"]:
         assert 0 <= r["ssim"]["mean"] <= 1 and r["psnr"]["mean"] > 5
     capsys.readouterr()
-    assert main(["demo", "--budget", "tiny", "--coils", "6", "--out", str(out), "--device", "cpu"]) == 2
+    assert main(["demo", "--budget", "tiny", "--coils", "6", "--out", str(out), "--device", "cpu", *PAPER]) == 2
     assert "--coils 4; use another --out" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.realsource
+def test_tiny_halving_demo_compares_at_equal_cost(tmp_path):
+    """The default demo: macro_a, DARTS proposes, successive halving decides at DC-CNN-3's FLOPs; the report
+    compares the selected network with DC-CNN-3 and MoDL-3 at the target's width and with random networks of the
+    band, and says which space and selection ran; a rerun trains nothing."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    report = json.loads((out / "report" / "report.json").read_text())
+    models = {r["model"] for r in report["rows"]}
+    assert {"zero-filled", "searched", "dccnn-3", "modl-3", "random_00", "random_01"} <= models
+    assert "unet" not in models  # 21.3 GFLOPs: above the target, not an equal-cost baseline
+    g = load_genotype(out / "search" / "genotype.json")
+    assert g.chain and g.extra["select"] == "halving" and g.version == 2
+    sec = report["equal_cost"][0]
+    assert sec["band"]["source"] == "like:dccnn-3" and {h["model"] for h in sec["handcrafted"]} == {"dccnn-3",
+                                                                                                   "modl-3"}
+    assert sec["random"]["4x"]["psnr"]["n"] == 2 and sec["selection_cost"]["retrainings"] > 0
+    md = (out / "report" / "report.md").read_text()
+    assert "## At equal cost" in md and "space macro_a" in md and "--select halving" in md
+    assert (out / "report" / "front.png").stat().st_size > 1000
+    for f in ("trials.csv", "rungs.csv", "candidates.csv", "selection.json"):
+        assert (out / "search" / "selection" / f).is_file(), f
+    before = (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
+    assert (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns == before

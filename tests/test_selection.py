@@ -353,10 +353,10 @@ repeats = 1
 """
 
 
-def halving_args(data_root, out, recipe, *extra):
+def halving_args(data_root, out, recipe, *extra, target: str | None = "2"):
     return ["search", "--data", str(data_root), "--out", str(out), "--space", "macro_a", "--select", "halving",
-            "--flops-target", "2", "--epochs", "1", "--crop", "16", "--size", str(SIZE), "--batch-size", "2",
-            "--pool", "6", "--rungs", "2", "--recipe", str(recipe), "--device", "cpu", *extra]
+            *(["--flops-target", target] if target else []), "--epochs", "1", "--crop", "16", "--size", str(SIZE),
+            "--batch-size", "2", "--pool", "6", "--rungs", "2", "--recipe", str(recipe), "--device", "cpu", *extra]
 
 
 def cli(args, timeout=600, **kw):
@@ -456,3 +456,68 @@ def test_two_workers_run_every_trial_once_and_a_killed_worker_is_resumed(kind, d
     assert b.returncode == 0, b.stderr
     second = exactly_once(run)
     assert any(r["state"] == "fail" and not r["diverged"] for r in second["rows"]), "the killed trial is failed"
+
+
+def test_a_study_whose_every_finalist_diverged_writes_no_genotype(tmp_path):
+    from nas_recon.errors import NasReconError
+    from nas_recon.select.halving import Selection, finish
+    from nas_recon.select.pool import Candidate
+    from nas_recon.select.study import open_storage, open_study, work
+    from nas_recon.select.trial import TrialSetup
+    from nas_recon.train.recipe import Recipe
+
+    space = load_space("macro_a")
+    band = parse_flops_target("like:dccnn-3")
+    rng = np.random.default_rng(0)
+    pool = [Candidate(random_network(space, band, rng), "random") for _ in range(3)]
+    save_genotype(pool[0].genotype, tmp_path / "darts_genotype.json")
+    plan = make_plan(3, 3, 2, 3, (0,))
+    (tmp_path / "selection").mkdir()
+    sel = Selection(tmp_path, space, band, pool, plan, TrialSetup("", tmp_path / "selection", Recipe(epochs=3), 32,
+                                                                  "cpu"), {}, f"sqlite:///{tmp_path / 's.db'}")
+    study = open_study(open_storage(sel.storage), "t", {})
+
+    def job(j):
+        if j.rung == 1:
+            raise Diverged("loss became inf")
+        return 20.0 + j.candidate
+
+    scores = work(study, plan, job, poll_s=0.01)
+    with pytest.raises(NasReconError, match="every finalist diverged; no genotype written"):
+        finish(sel, study, scores)
+    assert not (tmp_path / "genotype.json").exists()
+    record = json.loads((tmp_path / "selection" / "selection.json").read_text())
+    assert record["winner"] is None and record["finalists"] == [2]
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--flops-target", "900"], "--flops-target: no cell of space 'macro_a' lies within 900.00 G"),
+    (["--flops-target", "2", "--flops-band", "0"], "--flops-band: expected a fraction in \\(0, 1\\)"),
+    (["--flops-target", "2", "--storage", "postgresql://u:pw@127.0.0.1:1/db"], "--storage: cannot open"),
+    (["--flops-target", "2", "--workers", "64"], "--workers 64: this machine has"),
+    (["--flops-target", "2", "--rungs", "9"], "--rungs 9: the recipe's 9 epochs cannot make 9 rungs"),
+    ([], "--select halving: needs --flops-target"),
+])
+def test_bad_selection_settings_are_refused_before_any_work(data_root, tmp_path, extra, message):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    out = tmp_path / "run"
+    r = cli(halving_args(data_root, out, recipe, *extra, target=None), timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert __import__("re").search(message, lines[0]), lines[0]
+    assert not out.exists()
+
+
+def test_a_resumed_search_with_changed_selection_settings_is_refused(data_root, tmp_path):
+    recipe = tmp_path / "tiny.toml"
+    recipe.write_text(TINY_RECIPE)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"kind": "search", "version": "0.1.0", "config": {
+        "data": str(data_root), "space": "macro_a", "select": "halving", "flops_target": "2", "pool": 6, "rungs": 2,
+        "recipe": str(recipe), "epochs": 1, "crop": 16, "size": SIZE, "batch_size": 2}}))
+    before = (out / "run.json").read_bytes()
+    r = cli([*halving_args(data_root, out, recipe), "--pool", "9", "--resume"], timeout=120)
+    assert r.returncode == 2 and "setting 'pool' was 6, now 9" in r.stderr, r.stderr
+    assert (out / "run.json").read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["run.json"]

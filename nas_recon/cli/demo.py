@@ -6,11 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
-from nas_recon.cli.common import add_device, add_verbose, console, nonneg_int, pos_int, seed_int
+from nas_recon.cli.common import add_device, add_verbose, console, fraction, nonneg_int, pos_int, seed_int
 from nas_recon.cli.report import summary_table
-from nas_recon.cli.search import RichSearchProgress
+from nas_recon.cli.search import RichSearchProgress, RichSelectionProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
-from nas_recon.demo import BUDGETS, DEMO_SPACE
+from nas_recon.demo import BUDGETS, DEMO_SELECT, DEMO_SPACE, DEMO_TARGET
+from nas_recon.search.config import SELECTIONS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,8 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "full (paper recipe, GPU), tiny (CI smoke run)")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--space", default=DEMO_SPACE,
-                   help=f"search space, a shipped name (paper_a, paper_b, mixed_a) or a TOML path (default "
-                        f"{DEMO_SPACE}: the paper's space A)")
+                   help=f"search space, a shipped name (macro_a, paper_a, paper_b, mixed_a) or a TOML path (default "
+                        f"{DEMO_SPACE}; the paper's: --space paper_a --select alpha)")
+    p.add_argument("--select", default=DEMO_SELECT, choices=list(SELECTIONS),
+                   help=f"halving: DARTS proposes, successive halving over short retrainings decides, everything "
+                        f"compared at --flops-target; alpha: the paper's rule (default {DEMO_SELECT})")
+    p.add_argument("--flops-target", default=DEMO_TARGET,
+                   help=f"--select halving: G (conv MACs at 320 x 320) or like:MODEL (default {DEMO_TARGET})")
+    p.add_argument("--flops-band", type=fraction, default=0.05, help="--select halving: the band (default 0.05)")
     p.add_argument("--source", default="mni152", help="demo data source: mni152 or PATH.nii[.gz]")
     p.add_argument("--cell-bias", action="store_true",
                    help="outside SPEC's contract: searched and random cells get a bias on every conv "
@@ -51,6 +58,9 @@ class RichDemoProgress:
     def search_progress(self) -> RichSearchProgress:
         return RichSearchProgress(self.bar)
 
+    def selection_progress(self) -> RichSelectionProgress:
+        return RichSelectionProgress(self.bar)
+
     def retrain_progress(self, label: str) -> RichRetrainProgress:
         p = RichRetrainProgress(self.bar)
         orig = p.start
@@ -70,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     with progress_bar() as bar:
         report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source,
-                          args.cell_bias, args.space, args.coils)
+                          args.cell_bias, args.space, args.coils, args.select, args.flops_target, args.flops_band)
     console.print(summary_table(report))
     console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
                   "(rerun the same command to continue an interrupted demo)")

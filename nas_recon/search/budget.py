@@ -68,7 +68,7 @@ def parse_flops_target(text: str, band: float = BAND, option: str = "--flops-tar
                           f"like:dccnn-3), got {text!r}") from None
     if not math.isfinite(g) or not 0 < g <= 1e5:
         raise ConfigError(f"{option}: expected a positive number of GFLOPs (at most 1e5), got {text!r}")
-    return FlopsBand(g * 1e9, band, f"{g:g} G")
+    return FlopsBand(g * 1e9, band, text)
 
 
 def reference_flops(name: str, option: str) -> int:
