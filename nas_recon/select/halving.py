@@ -270,7 +270,8 @@ def finish(sel: Selection, study: Any, scores: dict[tuple[int, int, int], float]
             tau = rank_correlation([a for a, _ in pairs], [b for _, b in pairs])
         rungs.append({"rung": r, "epochs": plan.epochs[r], "candidates": len(alive), "promoted": len(nxt),
                       "tau_with_next": "" if tau is None else round(tau, 4),
-                      "best_score": max((scores[(c, r, seed0)] for c in alive), default="")})
+                      "best_score": max((scores[(c, r, seed0)] for c in alive
+                                         if scores[(c, r, seed0)] != DIVERGED), default="")})
         if nxt:
             alive = nxt
     write_csv(sel.sel_dir / "rungs.csv", rungs)
