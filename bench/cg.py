@@ -28,10 +28,10 @@ def main() -> None:
     import torch
 
     from nas_recon.data.demo import build_demo
+    from nas_recon.engine.checkpoint import model_from_checkpoint
     from nas_recon.evaluate import evaluate, network_predictor
     from nas_recon.physics.fusion import KSpaceFusion
     from nas_recon.physics.masks import MaskSpec
-    from nas_recon.train.checkpoint import model_from_checkpoint
     from nas_recon.train.recipe import load_recipe, with_overrides
     from nas_recon.train.retrain import RetrainConfig, run_retrain
 

@@ -364,7 +364,7 @@ def _read_state(path: Path) -> dict[str, Any]:
 
 
 def _epochs_done(run_dir: Path) -> int:
-    from nas_recon.train.checkpoint import read_checkpoint
+    from nas_recon.engine.checkpoint import read_checkpoint
 
     try:
         return int(read_checkpoint(run_dir / "last.pt")["epoch"])

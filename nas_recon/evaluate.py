@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset
-from nas_recon.data.sample import Sample
+from nas_recon.data.sample import Sample, unscaled_magnitudes
 from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError
@@ -62,7 +62,7 @@ def tv_predictor(backend: str = "auto") -> tuple[Predictor, dict[str, str]]:
 
 def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -> tuple[Predictor, dict[str, Any]]:
     """A predictor from --checkpoint or --model zero-filled|tv, and a description of it."""
-    from nas_recon.train.checkpoint import model_from_checkpoint
+    from nas_recon.engine.checkpoint import model_from_checkpoint
 
     if (checkpoint is None) == (model is None):
         raise ConfigError("give exactly one of --checkpoint FILE or --model zero-filled|tv")
@@ -78,16 +78,6 @@ def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -
         return pred, {"model": "tv", "tv_backend": used}
     raise ConfigError(f"--model: '{model}' cannot be evaluated without training; expected zero-filled or tv "
                       "(or --checkpoint FILE)")
-
-
-def unscaled_magnitudes(out: torch.Tensor, b: Sample) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(target, prediction) magnitudes of each batch item, float64, in the file's intensity units."""
-    pairs = []
-    for i in range(out.shape[0]):
-        s = float(b.scale[i])
-        gt = chan_to_complex(b.target[i]).abs().numpy().astype(np.float64) / s
-        pairs.append((gt, chan_to_complex(out[i]).abs().numpy().astype(np.float64) / s))
-    return pairs
 
 
 def evaluate(predict: Predictor, data: str | Path, size: int = SIZE, masks: MaskSpec | None = None, seed: int = 0,

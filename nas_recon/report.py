@@ -22,6 +22,7 @@ from nas_recon.cost import conv_macs, latency_ms  # noqa: E402
 from nas_recon.data.dataset import SliceDataset  # noqa: E402
 from nas_recon.data.identity import data_record, describe_data, folder_of, same_data  # noqa: E402
 from nas_recon.defaults import SIZE
+from nas_recon.engine.checkpoint import model_from_checkpoint  # noqa: E402
 from nas_recon.equalcost import equal_cost, plot_front, run_info  # noqa: E402
 from nas_recon.equalcost import markdown as equal_cost_markdown  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
@@ -33,7 +34,6 @@ from nas_recon.metrics import METRICS  # noqa: E402
 from nas_recon.outputs import check_output_dir, claim_folder  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
 from nas_recon.physics.masks import MaskSpec  # noqa: E402
-from nas_recon.train.checkpoint import model_from_checkpoint  # noqa: E402
 
 LOWER_BETTER = {"params", "flops", "latency_ms", "mse", "nmse"}
 

@@ -13,8 +13,8 @@ import torch
 from conftest import SIZE
 
 from nas_recon.data.sampler import EpochSampler
-from nas_recon.train.checkpoint import read_checkpoint
-from nas_recon.train.dist import ShardedBatches, World, shard
+from nas_recon.engine.checkpoint import read_checkpoint
+from nas_recon.engine.dist import ShardedBatches, World, shard
 
 
 @pytest.mark.parametrize("n, ranks", [(4, 2), (3, 2), (1, 2), (5, 4), (8, 3), (2, 1)])

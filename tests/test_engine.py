@@ -9,10 +9,10 @@ import torch
 from conftest import SIZE
 
 from nas_recon.data.sampler import EpochSampler
+from nas_recon.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
+from nas_recon.engine.dist import ALONE, ShardedBatches
 from nas_recon.errors import ConfigError
-from nas_recon.train.checkpoint import model_from_checkpoint, read_checkpoint
-from nas_recon.train.dist import ALONE, ShardedBatches
 from nas_recon.train.recipe import Recipe
 from nas_recon.train.retrain import RetrainConfig, RetrainProgress, run_retrain
 

@@ -18,7 +18,7 @@ import torch
 from conftest import EXAMPLE, SIZE, write_volume
 
 from nas_recon.cli.main import main
-from nas_recon.train.checkpoint import read_checkpoint
+from nas_recon.engine.checkpoint import read_checkpoint
 from nas_recon.train.recipe import Recipe
 from nas_recon.train.retrain import RetrainConfig, run_retrain
 

@@ -350,7 +350,7 @@ def test_multicoil_folder_goes_through_every_command(mc160, tmp_path, capsys):
 
 
 def test_soft_dc_trains_through_cg_and_is_recorded(mc160, tmp_path, capsys):
-    from nas_recon.train.checkpoint import model_from_checkpoint
+    from nas_recon.engine.checkpoint import model_from_checkpoint
 
     run = tmp_path / "soft"
     assert main(["retrain", "--model", "modl-1", "--soft-dc", "--cg-iterations", "3", "--data", str(mc160),

@@ -13,11 +13,11 @@ from conftest import SIZE, write_volume
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from nas_recon.cli.main import main
+from nas_recon.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from nas_recon.errors import ConfigError, DataError, NasReconError
 from nas_recon.evaluate import evaluate, predictor_for
 from nas_recon.physics import center_crop, fft2c, ifft2c, make_mask
 from nas_recon.physics.masks import eval_seed
-from nas_recon.train.checkpoint import model_from_checkpoint, read_checkpoint
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.recipe import Recipe, load_recipe, recipe_from_dict
 from nas_recon.train.retrain import RetrainConfig, RetrainProgress, run_retrain

@@ -197,9 +197,9 @@ def run_evaluate_cmd(args: argparse.Namespace) -> int:
 def run_reconstruct_cmd(args: argparse.Namespace) -> int:
     """Reconstruct files."""
     from nas_recon.device import resolve_device
+    from nas_recon.engine.checkpoint import model_from_checkpoint
     from nas_recon.evaluate import network_predictor
     from nas_recon.reconstruct import reconstruct
-    from nas_recon.train.checkpoint import model_from_checkpoint
 
     net, spec, _ = model_from_checkpoint(args.checkpoint)
     predict = network_predictor(net, resolve_device(args.device))
@@ -215,9 +215,9 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
 
 def run_export_cmd(args: argparse.Namespace) -> int:
     """Export a checkpoint."""
+    from nas_recon.engine.checkpoint import model_from_checkpoint
     from nas_recon.export import check_exportable, export_model
     from nas_recon.outputs import check_output_file
-    from nas_recon.train.checkpoint import model_from_checkpoint
 
     check_output_file(args.out, args.format, inputs=[args.checkpoint])
     net, spec, ck = model_from_checkpoint(args.checkpoint)

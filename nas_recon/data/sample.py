@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 NO_MAPS = torch.zeros(0)  # a single-coil sample's maps (collated to [B, 0])
@@ -43,3 +44,15 @@ class Sample(NamedTuple):
     def batched(self) -> Sample:
         """This sample as a batch of one (tensors gain a batch dim, the other fields become 1-lists)."""
         return Sample(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in self))
+
+
+def unscaled_magnitudes(out: torch.Tensor, b: Sample) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(target, prediction) magnitudes of each batch item, float64, in the file's intensity units."""
+    from nas_recon.physics.fft import chan_to_complex
+
+    pairs = []
+    for i in range(out.shape[0]):
+        s = float(b.scale[i])
+        gt = chan_to_complex(b.target[i]).abs().numpy().astype(np.float64) / s
+        pairs.append((gt, chan_to_complex(out[i]).abs().numpy().astype(np.float64) / s))
+    return pairs

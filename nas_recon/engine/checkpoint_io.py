@@ -9,7 +9,7 @@ from typing import Any
 
 from pytorch_lightning.plugins.io import CheckpointIO
 
-from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
+from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
 
 EXTRA = "nas_recon"  # the key a LightningModule's on_save_checkpoint fills with the run's own fields
 

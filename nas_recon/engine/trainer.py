@@ -20,7 +20,7 @@ import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from pytorch_lightning.plugins.io import CheckpointIO
 
-from nas_recon.train.dist import single_process_view
+from nas_recon.engine.dist import single_process_view
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.ERROR)

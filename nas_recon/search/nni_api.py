@@ -169,12 +169,8 @@ def check_nni() -> None:
         _fail("DartsLightningModule.training_step no longer passes 2i / 2i + 1 to the inner training step")
     if not hasattr(GumbelSoftmax(), "hard"):
         _fail("GumbelSoftmax has no 'hard' flag")
-    from nas_recon.search.supernet import build_supernet, first_cell, make_strategy
-    from nas_recon.space.spaces import SearchSpace
-
-    space = SearchSpace("nni-check", ("conv_3x3", "skip_connect", "none"), channels=4, nodes=1, cells=1, cascades=1)
-    net = build_supernet(space, make_strategy("darts", 3e-4, None, lean=False))
-    cell = first_cell(net)
+    net = mutate(DARTS(), CellProbe())
+    cell = net.cell
     if not has_alphas(cell) or not isinstance(alphas_of(cell), nn.ParameterDict):
         _fail("a mutated cell has no '_arch_alpha' ParameterDict")
     keys = {edge_key(0, j) for j in range(PREDECESSORS)}
@@ -185,20 +181,60 @@ def check_nni() -> None:
         _fail("a mutated cell lacks '_softmax' or 'op_names'")
     if len(alphas_of(cell)[edge_key(0, 0)]) != len(cell.op_names) + 1:
         _fail("an edge's alpha no longer has one entry per op plus the implicit zero op")
-    rand = build_supernet(space, make_strategy("random", 3e-4, None))
     try:
-        resample(rand, sample_of([((0, 1), ("conv_3x3", "skip_connect"))]))
+        resample(mutate(RandomOneShot(), CellProbe()), sample_of([((0, 1), ("conv_3x3", "skip_connect"))]))
     except Exception as e:  # noqa: BLE001 - any failure means the sample keys changed
         _fail(f"path sampling refused the sample keys ({type(e).__name__}: {e})")
-    chain = SearchSpace("nni-check", ("conv_3x3", "skip_connect", "none"), channels=4, nodes=2, cells=1,
-                        cascades=1, backbone="chain")
-    layers = mixed_layers(build_supernet(chain, make_strategy("darts", 3e-4, None)))
+    layers = mixed_layers(mutate(DARTS(), ChainProbe()))
     if len(layers) != 2 or not all(isinstance(getattr(m, "_arch_alpha", None), nn.Parameter) for m in layers):
         _fail("a mutated LayerChoice is not a DifferentiableMixedLayer holding its alpha as '_arch_alpha'")
-    if [m.label for m in layers] != [chain_label(0), chain_label(1)] or layer_names(layers[0]) != list(chain.ops):
+    if [m.label for m in layers] != [chain_label(0), chain_label(1)] or layer_names(layers[0]) != list(PROBE_OPS):
         _fail("a mutated LayerChoice lost its label or its candidate names")
-    rand = build_supernet(chain, make_strategy("random", 3e-4, None))
     try:
-        resample(rand, chain_sample(("conv_3x3", "skip_connect")))
+        resample(mutate(RandomOneShot(), ChainProbe()), chain_sample(("conv_3x3", "skip_connect")))
     except Exception as e:  # noqa: BLE001 - any failure means the sample keys changed
         _fail(f"path sampling refused a LayerChoice's label ({type(e).__name__}: {e})")
+
+
+PROBE_OPS = ("conv_3x3", "skip_connect", "none")
+
+
+def mutate(strategy: Any, space: nn.Module) -> nn.Module:
+    """A strategy's supernet of a model space, NNI's warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return strategy.mutate_model(space)
+
+
+class CellProbe(ModelSpace):
+    """A one-node NNI cell over two inputs (conv_3x3 or skip per edge): what check_nni mutates, built with NNI
+    alone so that the check needs none of the supernet's code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from nas_recon.space.ops import build_op
+
+        def factory(name: str):
+            return lambda node_index, op_index, input_index=None: build_op(name, 4)
+
+        self.cell = Cell({n: factory(n) for n in PROBE_OPS[:2]}, num_nodes=1, num_ops_per_node=2,
+                         num_predecessors=2, merge_op="all", label=CELL_LABEL)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cell([x, x])
+
+
+class ChainProbe(ModelSpace):
+    """Two chained NNI LayerChoices labelled as a chain cell's op slots."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from nas_recon.space.ops import build_op
+
+        self.slots = nn.ModuleList(LayerChoice({n: build_op(n, 4) for n in PROBE_OPS}, label=chain_label(k))
+                                   for k in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for slot in self.slots:
+            x = slot(x)
+        return x

@@ -23,6 +23,19 @@ from nas_recon.data.dataset import SliceDataset, list_volumes, maps_method, spli
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.device import resolve_device
+from nas_recon.engine.checkpoint import damage
+from nas_recon.engine.dist import (
+    ALONE,
+    RankShare,
+    World,
+    broadcast,
+    identical_on_ranks,
+    on_main,
+    run_on_ranks,
+    sum_over_ranks,
+    sync_gradients,
+    writes,
+)
 from nas_recon.engine.trainer import StepReport, build_trainer, fit
 from nas_recon.errors import ConfigError, Diverged, NasReconError
 from nas_recon.genotype import Genotype, save_genotype
@@ -50,19 +63,6 @@ from nas_recon.search.supernet import (
 )
 from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
-from nas_recon.train.checkpoint import damage
-from nas_recon.train.dist import (
-    ALONE,
-    RankShare,
-    World,
-    broadcast,
-    identical_on_ranks,
-    on_main,
-    run_on_ranks,
-    sum_over_ranks,
-    sync_gradients,
-    writes,
-)
 from nas_recon.train.tblog import Board
 
 logging.getLogger("nni").setLevel(logging.ERROR)

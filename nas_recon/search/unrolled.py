@@ -60,8 +60,8 @@ def unrolled_oneshot(task, arc_learning_rate: float, gradient_clip_val: float | 
     `task` is the SearchTask: `weight_loss(batch)` and `arch_loss(batch)` (the latter with any cost penalty) are
     the two losses; each weight's virtual step uses its current learning rate in the weight optimiser.
     """
+    from nas_recon.engine.dist import ALONE, mean_over_ranks_all
     from nas_recon.search.nni_api import DartsLightningModule, weight_step_index
-    from nas_recon.train.dist import ALONE, mean_over_ranks_all
 
     class UnrolledDarts(DartsLightningModule):
         def training_step(self, batch, batch_idx):

@@ -369,7 +369,7 @@ def run_halving_search(cfg: Any, resume: bool = False, progress: Any = None,
         result = SearchResult(load_genotype(out / PROPOSAL), 0, False, out)
     else:
         result = run_search(cfg, resume, progress)
-    from nas_recon.train.dist import writes
+    from nas_recon.engine.dist import writes
 
     if not writes():  # data-parallel DARTS: rank 0 alone goes on to the selection
         return result

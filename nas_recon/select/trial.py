@@ -52,7 +52,7 @@ def epoch_score(history: list[dict[str, Any]], epoch: int) -> float | None:
 
 def done_epochs(folder: Path) -> tuple[int, list[dict[str, Any]]]:
     """The epochs a trial folder's last.pt holds and its history (0, [] when it has none)."""
-    from nas_recon.train.checkpoint import read_checkpoint
+    from nas_recon.engine.checkpoint import read_checkpoint
 
     last = folder / "last.pt"
     if not last.is_file():

@@ -18,13 +18,24 @@ from torch.utils.data import DataLoader
 from nas_recon import __version__
 from nas_recon.data.dataset import INPUT_MAX, SliceDataset, maps_method
 from nas_recon.data.identity import data_record, describe_data, same_data
+from nas_recon.data.sample import unscaled_magnitudes
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
+from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
+from nas_recon.engine.dist import (
+    ALONE,
+    ShardedBatches,
+    World,
+    gather_rows,
+    mean_over_ranks,
+    on_main,
+    run_on_ranks,
+    writes,
+)
 from nas_recon.engine.trainer import StepReport, build_trainer, fit
 from nas_recon.errors import ConfigError, DataError, Diverged
-from nas_recon.evaluate import unscaled_magnitudes
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits, check_model_fits
@@ -36,17 +47,6 @@ from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.fusion import CG_ITERATIONS, KSpaceFusion
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
-from nas_recon.train.checkpoint import read_checkpoint, save_checkpoint
-from nas_recon.train.dist import (
-    ALONE,
-    ShardedBatches,
-    World,
-    gather_rows,
-    mean_over_ranks,
-    on_main,
-    run_on_ranks,
-    writes,
-)
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.precision import autocast, check_precision
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
