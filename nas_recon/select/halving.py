@@ -13,6 +13,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -152,7 +153,7 @@ def worker_threads(workers: int) -> int:
 
 
 def run_selection(cfg: Any, run_dir: Path, progress: SelectionProgress | None = None, workers: int = 1,
-                  index: int = 0) -> Genotype | None:
+                  index: int = 0, tag: str | None = None) -> Genotype | None:
     """Work on the selection of `run_dir` until every job is done (spawning `workers - 1` more local workers from
     worker 0), then write the records and the winner (RUN/genotype.json). Returns the winner (None: every
     finalist diverged, nothing is written)."""
@@ -169,11 +170,10 @@ def run_selection(cfg: Any, run_dir: Path, progress: SelectionProgress | None = 
     try:
         sel = prepare(cfg, run_dir, device)
         study = open_study(open_storage(sel.storage), sel.study_name, sel.settings)
-        ready = [sel.sel_dir / f"worker-{k}.ready" for k in range(workers)]
+        tag = tag or f"{socket.gethostname()}-{os.getpid()}"  # this machine's group of local workers
+        ready = [sel.sel_dir / f"worker-{tag}-{k}.ready" for k in range(workers)]
         if index == 0:
-            for r in ready[1:]:
-                r.unlink(missing_ok=True)
-            children = [spawn_worker(run_dir, k, workers) for k in range(1, workers)]
+            children = [spawn_worker(run_dir, k, workers, tag) for k in range(1, workers)]
             wait_for(children, ready[1:])  # every local worker starts on the first rung together
         else:
             atomic_write_text(ready[index], f"{os.getpid()}\n")
@@ -189,9 +189,11 @@ def run_selection(cfg: Any, run_dir: Path, progress: SelectionProgress | None = 
         for child in children:
             child.join()
         failed = [(k, c.exitcode) for k, c in enumerate(children, start=1) if c.exitcode]
+        for r in ready[1:] if index == 0 else []:
+            r.unlink(missing_ok=True)
         if failed:
             k, code = failed[0]
-            err = sel.sel_dir / f"worker-{k}.err"
+            err = sel.sel_dir / f"worker-{tag}-{k}.err"
             why = err.read_text().strip() if err.is_file() else f"exit status {code}"
             raise NasReconError(f"selection: worker {k} stopped ({why}); the study is complete, rerun to write it")
         return finish(sel, study, scores)
@@ -211,26 +213,27 @@ def wait_for(children: list[Any], ready: list[Path], timeout_s: float = 300.0) -
         time.sleep(0.2)
 
 
-def spawn_worker(run_dir: Path, index: int, workers: int) -> Any:
+def spawn_worker(run_dir: Path, index: int, workers: int, tag: str) -> Any:
     """Start local worker `index` (a fresh process: it reads the run's settings, builds the same pool and joins the
     study)."""
     ctx = multiprocessing.get_context("spawn")
-    p = ctx.Process(target=worker_main, args=(str(run_dir), index, workers), daemon=False)
+    p = ctx.Process(target=worker_main, args=(str(run_dir), index, workers, tag), daemon=False)
     p.start()
     return p
 
 
-def worker_main(run_dir: str, index: int, workers: int) -> None:
-    """A spawned worker: silent; a user error is left in RUN/selection/worker-INDEX.err and the exit status is 2."""
+def worker_main(run_dir: str, index: int, workers: int, tag: str) -> None:
+    """A spawned worker: silent; a user error is left in RUN/selection/worker-TAG-INDEX.err and the exit status
+    is 2."""
     import sys
 
     from nas_recon.runtime import configure
 
     configure()
-    err = Path(run_dir) / SELECTION / f"worker-{index}.err"
+    err = Path(run_dir) / SELECTION / f"worker-{tag}-{index}.err"
     try:
         cfg = config_of(Path(run_dir))
-        run_selection(cfg, Path(run_dir), workers=workers, index=index)
+        run_selection(cfg, Path(run_dir), workers=workers, index=index, tag=tag)
         err.unlink(missing_ok=True)
     except KeyboardInterrupt:
         sys.exit(130)
