@@ -522,3 +522,27 @@ def test_a_resumed_search_with_changed_selection_settings_is_refused(data_root, 
     assert r.returncode == 2 and "setting 'pool' was 6, now 9" in r.stderr, r.stderr
     assert (out / "run.json").read_bytes() == before  # nothing else written (the run lock's empty file aside)
     assert sorted(p.name for p in out.iterdir() if p.name != ".nas-recon.lock") == ["run.json"]
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_a_macro_genotype_exports_and_computes_the_same(tmp_path, fmt):
+    """A version-2 genotype (chain cells, shared body, soft DC) through the one builder, exported: the same output."""
+    from nas_recon.export import export_model
+    from nas_recon.models.registry import spec_for_genotype
+
+    g = chain(ops=("sep_conv_5x5", "conv_3x3"), cascades=4, cells=2, channels=8, shared=True, dc="soft")
+    torch.manual_seed(0)
+    model = build_model(spec_for_genotype(g)).eval()
+    x = torch.randn(1, 2, 16, 16)
+    mask = torch.zeros(1, 1, 1, 16)
+    mask[..., 4:12] = 1
+    with torch.no_grad():
+        ref = model(x, x * mask, mask).numpy()
+    out = export_model(model, fmt, tmp_path / "m.bin", size=16)
+    if fmt == "torchscript":
+        got = torch.jit.load(str(out))(x, x * mask, mask).detach().numpy()
+    else:
+        ort = pytest.importorskip("onnxruntime")
+        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"input": x.numpy(), "kspace": (x * mask).numpy(), "mask": mask.numpy()})[0]
+    np.testing.assert_allclose(got, ref, atol=1e-4, rtol=1e-3)
