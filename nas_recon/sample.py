@@ -12,7 +12,7 @@ import numpy as np
 from nas_recon.cost import conv_macs
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError
-from nas_recon.genotype import Genotype, save_genotype
+from nas_recon.genotype import Genotype, load_genotype, save_genotype
 from nas_recon.models.searched import build_from_genotype
 from nas_recon.outputs import check_output_files, check_run_folder
 from nas_recon.search.random_cells import sample_genotype
@@ -130,16 +130,30 @@ def sample_paths(out: Path, n: int) -> list[Path]:
     return [out / f"random_{i:02d}.json" for i in range(n)]
 
 
-def check_sample_outputs(out: Path, n: int) -> None:
-    """Refuse a sample folder where a sample would replace anything but an earlier genotype (nas_recon.outputs)."""
+def check_sample_outputs(out: Path, n: int, seed: int | None = None) -> None:
+    """Refuse a sample folder where a sample would replace anything but an earlier genotype (nas_recon.outputs), or
+    where the new set would mix with an earlier one (another seed, or more samples than the new set replaces)."""
     check_run_folder(out, "sample")
     check_output_files(sample_paths(out, n), "genotype")
+    held = sorted(out.glob("random_*.json")) if out.is_dir() else []
+    if len(held) > n:
+        raise ConfigError(f"--out {out}: holds a set of {len(held)} samples; writing {n} would keep {held[n].name} "
+                          f"and later of the old set (a mixed set); use --n {len(held)} or another --out")
+    for path in held:
+        try:
+            old = load_genotype(path).extra.get("sampled", {}).get("seed")
+        except ConfigError:
+            continue  # check_output_files decided what may be replaced
+        if seed is not None and old is not None and old != seed:
+            raise ConfigError(f"--out {out}: holds a set drawn with --seed {old} ({path.name}); writing --seed {seed} "
+                              "would mix two sets; use the same --seed or another --out")
 
 
 def write_samples(genotypes: list[Genotype], out: Path) -> list[Path]:
     """DIR/random_00.json, ... (every target checked before the first is written)."""
     paths = sample_paths(out, len(genotypes))
-    check_sample_outputs(out, len(genotypes))
+    seeds = {g.extra.get("sampled", {}).get("seed") for g in genotypes}
+    check_sample_outputs(out, len(genotypes), seeds.pop() if len(seeds) == 1 else None)
     out.mkdir(parents=True, exist_ok=True)
     for g, p in zip(genotypes, paths, strict=True):
         save_genotype(g, p)

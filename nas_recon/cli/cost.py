@@ -123,7 +123,7 @@ def run_sample(args: argparse.Namespace) -> int:
 
     if args.flops_like and args.flops_target:
         raise ConfigError("--flops-like and --flops-target: give one")
-    check_sample_outputs(args.out, args.n)  # decided before any draw
+    check_sample_outputs(args.out, args.n, args.seed)  # decided before any draw
     like = load_genotype(args.flops_like) if args.flops_like else None
     band = None
     if args.flops_target:

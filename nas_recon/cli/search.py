@@ -186,7 +186,10 @@ def run_select(args: argparse.Namespace) -> int:
         time.sleep(5)
     if not (args.run / "run.json").is_file():
         raise ConfigError(f"--run {args.run}: not a search run folder (no run.json)")
-    cfg = config_of(args.run)
+    try:
+        cfg = config_of(args.run)
+    except ConfigError as e:
+        raise ConfigError(f"--run {args.run}: not a search run to join ({str(e).split(': ', 1)[-1]})") from None
     if cfg.select != "halving":
         raise ConfigError(f"--run {args.run}: this search derives by --select {cfg.select}; only a --select halving "
                           "search has a selection to join")

@@ -8,6 +8,7 @@ all-reduce in retrain, averaging hooks in search, whose two backward passes a st
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import warnings
@@ -24,6 +25,14 @@ from nas_recon.engine.dist import single_process_view
 
 for _name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
     logging.getLogger(_name).setLevel(logging.ERROR)
+
+
+EXPLODED = 100.0  # a loss this many times the untrained network's has diverged (as a NaN has), finite or not
+
+
+def exploded(loss: float, first: float) -> bool:
+    """True when a loss grew far past the untrained network's (`first`: its first training loss)."""
+    return math.isfinite(first) and first > 0 and loss > EXPLODED * first
 
 
 class StepReport(Callback):

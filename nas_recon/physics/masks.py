@@ -71,6 +71,9 @@ class MaskSpec:
     def __post_init__(self) -> None:
         if not self.accelerations:
             raise ConfigError("accelerations: expected at least one acceleration")
+        twice = sorted({a for a in self.accelerations if list(self.accelerations).count(a) > 1})
+        if twice:  # every slice would be counted once per repetition
+            raise ConfigError(f"--accelerations: {twice[0]:g} is given twice")
         for a in self.accelerations:
             check_mask_args(self.kind, a)
 

@@ -36,7 +36,7 @@ from nas_recon.engine.dist import (
     sync_gradients,
     writes,
 )
-from nas_recon.engine.trainer import StepReport, build_trainer, fit
+from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, Diverged, NasReconError
 from nas_recon.genotype import Genotype, save_genotype
 from nas_recon.io import atomic_write_text, write_csv
@@ -100,6 +100,7 @@ class SearchTask(pl.LightningModule):
         self.layer_lr = layer_lr
         self.bilevel = bilevel
         self.penalty: tuple[float, ExpectedCost] | None = None  # (weight, expected relative cost)
+        self.first_loss: float | None = None
         self.reset_sums()
 
     def reset_sums(self) -> None:
@@ -132,6 +133,8 @@ class SearchTask(pl.LightningModule):
         self.sums[key] += loss
         self.sums["n" + key] += 1
         self.last[key] = loss
+        if key == "w" and self.first_loss is None:
+            self.first_loss = loss  # the untrained supernet's: the reference a diverged loss is measured against
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         if self.bilevel and is_arch_step(batch_idx):
@@ -166,7 +169,7 @@ class Monitor(Callback):
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history, "alpha_rows": self.alpha_rows, "stable": self.stable,
-                "last_cell": self.last_cell, "last_weights": self.last_weights}
+                "last_cell": self.last_cell, "last_weights": self.last_weights, "first_loss": self.task.first_loss}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = state["history"]
@@ -174,6 +177,7 @@ class Monitor(Callback):
         self.stable = state["stable"]
         self.last_cell = state["last_cell"]
         self.last_weights = state.get("last_weights")
+        self.task.first_loss = state.get("first_loss")
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         # NNI's path sampling (random one-shot) draws from Python's `random`: seeded per (seed, epoch), it is
@@ -189,7 +193,14 @@ class Monitor(Callback):
         s = self.task.sums
         losses = [s["w"], s["a"]] if self.task.bilevel else [s["w"]]
         alphas = arch_parameters(self.task.model) if self.task.bilevel else []
-        if all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(a).all()) for a in alphas):
+        finite = all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(a).all()) for a in alphas)
+        mean, first = s["w"] / max(1, s["nw"]), self.task.first_loss
+        if finite and first is not None and exploded(mean, first):
+            ckpt = Path(self.cfg.out) / "checkpoints" / "last.ckpt"
+            raise Diverged(f"search diverged: the weight loss grew to {mean:.3g} in epoch {epoch}, over "
+                           f"{EXPLODED:g}x the untrained network's {first:.3g}; stopped, the last good checkpoint is "
+                           f"{ckpt if ckpt.is_file() else 'none (first epoch)'} (lower --lr or --arch-lr)")
+        if finite:
             return
         ckpt = Path(self.cfg.out) / "checkpoints" / "last.ckpt"
         what = "the architecture weights" if any(not bool(torch.isfinite(a).all()) for a in alphas) else "the loss"
@@ -345,6 +356,9 @@ def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress
     device = resolve_device(cfg.device)
     w_files, a_files = load_splits(cfg)
     ds_w, ds_a = split_dataset(cfg, w_files, 0), split_dataset(cfg, a_files, 1)
+    if cfg.maps_dir is not None and not ds_w.coils:
+        raise ConfigError(f"--maps-dir: {train_folder(cfg)} holds single-coil data (no coil sensitivities to cache); "
+                          "it would be recorded and not used")
     return run_on_ranks(cfg.batch_size, device, cfg.out, "search", lambda world, dev: _search(
         cfg, resume, progress if world.main else SearchProgress(), space, dev, ds_w, ds_a, (w_files, a_files), world,
         band))

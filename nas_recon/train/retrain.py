@@ -34,7 +34,7 @@ from nas_recon.engine.dist import (
     run_on_ranks,
     writes,
 )
-from nas_recon.engine.trainer import StepReport, build_trainer, fit
+from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, DataError, Diverged
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
@@ -123,6 +123,19 @@ def model_spec(cfg: RetrainConfig) -> ModelSpec:
     return spec
 
 
+def check_acting_flags(cfg: RetrainConfig, coils: int) -> None:
+    """Refuse a flag that cannot act on this run (it would be recorded in run.json and change nothing)."""
+    if cfg.cg_iterations != CG_ITERATIONS and not cfg.soft_dc:
+        raise ConfigError("--cg-iterations: acts only with --soft-dc (the conjugate-gradient steps of a multi-coil "
+                          "soft data consistency); it would be recorded and not used")
+    if cfg.cg_iterations != CG_ITERATIONS and not coils:
+        raise ConfigError(f"--cg-iterations: {cfg.data} holds single-coil data, whose soft data consistency is a "
+                          "closed form (no conjugate gradients); it would be recorded and not used")
+    if cfg.maps_dir is not None and not coils:
+        raise ConfigError(f"--maps-dir: {cfg.data} holds single-coil data (no coil sensitivities to cache); it would "
+                          "be recorded and not used")
+
+
 def genotype_extra(path: str | None) -> dict[str, Any]:
     """Provenance kept from a genotype file (how it was found or sampled)."""
     if path is None:
@@ -193,6 +206,7 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     if val.coils != ds.coils:
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
+    check_acting_flags(cfg, ds.coils)
     side = r.crop or cfg.size
     check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
                "use a smaller crop (--crop) or --batch-size")
@@ -244,6 +258,7 @@ class RetrainTask(pl.LightningModule):
         self.run, self.net = run, net
         self.history, self.best_psnr = history, best_psnr
         self.sched: Any = None
+        self.first_loss: float | None = None
         self.restored: dict[str, Any] | None = None  # the last.pt being resumed (applied when training starts)
         self.total, self.n, self.t0, self.last_loss = 0.0, 0, time.time(), float("nan")
         # the network that computes the training steps: DDP-wrapped across ranks (kept out of the module tree,
@@ -266,6 +281,9 @@ class RetrainTask(pl.LightningModule):
             torch.set_rng_state(self.restored["rng"])
 
     def on_train_epoch_start(self) -> None:
+        if self.first_loss is None:  # resumed: the first epoch's mean (a fresh run: its first batch, below)
+            self.first_loss = next((float(h["train_loss"]) for h in self.history
+                                    if h.get("train_loss") not in ("", None)), None)
         self.run.ds.set_epoch(self.current_epoch)
         self.run.sampler.set_epoch(self.current_epoch)
         self.total, self.n, self.t0 = 0.0, 0, time.time()
@@ -278,11 +296,16 @@ class RetrainTask(pl.LightningModule):
         if run.world.distributed:  # this rank's share, weighted: DDP's gradient mean = the global batch's
             loss = loss * run.sampler.factors[step]
         batch_loss = mean_over_ranks(run.world, loss)  # the global batch's loss, the same on every rank
-        if not torch.isfinite(batch_loss):
+        if self.first_loss is None and torch.isfinite(batch_loss):
+            self.first_loss = float(batch_loss)  # the untrained network's: a loss far above it has diverged
+        first = self.first_loss
+        if not torch.isfinite(batch_loss) or (first is not None and exploded(float(batch_loss), first)):
             last = run.out / "last.pt"
             good = last if last.exists() else "none (first epoch)"
-            raise Diverged(f"loss became {float(batch_loss)} at epoch {self.current_epoch + 1} step {step + 1}; "
-                                f"stopped, the last good checkpoint is {good}")
+            what = (f"became {float(batch_loss)}" if not torch.isfinite(batch_loss) else
+                    f"grew to {float(batch_loss):.3g}, over {EXPLODED:g}x the untrained network's {first:.3g}")
+            raise Diverged(f"loss {what} at epoch {self.current_epoch + 1} step {step + 1}; "
+                           f"stopped, the last good checkpoint is {good}")
         self.last_loss = float(batch_loss)
         self.total += self.last_loss
         self.n += 1

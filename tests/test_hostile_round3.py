@@ -1,0 +1,93 @@
+"""Hostile input, third round (issue 30), by mechanism: flags that cannot act, divergence that stays finite, sets
+that would mix, the selection's inputs (issue 29).
+
+Every case runs the CLI in-process against the shared world of test_hostile and asserts exit status 2, exactly one
+stderr line naming the culprit, no traceback, and every file that existed before byte-identical after.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import SIZE
+from test_hostile import check_clean, fill, run, snapshot, world  # noqa: F401 - `world` is the shared fixture
+
+RETRAIN = ["retrain", "--model", "dccnn-1", "--data", "{w}/data", "--recipe", "{w}/recipe.toml", "--device", "cpu"]
+SEARCH = ["search", "--data", "{w}/data", "--epochs", "1", "--crop", "16", "--batch-size", "2", "--device", "cpu"]
+HALVING = [*SEARCH, "--space", "macro_a", "--select", "halving", "--recipe", "{w}/recipe.toml", "--pool", "3",
+           "--rungs", "1"]
+
+
+@pytest.fixture(scope="module")
+def w3(world):  # noqa: F811
+    """The world, plus r3/: a sample set of 2 drawn with seed 0."""
+    from nas_recon.cli.main import main
+
+    r3 = world / "r3"
+    if not r3.exists():
+        r3.mkdir()
+        assert main(["sample", "--out", str(r3 / "set"), "--n", "2", "--seed", "0"]) == 0
+    return world
+
+
+CASES = [
+    # flags recorded and ignored: refused, saying why
+    ([*RETRAIN, "--out", "{w}/r3/a", "--cg-iterations", "5"], "--cg-iterations"),
+    ([*RETRAIN, "--out", "{w}/r3/a", "--soft-dc", "--cg-iterations", "5"], "single-coil"),
+    ([*RETRAIN, "--out", "{w}/r3/a", "--maps-dir", "{w}/r3/maps"], "--maps-dir"),
+    ([*SEARCH, "--out", "{w}/r3/s", "--maps-dir", "{w}/r3/maps"], "--maps-dir"),
+    (["retrain", "--genotype", "{w}/g.json", "--data", "{w}/data", "--recipe", "{w}/recipe.toml", "--out",
+      "{w}/r3/a", "--channels", "8"], "--channels"),
+    (["retrain", "--model", "varnet-small", "--data", "{w}/data", "--recipe", "{w}/recipe.toml", "--out",
+      "{w}/r3/a", "--channels", "8"], "--channels"),
+    (["cost", "--genotype", "{w}/g.json", "--channels", "8"], "--channels"),
+    (["cost", "--model", "dccnn-3", "--channels", "8", "--flops-target", "2"], "--flops-target"),
+    # a set counted twice, a set that would mix
+    (["evaluate", "--model", "zero-filled", "--data", "{w}/data/test", "--out", "{w}/r3/m.json", "--accelerations",
+      "4", "4"], "--accelerations"),
+    (["sample", "--out", "{w}/r3/set", "--n", "2", "--seed", "5"], "--seed 5"),
+    (["sample", "--out", "{w}/r3/set", "--n", "1", "--seed", "0"], "--n 2"),
+    # a finite divergence
+    ([*SEARCH, "--out", "{w}/r3/div", "--lr", "1e30"], "diverged"),
+    # the selection's inputs (issue 29)
+    ([*HALVING, "--out", "{w}/r3/h"], "--flops-target"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "5000"], "--flops-target"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "like:nothing-3"], "nothing-3"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--flops-band", "0"], "--flops-band"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--workers", "512"], "--workers"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--storage", "mysql://u:secret@127.0.0.1:1/x"],
+     "--storage"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--storage", "ftp://x"], "--storage"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--rungs", "4"], "--rungs"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--pool", "1"], "--pool"),
+    ([*SEARCH, "--out", "{w}/r3/h", "--flops-target", "2", "--pool", "9"], "--pool"),
+    ([*SEARCH, "--out", "{w}/r3/h", "--flops-target", "2", "--storage", "sqlite:///x.db"], "--storage"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--strategy", "pcdarts"], "pcdarts"),
+    ([*HALVING, "--out", "{w}/r3/h", "--flops-target", "2", "--data", "{w}/data/train"], "val/"),
+    ([*SEARCH, "--out", "{w}/r3/h", "--space", "paper_a", "--flops-target", "50"], "--flops-target"),
+    (["sample", "--out", "{w}/r3/n", "--space", "paper_a", "--flops-target", "50"], "--flops-target"),
+    (["sample", "--out", "{w}/r3/n", "--flops-target", "2", "--flops-like", "{w}/g.json"], "--flops-like"),
+    (["select", "--run", "{w}/r3/nowhere"], "nowhere"),
+    (["select", "--run", "{w}/run"], "--run"),
+    (["demo", "--out", "{w}/r3/d", "--budget", "tiny", "--flops-target", "abc"], "--flops-target"),
+    (["demo", "--out", "{w}/r3/d", "--budget", "tiny", "--space", "macro_a", "--select", "alpha"], "--space"),
+]
+
+
+@pytest.mark.parametrize(("argv", "culprit"), CASES, ids=[" ".join(a[:2]) + f"~{c}" for a, c in CASES])
+def test_round3_case(w3, capsys, argv, culprit):
+    before = snapshot(w3)
+    code, err = run(fill(argv, w3), capsys)
+    check_clean(code, err, culprit.replace("{w}", str(w3)), before, snapshot(w3))
+
+
+def test_a_finite_divergence_in_retraining_stops_it(w3, capsys, tmp_path):
+    """A loss that explodes but stays finite is a divergence as a NaN is: one line, exit 2, no best.pt of it."""
+    recipe = tmp_path / "r.toml"
+    recipe.write_text("epochs = 2\nbatch_size = 2\ncrop = 16\nval_max_slices = 1\nlr = 1e30\nlr_after = 1e30\n")
+    code, err = run([*fill(RETRAIN, w3)[:-4], "--recipe", str(recipe), "--device", "cpu", "--out",
+                     str(tmp_path / "r"), "--size", str(SIZE)], capsys)
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "grew to" in err or "became" in err
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["kind"] == "retrain"
