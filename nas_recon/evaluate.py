@@ -80,6 +80,18 @@ def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -
                       "(or --checkpoint FILE)")
 
 
+def kind_of(coils: int) -> str:
+    """'single-coil' or 'multi-coil (N coils)'."""
+    return f"multi-coil ({coils} coils)" if coils else "single-coil"
+
+
+def check_kind(trained: int, held: int, network: str | Path, data: str | Path) -> None:
+    """The one refusal of data of the other kind (or coil count) than a network was trained on."""
+    if trained != held:
+        raise ConfigError(f"{network}: the network was trained on {kind_of(trained)} data; {data} holds "
+                          f"{kind_of(held)} data")
+
+
 def evaluate(predict: Predictor, data: str | Path, size: int = SIZE, masks: MaskSpec | None = None, seed: int = 0,
              crop: int | None = None, max_slices: int | None = None, batch_size: int = 4,
              progress: Callable[[int, int], None] | None = None, trained_on: tuple[int, str] | None = None,
@@ -89,12 +101,8 @@ def evaluate(predict: Predictor, data: str | Path, size: int = SIZE, masks: Mask
     `trained_on`: (coil count, checkpoint) of a network; data of the other kind is refused.
     """
     ds = SliceDataset(data, size, crop, masks or MaskSpec(), "eval", seed, max_slices, maps_dir=maps_dir)
-    if trained_on is not None and trained_on[0] != ds.coils:
-        def kind(c: int) -> str:
-            return f"multi-coil ({c} coils)" if c else "single-coil"
-
-        raise ConfigError(f"{trained_on[1]}: the network was trained on {kind(trained_on[0])} data; {data} holds "
-                          f"{kind(ds.coils)} data")
+    if trained_on is not None:
+        check_kind(trained_on[0], ds.coils, trained_on[1], data)
     loader = DataLoader(ds, batch_size)
     rows: list[dict[str, Any]] = []
     vols: dict[tuple[str, float], dict[str, list]] = defaultdict(lambda: {"gt": [], "pred": [], "max": 0.0})

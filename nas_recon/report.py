@@ -167,6 +167,26 @@ def check_same_training_data(retrains: list[dict[str, Any]], mixed: bool) -> Non
                               "side by side (--mixed-data shows them marked)")
 
 
+def check_same_kind(retrains: list[dict[str, Any]], data: Path | None) -> None:
+    """Refuse, from the run records and before any evaluation, runs trained on different kinds of data (or coil
+    counts), and a test folder of another kind than theirs (--mixed-data does not cover this: they cannot be
+    scored on one test set)."""
+    from nas_recon.data.dataset import list_volumes
+    from nas_recon.data.hdf5 import inspect_volume
+    from nas_recon.evaluate import check_kind, kind_of
+
+    first = int(retrains[0]["meta"].get("coils") or 0)
+    for run in retrains[1:]:
+        other = int(run["meta"].get("coils") or 0)
+        if other != first:
+            raise ConfigError(f"--runs: {run['path']} trained on {kind_of(other)} data, {retrains[0]['path']} on "
+                              f"{kind_of(first)}: networks of different kinds cannot be scored on one test set")
+    test = Path(data) if data is not None else Path(folder_of(retrains[0]["meta"]["data"])) / "test"
+    if test.is_dir():
+        files = list_volumes(test)
+        check_kind(first, inspect_volume(files[0]).coils, retrains[0]["path"], test)
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file (the checkpoint a cached metric came from)."""
     h = hashlib.sha256()
@@ -515,6 +535,7 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
     if not retrains:
         raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
     label_runs(retrains)
+    check_same_kind(retrains, data)
     check_same_training_data(retrains, mixed_data)
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out, "report"):

@@ -28,6 +28,20 @@ def w3(world):  # noqa: F811
     if not r3.exists():
         r3.mkdir()
         assert main(["sample", "--out", str(r3 / "set"), "--n", "2", "--seed", "0"]) == 0
+        # a network that says it was trained on 4 coils (its checkpoint's and its run record's data), beside the
+        # world's single-coil run
+        import shutil
+
+        from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
+
+        shutil.copytree(world / "run", r3 / "mc-run")
+        for name in ("best.pt", "last.pt"):
+            ck = read_checkpoint(r3 / "mc-run" / name)
+            ck["data"] = {**ck["data"], "coils": 4}
+            save_checkpoint(r3 / "mc-run" / name, {k: v for k, v in ck.items()
+                                                   if k not in ("format", "version", "package_version", "sha256")})
+        meta = json.loads((r3 / "mc-run" / "run.json").read_text())
+        (r3 / "mc-run" / "run.json").write_text(json.dumps({**meta, "coils": 4}))
     return world
 
 
@@ -48,6 +62,16 @@ CASES = [
       "4", "4"], "--accelerations"),
     (["sample", "--out", "{w}/r3/set", "--n", "2", "--seed", "5"], "--seed 5"),
     (["sample", "--out", "{w}/r3/set", "--n", "1", "--seed", "0"], "--n 2"),
+    # data of the other kind, refused before any output or evaluation
+    (["reconstruct", "--checkpoint", "{w}/r3/mc-run/best.pt", "--input", "{w}/data/test", "--out", "{w}/r3/rec"],
+     "multi-coil (4 coils)"),
+    (["reconstruct", "--checkpoint", "{w}/r3/mc-run/best.pt", "--input", "{w}/data/test/test0.h5", "--out",
+      "{w}/r3/rec"], "test0.h5"),
+    (["evaluate", "--checkpoint", "{w}/r3/mc-run/best.pt", "--data", "{w}/data/test", "--out", "{w}/r3/m.json"],
+     "multi-coil (4 coils)"),
+    (["report", "--runs", "{w}/run", "{w}/r3/mc-run", "--out", "{w}/r3/rep", "--no-tv"], "mc-run"),
+    (["report", "--runs", "{w}/run", "{w}/r3/mc-run", "--out", "{w}/r3/rep", "--no-tv", "--mixed-data"], "mc-run"),
+    (["report", "--runs", "{w}/r3/mc-run", "--out", "{w}/r3/rep", "--no-tv"], "single-coil"),
     # a finite divergence
     ([*SEARCH, "--out", "{w}/r3/div", "--lr", "1e30"], "diverged"),
     # the selection's inputs (issue 29)

@@ -201,7 +201,9 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
     from nas_recon.evaluate import network_predictor
     from nas_recon.reconstruct import reconstruct
 
-    net, spec, _ = model_from_checkpoint(args.checkpoint)
+    net, spec, ck = model_from_checkpoint(args.checkpoint)
+    trained = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
+    check_input_kind(trained, args.input, args.checkpoint)  # before any output
     predict = network_predictor(net, resolve_device(args.device))
     with progress_bar() as bar:
         task = bar.add_task("reconstruct", total=None, info="")
@@ -211,6 +213,22 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
     for line in failed:
         err_console.print(f"error: {escape(line)}")
     return 2 if failed else 0
+
+
+def check_input_kind(trained: int, source: Path, checkpoint: Path) -> None:
+    """Every input file of the kind (and coil count) the network was trained on, checked before anything is
+    written (a file that cannot be read is reported with the file when it is reconstructed)."""
+    from nas_recon.data.dataset import list_volumes
+    from nas_recon.data.hdf5 import inspect_volume
+    from nas_recon.errors import NasReconError
+    from nas_recon.evaluate import check_kind
+
+    for f in [source] if source.is_file() else list_volumes(source):
+        try:
+            held = inspect_volume(f).coils
+        except NasReconError:
+            continue
+        check_kind(trained, held, checkpoint, f)
 
 
 def run_export_cmd(args: argparse.Namespace) -> int:
