@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from nas_recon.data.dataset import SliceDataset, list_volumes
-from nas_recon.data.hdf5 import inspect_volume
+from nas_recon.data.hdf5 import inspect_volume, open_h5
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.evaluate import Predictor
@@ -54,7 +54,8 @@ def check_mask_flags(files: list[Path], acceleration: float | None, mask_type: s
         return
     for f in files:
         try:
-            own = inspect_volume(f).has_mask
+            with open_h5(f) as h5:
+                own = "mask" in h5
         except NasReconError:
             continue  # reported with the file when it is reconstructed
         if own:

@@ -42,6 +42,28 @@ def w3(world):  # noqa: F811
                                                    if k not in ("format", "version", "package_version", "sha256")})
         meta = json.loads((r3 / "mc-run" / "run.json").read_text())
         (r3 / "mc-run" / "run.json").write_text(json.dumps({**meta, "coils": 4}))
+        # references that cannot score, masks data check must refuse as reconstruct does, undersampled training data
+        import h5py
+        import numpy as np
+        from conftest import write_volume
+
+        (r3 / "zero-ref" / "test").mkdir(parents=True)
+        write_volume(r3 / "zero-ref" / "test" / "z.h5", slices=2)
+        with h5py.File(r3 / "zero-ref" / "test" / "z.h5", "r+") as f:
+            f["reconstruction_esc"][...] = 0
+        cols = np.zeros(36, dtype=np.float32)
+        cols[::3] = 1
+        (r3 / "narrow").mkdir()
+        write_volume(r3 / "narrow" / "n.h5", slices=1, mask=cols[:SIZE])
+        for split, n in (("train", 3), ("val", 1)):
+            (r3 / "under" / split).mkdir(parents=True)
+            for i in range(n):
+                write_volume(r3 / "under" / split / f"{split}{i}.h5", slices=2, mask=cols, seed=40 + i)
+        (r3 / "half" / "train").mkdir(parents=True)
+        shutil.copytree(world / "data" / "val", r3 / "half" / "val")
+        for i in range(2):
+            shutil.copy(world / "data" / "train" / f"train{i}.h5", r3 / "half" / "train")
+        shutil.copy(r3 / "under" / "train" / "train0.h5", r3 / "half" / "train" / "under.h5")
     return world
 
 
@@ -72,6 +94,15 @@ CASES = [
     (["report", "--runs", "{w}/run", "{w}/r3/mc-run", "--out", "{w}/r3/rep", "--no-tv"], "mc-run"),
     (["report", "--runs", "{w}/run", "{w}/r3/mc-run", "--out", "{w}/r3/rep", "--no-tv", "--mixed-data"], "mc-run"),
     (["report", "--runs", "{w}/r3/mc-run", "--out", "{w}/r3/rep", "--no-tv"], "single-coil"),
+    # a reference that cannot score, a mask narrower than its k-space: data check agrees with evaluate/reconstruct
+    (["data", "check", "{w}/r3/zero-ref/test", "--size", str(SIZE)], "all zero"),
+    (["evaluate", "--model", "zero-filled", "--data", "{w}/r3/zero-ref/test", "--out", "{w}/r3/m.json"], "all zero"),
+    (["data", "check", "{w}/r3/narrow", "--size", str(SIZE)], "'mask' has 32 columns, expected 36"),
+    # undersampled files (fastMRI's test layout) give no supervised target
+    ([*RETRAIN[:3], "--data", "{w}/r3/under", *RETRAIN[5:], "--out", "{w}/r3/a"], "train0.h5"),
+    ([*RETRAIN[:3], "--data", "{w}/r3/half", *RETRAIN[5:], "--out", "{w}/r3/a"], "under.h5"),
+    (["search", "--data", "{w}/r3/under", *SEARCH[3:], "--out", "{w}/r3/s"], "--supervision ssdu"),
+    (["evaluate", "--model", "zero-filled", "--data", "{w}/r3/under/val", "--out", "{w}/r3/m.json"], "own 'mask'"),
     # a finite divergence
     ([*SEARCH, "--out", "{w}/r3/div", "--lr", "1e30"], "diverged"),
     # the selection's inputs (issue 29)

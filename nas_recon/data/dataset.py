@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_target, inspect_volume, open_h5
+from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_mask, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
 from nas_recon.data.transforms import INPUT_MAX, Draw, MultiCoilTransform, SingleCoilTransform
 from nas_recon.defaults import SIZE
@@ -122,6 +122,13 @@ class SliceDataset(Dataset):
             for v in self.volumes:
                 if not v.has_mask:
                     raise DataError(f"{v.path}: no 'mask' dataset, needed to use the file's own mask")
+        else:  # train and eval pair an undersampling of fully sampled k-space with its reference
+            for v in self.volumes:
+                if v.has_mask:
+                    raise DataError(f"{v.path}: carries its own 'mask' (fastMRI's test layout: undersampled, the "
+                                    "unacquired columns zero), so it gives no fully sampled reference to "
+                                    f"{'train on' if mode == 'train' else 'score against'}; training without "
+                                    "fully sampled data is self-supervised (--supervision ssdu), not built yet")
         slices = [(vi, s) for vi, v in enumerate(self.volumes) for s in range(v.num_slices)]
         if max_slices is not None and max_slices < len(slices):
             if max_slices < 1:
@@ -257,12 +264,8 @@ class SliceDataset(Dataset):
         vol = self.volumes[vi]
         raw = np.asarray(self._file(vi)["kspace"][s], dtype=np.complex64)
         check_finite(vol.path, s, raw)
-        m = np.asarray(self._file(vi)["mask"][()]).reshape(-1)
         width = raw.shape[-1]
-        if m.shape[0] != width:
-            raise DataError(f"{vol.path}: 'mask' has {m.shape[0]} columns, expected {width} (one per k-space column)")
-        if not np.isin(m, (0, 1)).all() or not m.any():
-            raise DataError(f"{vol.path}: 'mask' must hold 0/1 per column with at least one sampled column")
+        m = check_mask(vol.path, self._file(vi)["mask"], width)
         mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
         k_meas = torch.from_numpy(raw) * mask[0]
         extra: dict[str, torch.Tensor] = {}

@@ -82,7 +82,19 @@ def check_kspace(path: Path, f: h5py.File, min_size: int | None = None) -> Volum
                             f"{min_size}x{min_size} (--size)")
     if "ismrmrd_header" in f:
         info = replace(info, padding=header_padding(path, f["ismrmrd_header"], w))
+    if info.has_mask:
+        check_mask(path, f["mask"], w)
     return info
+
+
+def check_mask(path: Path, mask: h5py.Dataset, width: int) -> np.ndarray:
+    """A file's own `mask` (fastMRI's test layout): one 0/1 per k-space column, at least one sampled; returned."""
+    m = np.asarray(mask[()]).reshape(-1)
+    if m.shape[0] != width:
+        raise DataError(f"{path}: 'mask' has {m.shape[0]} columns, expected {width} (one per k-space column)")
+    if not np.isin(m, (0, 1)).all() or not m.any():
+        raise DataError(f"{path}: 'mask' must hold 0/1 per column with at least one sampled column")
+    return m
 
 
 def header_padding(path: Path, header: h5py.Dataset, width: int) -> tuple[int, int] | None:
@@ -147,12 +159,15 @@ def inspect_volume(path: Path, min_size: int | None = None, check_values: bool =
 
 
 def check_target(path: Path, target: np.ndarray, key: str = "reconstruction_esc") -> None:
-    """Raise DataError if the reference image holds NaN or Inf (every metric of its volume would be NaN)."""
+    """Raise DataError if the reference image holds NaN or Inf (every metric of its volume would be NaN), or is all
+    zero (the data range of PSNR and SSIM would be 0)."""
     bad = ~np.isfinite(target)
     if bad.any():
         where = np.argwhere(bad)[0]
         raise DataError(f"{path}: '{key}' contains NaN or Inf ({int(bad.sum())} value(s), first at "
                         f"index {tuple(int(i) for i in where)}); its volume's metrics would be NaN")
+    if not np.any(target):
+        raise DataError(f"{path}: '{key}' is all zero; its volume's metrics cannot be scored (data range 0)")
 
 
 def check_finite(path: Path, slice_index: int, kspace: np.ndarray) -> None:
