@@ -536,6 +536,11 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
         raise ConfigError("--runs: no retrain run among them (a report compares retrained models)")
     label_runs(retrains)
     check_same_kind(retrains, data)
+    from nas_recon.search.fidelity import read_fidelity
+
+    for run in runs:  # evidence files are inputs too: validated before any work
+        if run["kind"] == "search":
+            read_fidelity(run["path"])
     check_same_training_data(retrains, mixed_data)
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out, "report"):

@@ -15,6 +15,7 @@ from test_hostile import check_clean, fill, run, snapshot, world  # noqa: F401 -
 
 RETRAIN = ["retrain", "--model", "dccnn-1", "--data", "{w}/data", "--recipe", "{w}/recipe.toml", "--device", "cpu"]
 SEARCH = ["search", "--data", "{w}/data", "--epochs", "1", "--crop", "16", "--batch-size", "2", "--device", "cpu"]
+COSTED = ["--cost", "latency", "--cost-weight", "0.1"]
 HALVING = [*SEARCH, "--space", "macro_a", "--select", "halving", "--recipe", "{w}/recipe.toml", "--pool", "3",
            "--rungs", "1"]
 
@@ -64,6 +65,23 @@ def w3(world):  # noqa: F811
         for i in range(2):
             shutil.copy(world / "data" / "train" / f"train{i}.h5", r3 / "half" / "train")
         shutil.copy(r3 / "under" / "train" / "train0.h5", r3 / "half" / "train" / "under.h5")
+        # evidence files: a search with a cost table and a ranking-fidelity record, and damaged copies of both
+        from nas_recon.search.fidelity import FIDELITY, write_fidelity
+
+        assert main(fill([*SEARCH, "--out", str(r3 / "search"), *COSTED], world)) == 0
+        write_fidelity(r3 / "search", {"tau": -0.1, "ci95": [-0.6, 0.5], "cells": 9, "budget": "standard",
+                                       "verdict": "cannot rank"})
+        good = json.loads((r3 / "search" / FIDELITY).read_text())
+        for label, text in (("nan", json.dumps(good).replace('"tau": -0.1', '"tau": NaN')),
+                            ("truncated", json.dumps(good)[:40]), ("tau-2", json.dumps({**good, "tau": 2.0})),
+                            ("other", json.dumps({**good, "search_digest": "0" * 64}))):
+            shutil.copytree(r3 / "search", r3 / f"fid-{label}")
+            (r3 / f"fid-{label}" / FIDELITY).write_text(text)
+        costs = json.loads((r3 / "search" / "op_costs.json").read_text())
+        for label, value in (("negative", -5.0), ("nan", "NaN")):
+            shutil.copytree(r3 / "search", r3 / f"costs-{label}")
+            bad = {**costs, "costs": {**costs["costs"], "sep_conv_3x3": value}}
+            (r3 / f"costs-{label}" / "op_costs.json").write_text(json.dumps(bad).replace('"NaN"', "NaN"))
     return world
 
 
@@ -103,6 +121,12 @@ CASES = [
     ([*RETRAIN[:3], "--data", "{w}/r3/half", *RETRAIN[5:], "--out", "{w}/r3/a"], "under.h5"),
     (["search", "--data", "{w}/r3/under", *SEARCH[3:], "--out", "{w}/r3/s"], "--supervision ssdu"),
     (["evaluate", "--model", "zero-filled", "--data", "{w}/r3/under/val", "--out", "{w}/r3/m.json"], "own 'mask'"),
+    # evidence files are inputs too
+    *[(["report", "--runs", f"{{w}}/r3/fid-{label}", "{w}/run", "--out", "{w}/r3/rep", "--no-tv"], culprit)
+      for label, culprit in (("nan", "not strict JSON"), ("truncated", "unreadable"), ("tau-2", "'tau' is 2.0"),
+                             ("other", "measured on another search"))],
+    *[([*SEARCH, "--out", f"{{w}}/r3/costs-{label}", *COSTED, "--resume"], "op_costs.json")
+      for label in ("negative", "nan")],
     # a finite divergence
     ([*SEARCH, "--out", "{w}/r3/div", "--lr", "1e30"], "diverged"),
     # the selection's inputs (issue 29)

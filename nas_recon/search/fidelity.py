@@ -159,15 +159,60 @@ def verdict(tau: float, lo: float, hi: float) -> str:
             f"interval [{lo:+.2f}, {hi:+.2f}]")
 
 
+def search_digest(run_dir: Path) -> str:
+    """What a fidelity record describes: the search's run record and genotype, by content."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in ("run.json", "genotype.json"):
+        path = run_dir / name
+        h.update(path.read_bytes() if path.is_file() else b"")
+    return h.hexdigest()
+
+
 def write_fidelity(run_dir: Path, record: dict[str, Any]) -> None:
-    """Store a ranking-fidelity measurement in the search's run folder (the report shows it)."""
-    atomic_write_text(run_dir / FIDELITY, json.dumps(record, indent=1))
+    """Store a ranking-fidelity measurement in the search's run folder (the report shows it), with the digest of
+    the search it measured; strict JSON (NaN is refused)."""
+    text = json.dumps({**record, "search_digest": search_digest(run_dir)}, indent=1, allow_nan=False)
+    atomic_write_text(run_dir / FIDELITY, text)
 
 
 def read_fidelity(run_dir: Path) -> dict[str, Any] | None:
-    """The search folder's ranking-fidelity record, or None when absent or unreadable."""
-    try:
-        rec = json.loads((run_dir / FIDELITY).read_text())
-    except (OSError, ValueError):
+    """The search folder's ranking-fidelity record (None when absent), validated as any input: strict JSON, the
+    tau and its interval finite in [-1, 1], at least 3 cells, and measured on this search (its digest)."""
+    path = run_dir / FIDELITY
+    if not path.exists():
         return None
-    return rec if isinstance(rec, dict) and isinstance(rec.get("tau"), int | float) else None
+
+    def damaged(why: str) -> ConfigError:
+        return ConfigError(f"{path}: {why}; it cannot be shown as this search's ranking fidelity (delete it, or "
+                           "measure again with bench/ranking.py)")
+
+    def no_constant(name: str) -> Any:
+        raise damaged(f"not strict JSON ({name} is not a number JSON allows)")
+
+    try:
+        rec = json.loads(path.read_text(), parse_constant=no_constant)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise damaged(f"unreadable ({str(e).splitlines()[0][:80]})") from None
+    if not isinstance(rec, dict):
+        raise damaged("not a JSON object")
+
+    def unit(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and -1 <= v <= 1
+
+    if not unit(rec.get("tau")):
+        raise damaged(f"'tau' is {rec.get('tau')!r}, expected a finite number in [-1, 1]")
+    ci = rec.get("ci95")
+    if not (isinstance(ci, list) and len(ci) == 2 and all(unit(v) for v in ci) and ci[0] <= ci[1]):
+        raise damaged(f"'ci95' is {ci!r}, expected [low, high] in [-1, 1]")
+    cells = rec.get("cells")
+    if not isinstance(cells, int) or isinstance(cells, bool) or cells < 3:
+        raise damaged(f"'cells' is {cells!r}, expected at least 3 retrained cells")
+    for key in ("budget", "verdict"):
+        if not isinstance(rec.get(key), str):
+            raise damaged(f"'{key}' is missing or not text")
+    if rec.get("search_digest") != search_digest(run_dir):
+        raise damaged("it was measured on another search (its 'search_digest' is not this folder's run.json and "
+                      "genotype.json)")
+    return rec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,16 @@ def op_cost_table(run_dir: Path, space: SearchSpace, kind: str, side: int, batch
     path = run_dir / TABLE
     if path.exists():
         try:
-            saved = json.loads(path.read_text())
+            saved = json.loads(path.read_text(), parse_constant=lambda c: float("nan"))
             if saved.get("key") == key and set(saved["costs"]) == {*space.real_ops, "none"}:
-                return {k: float(v) for k, v in saved["costs"].items()}
+                costs = {k: float(v) for k, v in saved["costs"].items()}
+                bad = next((k for k, v in costs.items() if not math.isfinite(v) or v < 0
+                            or (v == 0 and k not in ("none", "skip_connect"))), None)
+                if bad is not None:
+                    raise ConfigError(f"{path}: op '{bad}' costs {costs[bad]!r}, expected a finite cost > 0 (0 "
+                                      "only for none and skip_connect); a damaged table would change the search's "
+                                      "genotype: delete it to measure again, or use another --out")
+                return costs
         except (ValueError, KeyError, TypeError, AttributeError):
             raise ConfigError(f"{path}: unreadable op cost table; delete it to measure again") from None
         raise ConfigError(f"{path}: measured for {saved.get('key')}, this search needs {key}; use another --out")
