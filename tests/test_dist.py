@@ -177,3 +177,31 @@ def test_sigterm_to_the_launcher_stops_every_rank_resumably(data_root, tmp_path)
     second = run_until(["--resume"], first + 1)
     assert second > first
     assert [int(r["epoch"]) for r in log(out)] == list(range(second))
+
+
+def test_a_rank_killed_from_outside_is_named_in_one_line(data_root, tmp_path):
+    """kill -9 of one rank of `retrain --devices 2`: the launcher stops the other, names the dead rank in one line
+    (not the other rank's broken-connection traceback) and says how to go on; --resume continues."""
+    import signal
+    import time
+
+    import psutil
+
+    out = tmp_path / "run"
+    e = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    p = subprocess.Popen([sys.executable, "-m", "nas_recon",
+                          *retrain_args(data_root, out, "--epochs", "12", "--devices", "2")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=e)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((out / "train_log.csv").exists() and len(log(out)) >= 2):
+        time.sleep(0.05)
+    ranks = {int(c.environ().get("RANK", -1)): c for c in psutil.Process(p.pid).children()}
+    ranks[1].send_signal(signal.SIGKILL)
+    _, err = p.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, err
+    assert "rank 1 of 2 was killed (SIGKILL)" in lines[0] and "--resume" in lines[0]
+    done = len(log(out))
+    r = run_cli(retrain_args(data_root, out, "--epochs", "12", "--resume"))
+    assert r.returncode == 0, r.stderr
+    assert [int(x["epoch"]) for x in log(out)] == list(range(13)) and done < 13

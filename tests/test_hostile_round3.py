@@ -127,6 +127,12 @@ CASES = [
                              ("other", "measured on another search"))],
     *[([*SEARCH, "--out", f"{{w}}/r3/costs-{label}", *COSTED, "--resume"], "op_costs.json")
       for label in ("negative", "nan")],
+    # data-parallel ranks that cannot start: refused before any rank does
+    ([*SEARCH, "--out", "{w}/r3/dp", "--devices", "64"], "--devices 64"),
+    ([*RETRAIN, "--out", "{w}/r3/dp", "--devices", "64"], "--devices 64"),
+    ([*SEARCH, "--out", "{w}/r3/dp", "--devices", "2", "--batch-size", "3"], "--batch-size 3"),
+    (["retrain", "--model", "unet", "--data", "{w}/data", "--recipe", "quick", "--out", "{w}/r3/dp", "--devices",
+      "2"], "--batch-size 1"),
     # a finite divergence
     ([*SEARCH, "--out", "{w}/r3/div", "--lr", "1e30"], "diverged"),
     # the selection's inputs (issue 29)

@@ -110,16 +110,45 @@ def config_from_args(config: type, args: argparse.Namespace, **extra: Any) -> An
     return config(**values, **extra)
 
 
+def check_ranks(devices: int, batch_size: int | None, device: str) -> None:
+    """Before any rank starts: at most one rank per GPU (on a CPU, per core), and a global batch they can split."""
+    import os
+
+    from nas_recon.errors import ConfigError
+
+    cuda = device == "cuda"
+    if device == "auto":
+        import torch
+
+        cuda = torch.cuda.is_available()
+    if cuda:
+        import torch
+
+        have, what = torch.cuda.device_count(), "GPU(s)"
+    else:
+        have = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        what = "CPU core(s)"
+    if devices > have:
+        raise ConfigError(f"--devices {devices}: this machine has {have} {what}; start at most one rank per "
+                          f"{'GPU' if cuda else 'core'} (several machines: torchrun, README)")
+    if batch_size is not None and batch_size % devices:
+        raise ConfigError(f"--batch-size {batch_size} cannot be split across {devices} ranks: give a multiple of "
+                          f"{devices} (the global batch, as in one process)")
+
+
 def relaunch(argv: list[str], devices: int) -> int:
     """Run this command again as `devices` ranks on this machine (torchrun's environment); rank 0's exit status.
 
-    Rank 0 prints, the others are silent; when one rank fails the others are stopped (they would wait for it).
+    Rank 0 prints, the others are silent; when one rank fails the others are stopped (they would wait for it). A
+    rank killed from outside (kill -9, the OOM killer) is named in one line, in place of the others' reports of the
+    broken connection.
     """
     import os
     import signal
     import socket
     import subprocess
     import sys
+    import threading
     import time
 
     from nas_recon.errors import ConfigError
@@ -140,19 +169,32 @@ def relaunch(argv: list[str], devices: int) -> int:
         port = sock.getsockname()[1]
     threads = str(max(1, (os.cpu_count() or 1) // devices))
     procs = []
+    errors: list[list[str]] = [[] for _ in range(devices)]
+    readers = []
     for rank in range(devices):
         env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": str(devices),
                "RANK": str(rank), "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": str(devices)}
         env.setdefault("OMP_NUM_THREADS", threads)
-        procs.append(subprocess.Popen([sys.executable, "-m", "nas_recon", *rest], env=env))
+        p = subprocess.Popen([sys.executable, "-m", "nas_recon", *rest], env=env, stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        t = threading.Thread(target=lambda p=p, buf=errors[rank]: buf.extend(p.stderr), daemon=True)
+        t.start()
+        readers.append(t)
+    killed: tuple[int, int] | None = None  # (rank, signal) of a rank killed from outside
+    stopped = False
     try:
-        while any(p.poll() is None for p in procs):
+        while None in [p.poll() for p in procs]:  # every rank polled each pass
+            for rank, p in enumerate(procs):
+                if p.returncode is not None and p.returncode < 0 and killed is None and not stopped:
+                    killed = (rank, -p.returncode)
             if any(p.returncode not in (None, 0) for p in procs):
+                stopped = True
                 for p in procs:
                     if p.poll() is None:
                         p.terminate()
             time.sleep(0.2)
     except KeyboardInterrupt:  # Ctrl-C reached every rank too; SIGTERM (a scheduler's) only this process
+        stopped = True
         deadline = time.time() + 2.0
         while any(p.poll() is None for p in procs) and time.time() < deadline:
             time.sleep(0.1)
@@ -161,5 +203,14 @@ def relaunch(argv: list[str], devices: int) -> int:
                 p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait()
+    for t in readers:
+        t.join(timeout=5)
+    if killed is not None:
+        rank, sig = killed
+        name = signal.Signals(sig).name if sig in signal.Signals.__members__.values() else str(sig)
+        err_console.print(f"error: rank {rank} of {devices} was killed ({name}); the others were stopped; the run "
+                          "folder keeps its last checkpoint: continue with --resume")
+        return 2
+    sys.stderr.write("".join(errors[0]))
     codes = [p.returncode if p.returncode >= 0 else 128 - p.returncode for p in procs]  # -15: killed, 143
     return codes[0] or max(codes)

@@ -14,6 +14,7 @@ from nas_recon.cli.common import (
     add_devices,
     add_options,
     add_verbose,
+    check_ranks,
     config_from_args,
     console,
     nonneg_int,
@@ -128,6 +129,7 @@ class RichSearchProgress:
 def run(args: argparse.Namespace) -> int:
     """Run the search with a progress bar and print a summary."""
     if args.devices > 1:  # before the heavy imports: this process only launches the ranks
+        check_ranks(args.devices, args.batch_size, args.device)
         return relaunch(args.argv, args.devices)
     from nas_recon.search.run import run_search
 

@@ -15,6 +15,7 @@ from nas_recon.cli.common import (
     add_device,
     add_devices,
     add_verbose,
+    check_ranks,
     console,
     err_console,
     nonneg_int,
@@ -127,6 +128,10 @@ class RichRetrainProgress:
 def run_retrain_cmd(args: argparse.Namespace) -> int:
     """Retrain with a progress bar."""
     if args.devices > 1:
+        from nas_recon.train.recipe import for_model, load_recipe
+
+        batch = args.batch_size or for_model(load_recipe(args.recipe), args.model or "searched", args.size).batch_size
+        check_ranks(args.devices, batch, args.device)
         return relaunch(args.argv, args.devices)
     from nas_recon.train.recipe import load_recipe, with_overrides
     from nas_recon.train.retrain import RetrainConfig, run_retrain
