@@ -35,6 +35,28 @@ def space_variant(space: str, nodes: int, folder: Path) -> Path:
     return path
 
 
+def check_calibration(data: Path, budget: str) -> None:
+    """Multi-coil data at the budget's image size: the 8x centre must hold ESPIRiT's calibration columns (ablate has
+    no --size; the budget sets it), checked before anything is written."""
+    import numpy as np
+
+    from nas_recon.data.dataset import list_volumes
+    from nas_recon.data.hdf5 import inspect_volume
+    from nas_recon.defaults import ACCELERATIONS
+    from nas_recon.physics.coils import MIN_CALIBRATION, acs_width
+    from nas_recon.physics.masks import make_mask
+
+    size = BUDGETS[budget].size
+    if not inspect_volume(list_volumes(data / "train")[0]).coils:
+        return
+    for acc in ACCELERATIONS:
+        width = acs_width(make_mask(size, acc, None, "random", np.random.default_rng(0)))
+        if width < MIN_CALIBRATION:
+            raise ConfigError(f"--data {data}: multi-coil data at the {budget} budget's {size} x {size} images: the "
+                              f"{acc:g}x centre holds {width} columns, ESPIRiT needs {MIN_CALIBRATION}; ablate the "
+                              "paper's spaces on single-coil data, or use a budget of larger images (--budget quick)")
+
+
 def run_ablate(out: Path, data: Path | None = None, spaces: tuple[str, ...] = ("paper_a", "paper_b"),
                nodes: tuple[int, ...] = (2, 3, 4), budget: str = "quick", device: str = "auto", seed: int = 0,
                progress: DemoProgress | None = None) -> dict[str, Any]:
@@ -47,6 +69,8 @@ def run_ablate(out: Path, data: Path | None = None, spaces: tuple[str, ...] = ("
         load_space(space)
     if data is not None and not (Path(data) / "train").is_dir():
         raise ConfigError(f"--data: {data} has no train/ folder (expected train/ val/ test/)")
+    if data is not None:
+        check_calibration(Path(data), budget)
     with run_lock(out, "ablate"):
         return _ablate(out, data, spaces, nodes, budget, device, seed, progress or DemoProgress())
 

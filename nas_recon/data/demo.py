@@ -233,7 +233,9 @@ def check_replaceable(out: Path) -> None:
     for f in sorted(out.rglob("*")):
         rel = f.relative_to(out).as_posix()
         if rel not in allowed:
-            raise DataError(f"{out}: holds {rel}, which nas-recon did not write; refusing to replace the folder")
+            raise DataError(f"{out}: holds {rel}, which nas-recon did not write as part of this demo data (its "
+                            "manifest.json does not list it: a --maps-dir cache, or a file of yours); refusing to "
+                            "replace the folder: move it out, or choose another folder")
 
 
 def write_volume(path: Path, kspace: np.ndarray, recon: np.ndarray, source: str, slices: list[int]) -> None:
