@@ -77,6 +77,12 @@ def w3(world):  # noqa: F811
                             ("other", json.dumps({**good, "search_digest": "0" * 64}))):
             shutil.copytree(r3 / "search", r3 / f"fid-{label}")
             (r3 / f"fid-{label}" / FIDELITY).write_text(text)
+        from nas_recon.data.demo import build_demo
+
+        build_demo(r3 / "mcdata", "mni152", 64, 0, 20, coils=2)  # multi-coil at the tiny budget's size
+        build_demo(r3 / "demo-data", "mni152", 64, 0, 20)
+        (r3 / "demo-data" / "maps").mkdir()
+        (r3 / "demo-data" / "maps" / "slice-0.npy").write_bytes(b"a maps cache a run put here (--maps-dir)")
         costs = json.loads((r3 / "search" / "op_costs.json").read_text())
         for label, value in (("negative", -5.0), ("nan", "NaN")):
             shutil.copytree(r3 / "search", r3 / f"costs-{label}")
@@ -133,6 +139,10 @@ CASES = [
     ([*SEARCH, "--out", "{w}/r3/dp", "--devices", "2", "--batch-size", "3"], "--batch-size 3"),
     (["retrain", "--model", "unet", "--data", "{w}/data", "--recipe", "quick", "--out", "{w}/r3/dp", "--devices",
       "2"], "--batch-size 1"),
+    # messages that name the real culprit
+    (["ablate", "--data", "{w}/r3/mcdata", "--out", "{w}/r3/abl", "--budget", "tiny"], "ESPIRiT needs"),
+    (["data", "demo", "--out", "{w}/r3/demo-data", "--size", "64", "--slices", "20", "--force"],
+     "a --maps-dir cache"),
     # a finite divergence
     ([*SEARCH, "--out", "{w}/r3/div", "--lr", "1e30"], "diverged"),
     # the selection's inputs (issue 29)
