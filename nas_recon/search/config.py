@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from nas_recon.defaults import ACCELERATIONS, SIZE
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
+from nas_recon.search.strategies import STRATEGIES as REGISTERED
+from nas_recon.search.strategies import strategy as strategy_of
 
-STRATEGIES = ("darts", "darts2", "gdas", "pcdarts", "random")
+STRATEGIES = tuple(REGISTERED)  # nas_recon.search.strategies: each strategy's traits, by name
 PROPOSAL = "darts_genotype.json"  # --select halving: the DARTS stage's cell (the selection writes genotype.json)
 SELECTIONS = ("alpha", "perturb", "halving")
 COSTS = ("flops", "latency")
@@ -38,10 +40,8 @@ class SearchConfig:
     max_slices: int | None = option(None, "at most this many slices in each split", kind="nonneg_int")
     seed: int = option(0, kind="seed_int")
     device: str = "auto"
-    strategy: str = option("darts", "darts: first-order DARTS (default); darts2: second-order (unrolled) DARTS; "
-                           "gdas: Gumbel-softmax sampling of one op per edge (straight-through), temperature "
-                           "--tau-max -> --tau-min; pcdarts: partial channels (1/4) and edge normalisation; random: "
-                           "random one-shot", choices=STRATEGIES)
+    strategy: str = option("darts", "; ".join(f"{s.name}: {s.help}" for s in REGISTERED.values()),
+                           choices=STRATEGIES)
     split: float = option(0.5, "fraction of training volumes in train_w", kind="fraction")
     lr: float = option(1e-3, "weight learning rate (Adam)", kind="pos_float")
     arch_lr: float = option(3e-4, "architecture learning rate (Adam, betas 0.5/0.999)", kind="pos_float")
@@ -98,8 +98,7 @@ class SearchConfig:
 
     def check(self) -> None:
         """Raise ConfigError naming the first bad option."""
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(f"--strategy: unknown '{self.strategy}', expected {', '.join(STRATEGIES)}")
+        strat = strategy_of(self.strategy)
         if not self.tau_max >= self.tau_min > 0:
             raise ConfigError(f"--tau-max/--tau-min: expected tau_max >= tau_min > 0, got {self.tau_max}, "
                               f"{self.tau_min}")
@@ -115,17 +114,17 @@ class SearchConfig:
             raise ConfigError(f"--cost: unknown '{self.cost}', expected {', '.join(COSTS)}")
         if not (math.isfinite(self.cost_weight) and self.cost_weight >= 0):
             raise ConfigError(f"--cost-weight: expected a finite number >= 0, got {self.cost_weight}")
-        if self.cost_weight > 0 and (self.cost is None or self.strategy == "random"):
+        if self.cost_weight > 0 and (self.cost is None or not strat.bilevel):
             raise ConfigError("--cost-weight: needs --cost flops|latency and a darts, darts2 or gdas search")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision: search takes 32 or bf16-mixed, got '{self.precision}' (float16 would "
                               "need a gradient scaler for the alphas' separate optimiser)")
         if self.select not in SELECTIONS:
             raise ConfigError(f"--select: unknown '{self.select}', expected {', '.join(SELECTIONS)}")
-        if self.select == "perturb" and self.strategy in ("gdas", "random"):
+        if self.select == "perturb" and not strat.perturb:
             raise ConfigError(f"--select perturb: needs a darts, darts2 or pcdarts search (got --strategy "
                               f"{self.strategy}, whose supernet samples its ops)")
-        if self.strategy == "random" and (self.max_skips is not None or self.cost is not None):
+        if not strat.bilevel and (self.max_skips is not None or self.cost is not None):
             raise ConfigError("--strategy random: scores sampled cells as they are, so --max-skips and --cost would "
                               "be ignored; leave them out or use darts, darts2, gdas or pcdarts")
         if self.max_skips is not None and self.max_skips < 0:

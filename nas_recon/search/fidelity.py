@@ -26,6 +26,7 @@ from nas_recon.genotype import Genotype
 from nas_recon.io import atomic_write_text
 from nas_recon.search.mixed import PartialChannelCell
 from nas_recon.search.nni_api import alphas_of, beta_key
+from nas_recon.search.strategies import strategy as strategy_of
 from nas_recon.search.supernet import (
     build_supernet,
     edge_alpha_map,
@@ -104,14 +105,14 @@ def load_search(run_dir: Path) -> tuple[nn.Module, Any, SearchSpace]:
         raise ConfigError(f"{run_json}: not a search run")
     known = {f.name for f in fields(SearchConfig)}
     cfg = SearchConfig(**{k: v for k, v in meta["config"].items() if k in known})
-    if cfg.strategy == "random":
+    strat = strategy_of(cfg.strategy)
+    if not strat.bilevel:
         raise ConfigError(f"{run_dir}: a random one-shot search has no architecture weights to select cells with")
     space = load_space(cfg.space)
     if cfg.cell_bias:
         space = replace(space, bias=True)
-    supernet = build_supernet(space, make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip),
-                              partial=cfg.strategy == "pcdarts")
-    if cfg.strategy == "gdas":
+    supernet = build_supernet(space, make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip), partial=strat.partial)
+    if strat.one_op:
         sample_one_op(supernet)
     try:
         with warnings.catch_warnings():

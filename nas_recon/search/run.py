@@ -51,6 +51,7 @@ from nas_recon.search.nni_api import check_nni, is_arch_step, pin_arch_optimizer
 from nas_recon.search.penalty import ExpectedCost, describe, op_cost_table
 from nas_recon.search.perturb import op_importance
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
+from nas_recon.search.strategies import strategy as strategy_of
 from nas_recon.search.supernet import (
     arch_parameters,
     build_supernet,
@@ -406,10 +407,11 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
 
     configure()
     torch.manual_seed(cfg.seed)
-    bilevel = cfg.strategy != "random"  # alternate weight and architecture steps
+    strat = strategy_of(cfg.strategy)
+    bilevel = strat.bilevel  # alternate weight and architecture steps
     strategy = make_strategy(cfg.strategy, cfg.arch_lr, cfg.grad_clip, (cfg.tau_max, cfg.tau_min))
-    supernet = build_supernet(space, strategy, partial=cfg.strategy == "pcdarts").to(memory_format=torch.channels_last)
-    if cfg.strategy == "gdas":
+    supernet = build_supernet(space, strategy, partial=strat.partial).to(memory_format=torch.channels_last)
+    if strat.one_op:
         sample_one_op(supernet)
     sync_gradients(world, supernet.parameters())  # several ranks: every gradient averaged as it is accumulated
     task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)
@@ -420,7 +422,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
                           if world.main else None)
         names = op_names(supernet)
         task.penalty = (cfg.cost_weight, ExpectedCost(edge_alphas(supernet, space), names, costs))
-    if cfg.strategy == "darts2":
+    if strat.unrolled:
         oneshot = unrolled_oneshot(task, cfg.arch_lr, cfg.grad_clip)
     else:
         oneshot = strategy.configure_oneshot_module(task)

@@ -12,6 +12,7 @@ from nas_recon.errors import ConfigError
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.init import add_conv_biases, init_cell_network
 from nas_recon.models.searched import CellBody, ChainBody, ChainCell, bare_op, preprocess
+from nas_recon.search import strategies
 from nas_recon.search.derive import EdgeWeights
 from nas_recon.search.mixed import PC_K, LeanMixedCell, PartialChannelCell, edge_betas
 from nas_recon.search.nni_api import (
@@ -30,6 +31,7 @@ from nas_recon.search.nni_api import (
     layer_names,
     mixed_layers,
 )
+from nas_recon.search.strategies import strategy as strategy_of
 from nas_recon.space.ops import build_op
 from nas_recon.space.spaces import SearchSpace
 
@@ -109,10 +111,11 @@ def make_strategy(name: str, arch_lr: float, grad_clip: float | None, tau: tuple
     """NNI one-shot strategy: DARTS (first order; darts2 swaps in the unrolled step in run.py), PC-DARTS (DARTS
     on PartialChannelCell), GDAS (NNI's GumbelDARTS, temperature tau[0] -> tau[1] linearly over the epochs) or
     random one-shot. `lean`: cells are LeanMixedCell (same result, less memory) instead of NNI's own."""
-    hooks = [PartialChannelCell.mutate] if name == "pcdarts" else [LeanMixedCell.mutate] if lean else []
-    if name in ("darts", "darts2", "pcdarts"):
+    s = strategy_of(name)
+    hooks = [PartialChannelCell.mutate] if s.partial else [LeanMixedCell.mutate] if lean else []
+    if s.nni == "darts":
         return DARTS(arc_learning_rate=arch_lr, gradient_clip_val=grad_clip, mutation_hooks=hooks)
-    if name == "gdas":
+    if s.nni == "gumbel":
         return GumbelDARTS(temperature=(float(tau[0]), float(tau[1])), arc_learning_rate=arch_lr,
                            gradient_clip_val=grad_clip, mutation_hooks=hooks)
     return RandomOneShot()
@@ -127,8 +130,9 @@ def build_supernet(space: SearchSpace, strategy, partial: bool = False) -> Super
     """Instantiate the model space and let the NNI strategy mutate it into a supernet (`partial`: PC-DARTS'
     ops on channels / K)."""
     if partial and space.backbone == "chain":
+        chainable = ", ".join(s.name for s in strategies.STRATEGIES.values() if s.chain)
         raise ConfigError(f"--strategy pcdarts: partial channels are a dag cell's edge rule; space '{space.name}' "
-                          "is a chain space (use darts, darts2, gdas or random)")
+                          f"is a chain space (use {chainable})")
     if partial and space.channels % PC_K:
         raise ConfigError(f"--strategy pcdarts: the space's channels ({space.channels}) must be a multiple of {PC_K}")
     with warnings.catch_warnings():
