@@ -21,7 +21,7 @@ FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_s
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
                    "precision", "flops_target", "flops_band", "pool", "rungs", "eta", "recipe", "final_seeds",
-                   "storage")
+                   "storage", "score_slices")
 
 
 @dataclass
@@ -91,6 +91,8 @@ class SearchConfig:
     recipe: str = option("standard", "halving: the trials' retraining recipe (shipped name or TOML path)", kind="str")
     final_seeds: int = option(2, "halving: seeds each finalist is retrained with (the winner: best mean)",
                               kind="pos_int")
+    score_slices: int = option(64, "halving: validation slices a trial is scored on (evenly spaced, each at every "
+                               "acceleration; 0 = all)", kind="nonneg_int")
     storage: str | None = option(None, "halving: the Optuna study's storage (default sqlite in OUT/selection; "
                                  "postgresql://..., mysql://... or journal:PATH lets several processes or machines "
                                  "work on one study)", kind="str")
@@ -137,7 +139,7 @@ class SearchConfig:
         if halving and self.flops_target is None:
             raise ConfigError("--select halving: needs --flops-target (the band every candidate lies in)")
         for name, default in (("pool", 27), ("rungs", 3), ("eta", 3), ("recipe", "standard"), ("final_seeds", 2),
-                              ("storage", None), ("workers", 1)):
+                              ("storage", None), ("workers", 1), ("score_slices", 64)):
             if not halving and getattr(self, name) != default:
                 raise ConfigError(f"--{name.replace('_', '-')}: a setting of --select halving; this search derives "
                                   f"by --select {self.select}")

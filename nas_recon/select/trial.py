@@ -37,9 +37,10 @@ class TrialSetup:
         return self.sel_dir / "pool" / f"c{candidate:03d}.json"
 
 
-def trial_recipe(r: Recipe) -> Recipe:
-    """The recipe a trial trains under: the selection's, validating on the whole validation split."""
-    return replace(r, val_crop=0, val_max_slices=0)
+def trial_recipe(r: Recipe, score_slices: int = 0) -> Recipe:
+    """The recipe a trial trains under: the selection's, validating on whole validation slices (`score_slices` of
+    them evenly spaced, 0 = all)."""
+    return replace(r, val_crop=0, val_max_slices=score_slices)
 
 
 def epoch_score(history: list[dict[str, Any]], epoch: int) -> float | None:
