@@ -77,7 +77,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="search seeds at every target")
     p.add_argument("--seeds-at", nargs="*", default=["0.5=0"], help="other search seeds at a target: FRACTION=S,S")
     p.add_argument("--random", type=int, default=12, help="random networks of each band")
-    p.add_argument("--pool", type=int, default=27)
+    p.add_argument("--pool", type=int, default=18)
+    p.add_argument("--rungs", type=int, default=2)
+    p.add_argument("--tag", default="", help="names this round's search and selected folders (search{TAG}-sS)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     configure()
@@ -100,14 +102,15 @@ def main() -> None:
         runs: list[Path] = []
         selected: dict[int, dict] = {}
         for s in seeds_at.get(frac, a.seeds):
-            sdir = tdir / f"search-s{s}"
+            sdir = tdir / f"search{a.tag}-s{s}"
             search_stage(data, sdir, b, SPACE, s, a.device, say, f"target {frac:.0%}: search seed {s}",
-                         select="halving", flops_target=f"{target / 1e9:.6f}", recipe=b.recipe, pool=a.pool)
+                         select="halving", flops_target=f"{target / 1e9:.6f}", recipe=b.recipe, pool=a.pool,
+                         rungs=a.rungs)
             g = load_genotype(sdir / "genotype.json")
             sel = summary(sdir / SELECTION)
             log(t0, f"seed {s}: selected {g.summary()} ({sel['winner']['origin']}), cost {sel['cost']}")
-            rdir = retrain_stage(data, tdir / f"selected-s{s}", f"selected-s{s}", recipe, b, 0, a.device, say,
-                                 genotype=str(sdir / "genotype.json"))
+            rdir = retrain_stage(data, tdir / f"selected{a.tag}-s{s}", f"selected{a.tag}-s{s}", recipe, b, 0,
+                                 a.device, say, genotype=str(sdir / "genotype.json"))
             runs.append(rdir)
             selected[s] = {"run": rdir.name, "network": g.summary(), "origin": sel["winner"]["origin"],
                            "cost": sel["cost"], "rungs": sel["rungs"]}
@@ -134,8 +137,9 @@ def main() -> None:
             rand.append(rdir)
             runs.append(rdir)
         log(t0, f"target {frac:.0%}: evaluate + report")
-        rep = make_report(runs, tdir / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, a.device, 0,
-                          ("zero-filled",), notes=[f"bench/search_pays.py target {frac:.0%} budget {a.budget}"])
+        rep = make_report(runs, tdir / f"report{a.tag}", data / "test", b.size, b.eval_crop, b.eval_max_slices,
+                          a.device, 0, ("zero-filled",),
+                          notes=[f"bench/search_pays.py target {frac:.0%} budget {a.budget}"])
         read = [read_run(r) for r in runs]
         label_runs(read)
         labels = {r["path"].name: r["label"] for r in read}
@@ -143,7 +147,7 @@ def main() -> None:
         rows = {(name, acc): rows[(lab, acc)] for name, lab in labels.items() for acc in ("4x", "8x")}
         vals = {r.name: val_psnr(r, data, b.size) for r in rand}
         results[frac] = summarise(frac, band, selected, hand, rand, vals, rows)
-    (a.out / "summary.json").write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
+    (a.out / f"summary{a.tag}.json").write_text(json.dumps({str(k): v for k, v in results.items()}, indent=1))
     log(t0, "done")
 
 

@@ -61,13 +61,13 @@ BUDGETS = {
     "quick": Budget("quick"),
     # about 3x the quick budget's optimiser steps (search and retraining), for 2 CPU cores in under an hour
     "standard": Budget("standard", search_epochs=12, search_patience=4, search_max_slices=24, search_repeats=2,
-                       recipe="standard", random_cells=5, pool=27, rungs=3),
+                       recipe="standard", random_cells=5, pool=18, rungs=2),
     # the paper's 80 retraining epochs (10x quick: 1440 steps per model) and 50 search epochs, on the demo data
     "long": Budget("long", search_epochs=50, search_patience=10, search_max_slices=24, search_repeats=2,
-                   recipe="long", random_cells=5, pool=27, rungs=3),
+                   recipe="long", random_cells=5, pool=18, rungs=2),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
                    search_repeats=1, search_arch_lr=3e-4,
-                   recipe="paper", random_cells=5, pool=27, rungs=3,
+                   recipe="paper", random_cells=5, pool=18, rungs=2,
                    recipe_overrides={"crop": 128, "unet_crop": 320, "val_crop": 0, "val_max_slices": 0}),
     # CI's integration test: tiny everything, same code path
     "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,

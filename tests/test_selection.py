@@ -268,6 +268,12 @@ def test_plan_rungs_promotions_finalists_and_winner():
     assert plan.cost_epochs() == 9 * 3 + 3 * 5 + 1 * 16 + 1 * 24
     with pytest.raises(ConfigError, match="--rungs 5: the recipe's 8 epochs cannot make 5 rungs"):
         make_plan(9, 8, 5, 3, (0,))
+    # two rungs of 18: the best 3 of the last rung get the other seed (the default plan: 13 standard retrainings)
+    two = make_plan(18, 24, 2, 3, (0, 1))
+    assert two.epochs == (8, 24) and two.final == 3 and two.cost_epochs() == 18 * 8 + 6 * 16 + 3 * 24
+    s2 = {(c, 0, 0): float(c) for c in range(18)}
+    s2.update({(c, 1, 0): 40.0 - c for c in range(12, 18)})
+    assert [j.candidate for j in two.next_jobs(s2)] == [12, 13, 14] and all(j.seed == 1 for j in two.next_jobs(s2))
     for kw, message in ((dict(pool=1), "--pool"), (dict(eta=1), "--eta")):
         with pytest.raises(ConfigError, match=message):
             make_plan(**{"pool": 9, "final_epochs": 24, "rungs": 3, "eta": 3, "seeds": (0,), **kw})
@@ -487,7 +493,7 @@ def test_a_study_whose_every_finalist_diverged_writes_no_genotype(tmp_path):
         finish(sel, study, scores)
     assert not (tmp_path / "genotype.json").exists()
     record = json.loads((tmp_path / "selection" / "selection.json").read_text())
-    assert record["winner"] is None and record["finalists"] == [2]
+    assert record["winner"] is None and record["finalists"] == []  # the finalist diverged: never selected
 
 
 @pytest.mark.parametrize("extra,message", [

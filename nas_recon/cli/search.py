@@ -65,9 +65,9 @@ class RichSelectionProgress:
 
     def start(self, plan: Any, pool: list) -> None:
         self.total = plan.pool + sum(plan.survivors(r) for r in range(1, plan.rungs)) + \
-            plan.survivors(plan.rungs - 1) * (len(plan.seeds) - 1)
+            plan.final * (len(plan.seeds) - 1)
         self.bar.console.print(f"selection: {len(pool)} candidates, rungs of {', '.join(map(str, plan.epochs))} "
-                               f"epochs, keeping 1/{plan.eta} each; finalists retrained with seeds "
+                               f"epochs, keeping 1/{plan.eta} each; the best {plan.final} retrained with seeds "
                                f"{', '.join(map(str, plan.seeds))}")
 
     def job_start(self, job: Any, candidate: Any) -> None:

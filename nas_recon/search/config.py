@@ -21,7 +21,7 @@ FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_s
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
                    "precision", "flops_target", "flops_band", "pool", "rungs", "eta", "recipe", "final_seeds",
-                   "storage", "score_slices")
+                   "storage", "score_slices", "finalists")
 
 
 @dataclass
@@ -82,13 +82,14 @@ class SearchConfig:
                                       "candidate lie inside the band", kind="str")
     flops_band: float = option(0.05, "half-width of the FLOPs band, relative to the target (default 0.05)",
                                kind="fraction")
-    pool: int = option(27, "halving: candidates in the pool (the DARTS cell, the space's handcrafted points, cells "
+    pool: int = option(18, "halving: candidates in the pool (the DARTS cell, the space's handcrafted points, cells "
                        "drawn from the op weights, macro draws, random draws)", kind="pos_int")
-    rungs: int = option(3, "halving: rungs of growing retraining budget (the last is the recipe's epochs)",
-                        kind="pos_int")
+    rungs: int = option(2, "halving: rungs of growing retraining budget (the last is the recipe's epochs; the first "
+                        "is 1/eta^(rungs-1) of it)", kind="pos_int")
     eta: int = option(3, "halving: reduction factor (each rung keeps the best 1/eta and trains eta x longer)",
                       kind="pos_int")
     recipe: str = option("standard", "halving: the trials' retraining recipe (shipped name or TOML path)", kind="str")
+    finalists: int = option(3, "halving: the last rung's best, retrained with the other seeds", kind="pos_int")
     final_seeds: int = option(2, "halving: seeds each finalist is retrained with (the winner: best mean)",
                               kind="pos_int")
     score_slices: int = option(64, "halving: validation slices a trial is scored on (evenly spaced, each at every "
@@ -138,8 +139,8 @@ class SearchConfig:
         halving = self.select == "halving"
         if halving and self.flops_target is None:
             raise ConfigError("--select halving: needs --flops-target (the band every candidate lies in)")
-        for name, default in (("pool", 27), ("rungs", 3), ("eta", 3), ("recipe", "standard"), ("final_seeds", 2),
-                              ("storage", None), ("workers", 1), ("score_slices", 64)):
+        for name, default in (("pool", 18), ("rungs", 2), ("eta", 3), ("recipe", "standard"), ("final_seeds", 2),
+                              ("storage", None), ("workers", 1), ("score_slices", 64), ("finalists", 3)):
             if not halving and getattr(self, name) != default:
                 raise ConfigError(f"--{name.replace('_', '-')}: a setting of --select halving; this search derives "
                                   f"by --select {self.select}")

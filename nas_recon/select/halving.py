@@ -102,7 +102,8 @@ def prepare(cfg: Any, run_dir: Path, device: str | None = None) -> Selection:
     alphas = proposal.extra.get("alphas")
     weights = weights_from_json(alphas) if isinstance(alphas, dict) else None
     recipe = trial_recipe(load_recipe(cfg.recipe), cfg.score_slices)
-    plan = make_plan(cfg.pool, recipe.epochs, cfg.rungs, cfg.eta, tuple(cfg.seed + k for k in range(cfg.final_seeds)))
+    plan = make_plan(cfg.pool, recipe.epochs, cfg.rungs, cfg.eta, tuple(cfg.seed + k for k in range(cfg.final_seeds)),
+                     cfg.finalists)
     pool = build_pool(space, band, cfg.pool, cfg.seed, proposal, weights)
     sel = run_dir / SELECTION
     setup = TrialSetup(str(cfg.data), sel, recipe, cfg.size, device or cfg.device, cfg.precision,
@@ -265,9 +266,9 @@ def finish(sel: Selection, study: Any, scores: dict[tuple[int, int, int], float]
     seed0 = plan.seeds[0]
     alive, rungs = list(range(plan.pool)), []
     for r in range(plan.rungs):
-        nxt = plan.promote(alive, r, scores) if r < plan.rungs - 1 else []
+        nxt = plan.promote(alive, r, scores)  # after the last rung: the finalists
         tau = None
-        if nxt:
+        if nxt and r < plan.rungs - 1:
             pairs = [(scores[(c, r, seed0)], scores[(c, r + 1, seed0)]) for c in nxt
                      if scores[(c, r + 1, seed0)] != DIVERGED]
             tau = rank_correlation([a for a, _ in pairs], [b for _, b in pairs])
@@ -275,8 +276,7 @@ def finish(sel: Selection, study: Any, scores: dict[tuple[int, int, int], float]
                       "tau_with_next": "" if tau is None else round(tau, 4),
                       "best_score": max((scores[(c, r, seed0)] for c in alive
                                          if scores[(c, r, seed0)] != DIVERGED), default="")})
-        if nxt:
-            alive = nxt
+        alive = nxt
     write_csv(sel.sel_dir / "rungs.csv", rungs)
     cands = []
     for i, c in enumerate(pool):
@@ -299,7 +299,7 @@ def finish(sel: Selection, study: Any, scores: dict[tuple[int, int, int], float]
         "storage": redact(sel.storage), "recipe": sel.setup.recipe.to_dict(),
         "pool": [{"candidate": i, **c.to_dict(), "gflops": round(genotype_flops(c.genotype) / 1e9, 3)}
                  for i, c in enumerate(pool)],
-        "rungs": rungs, "finalists": plan.finalists(scores),
+        "rungs": rungs, "finalists": plan.finalists_of(scores),
         "cost": {"epochs": trained, "retrainings": round(trained / plan.epochs[-1], 2),
                  "worker_hours": round(seconds / 3600, 3), "device": sel.setup.device,
                  "trials": len(rows)},
@@ -347,7 +347,7 @@ def check_selection(cfg: Any) -> None:
     from nas_recon.select.study import open_storage
 
     recipe = load_recipe(cfg.recipe)
-    make_plan(cfg.pool, recipe.epochs, cfg.rungs, cfg.eta, tuple(range(cfg.final_seeds)))
+    make_plan(cfg.pool, recipe.epochs, cfg.rungs, cfg.eta, tuple(range(cfg.final_seeds)), cfg.finalists)
     check_workers(cfg.workers, cfg.device)
     if cfg.storage is not None:
         open_storage(cfg.storage)

@@ -3,7 +3,7 @@ which seed, decided from the scores of the jobs already done.
 
 Rung r trains the survivors of rung r - 1 on to `epochs[r]` (a promoted candidate resumes from its checkpoint at
 `epochs[r - 1]`; the recipe's schedule is that of the full `epochs[-1]`), keeping the best 1/eta of them by
-validation score; rung 0 trains the whole pool from scratch. The last rung's candidates (the finalists) are then
+validation score; rung 0 trains the whole pool from scratch. The best `finalists` of the last rung are then
 retrained from scratch with the other seeds, and the winner is the finalist of best mean score over its seeds.
 A job that diverged scores -inf: it is never promoted and never selected.
 """
@@ -39,12 +39,18 @@ class Job:
 @dataclass(frozen=True)
 class Plan:
     """The schedule: `pool` candidates, rung budgets `epochs` (ascending), reduction factor `eta`, `seeds` (the
-    first trains every rung, the others retrain the finalists)."""
+    first trains every rung, the others retrain the best `finalists` of the last rung)."""
 
     pool: int
     epochs: tuple[int, ...]
     eta: int
     seeds: tuple[int, ...]
+    finalists: int = 3
+
+    @property
+    def final(self) -> int:
+        """How many of the last rung are retrained with the other seeds."""
+        return min(self.finalists, self.survivors(self.rungs - 1))
 
     def survivors(self, rung: int) -> int:
         """How many candidates train in rung `rung`: the pool divided by eta per rung, at least one."""
@@ -61,7 +67,7 @@ class Plan:
         for r, e in enumerate(self.epochs):
             total += self.survivors(r) * (e - prev)
             prev = e
-        return total + self.survivors(self.rungs - 1) * self.epochs[-1] * (len(self.seeds) - 1)
+        return total + self.final * self.epochs[-1] * (len(self.seeds) - 1)
 
     def next_jobs(self, scores: dict[tuple[int, int, int], float]) -> list[Job] | None:
         """The jobs of the first stage not yet done (some may be running), given the scores of finished jobs;
@@ -79,18 +85,17 @@ class Plan:
         return [j for j in finals if j.key not in scores]
 
     def promote(self, alive: list[int], rung: int, scores: dict[tuple[int, int, int], float]) -> list[int]:
-        """The best survivors(rung + 1) of `alive` by their rung score (ties: lower candidate index); the last
-        rung keeps its candidates (the finalists). Diverged candidates are never promoted."""
-        if rung == self.rungs - 1:
-            return alive
+        """The best survivors(rung + 1) of `alive` by their rung score (ties: lower candidate index); after the
+        last rung, its best `final` (the finalists). Diverged candidates are never promoted."""
+        keep = self.final if rung == self.rungs - 1 else self.survivors(rung + 1)
         ranked = sorted((c for c in alive if scores[(c, rung, self.seeds[0])] != DIVERGED),
                         key=lambda c: (-scores[(c, rung, self.seeds[0])], c))
-        return ranked[: self.survivors(rung + 1)]
+        return ranked[:keep]
 
-    def finalists(self, scores: dict[tuple[int, int, int], float]) -> list[int]:
-        """The last rung's candidates (call once every job is done)."""
+    def finalists_of(self, scores: dict[tuple[int, int, int], float]) -> list[int]:
+        """The finalists (call once the last rung is done)."""
         alive = list(range(self.pool))
-        for r in range(self.rungs - 1):
+        for r in range(self.rungs):
             alive = self.promote(alive, r, scores)
         return alive
 
@@ -99,7 +104,7 @@ class Plan:
         finalist diverged."""
         r = self.rungs - 1
         means = []
-        for c in self.finalists(scores):
+        for c in self.finalists_of(scores):
             vals = [scores[(c, r, s)] for s in self.seeds]
             if DIVERGED not in vals:
                 means.append((sum(vals) / len(vals), c))
@@ -110,10 +115,11 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pool": self.pool, "epochs": list(self.epochs), "eta": self.eta, "seeds": list(self.seeds),
-                "survivors": [self.survivors(r) for r in range(self.rungs)], "cost_epochs": self.cost_epochs()}
+                "survivors": [self.survivors(r) for r in range(self.rungs)], "finalists": self.final,
+                "cost_epochs": self.cost_epochs()}
 
 
-def make_plan(pool: int, final_epochs: int, rungs: int, eta: int, seeds: tuple[int, ...]) -> Plan:
+def make_plan(pool: int, final_epochs: int, rungs: int, eta: int, seeds: tuple[int, ...], finalists: int = 3) -> Plan:
     """Rung budgets final_epochs / eta^k (rounded up, strictly increasing), checked; errors name the flag."""
     if pool < 2:
         raise ConfigError(f"--pool: expected at least 2 candidates, got {pool}")
@@ -123,12 +129,14 @@ def make_plan(pool: int, final_epochs: int, rungs: int, eta: int, seeds: tuple[i
         raise ConfigError(f"--rungs: expected at least 1, got {rungs}")
     if not seeds:
         raise ConfigError("--final-seeds: expected at least 1")
+    if finalists < 1:
+        raise ConfigError(f"--finalists: expected at least 1, got {finalists}")
     epochs = tuple(max(1, math.ceil(final_epochs / eta ** (rungs - 1 - r))) for r in range(rungs))
     if any(b <= a for a, b in zip(epochs, epochs[1:], strict=False)):
         raise ConfigError(f"--rungs {rungs}: the recipe's {final_epochs} epochs cannot make {rungs} rungs of growing "
                           f"budget at reduction factor {eta} ({', '.join(map(str, epochs))} epochs); use fewer rungs "
                           "or a recipe with more epochs")
-    return Plan(pool, epochs, eta, tuple(seeds))
+    return Plan(pool, epochs, eta, tuple(seeds), finalists)
 
 
 def rank_correlation(a: list[float], b: list[float]) -> float | None:
