@@ -8,7 +8,7 @@ evaluated on test/ at 4x and 8x with fixed masks. Prints the quality table, trai
 
 `--select halving` runs the search that pays instead (issue 29): `search --space macro_a --select halving
 --flops-target like:dccnn-3` under the full budget's search settings, its trials under the paper recipe on whole
-images (rungs of 9, 27 and 80 epochs over a pool of 27, the 3 finalists with 2 seeds), then the selected network,
+images (rungs of 27 and 80 epochs over a pool of 18, the best 3 with 2 seeds), then the selected network,
 dccnn-3, modl-3 and one random network of the band retrained under the paper recipe. Budgeted for at most 8 minutes
 on one GPU as well (a 320 x 320 training step of a 17 GFLOPs network is ~2 ms on a recent GPU).
 
@@ -121,8 +121,8 @@ def main() -> None:
         trials = write_recipe(recipe, a.out / "recipe.toml")
         search_stage(data, sdir, b, "macro_a", 0, str(device), say, "search that pays (full budget settings)",
                      select="halving", flops_target="like:dccnn-3", recipe=str(trials),
-                     pool=b.pool if a.dry_run else 27, rungs=b.rungs if a.dry_run else 3,
-                     final_seeds=b.final_seeds if a.dry_run else 2)
+                     pool=b.pool if a.dry_run else 18, rungs=b.rungs if a.dry_run else 2,
+                     finalists=b.finalists if a.dry_run else 3, final_seeds=b.final_seeds if a.dry_run else 2)
         searched = load_genotype(sdir / "genotype.json")
         if not list(rdir.glob("random_*.json")):
             write_samples(sample_genotypes(load_space("macro_a"), 1, 1234, band=band), rdir)

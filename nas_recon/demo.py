@@ -52,8 +52,9 @@ class Budget:
     baselines: tuple[str, ...] = BASELINES
     tv: bool = True
     coils: int = 0  # 0: single-coil demo data; N: N simulated coils (and E2E-VarNet among the baselines)
-    pool: int = 9  # --select halving: the selection's candidates, rungs and seeds per finalist
-    rungs: int = 2
+    pool: int = 6  # --select halving: the selection's candidates, rungs, finalists and their seeds
+    rungs: int = 1
+    finalists: int = 2
     final_seeds: int = 2
 
 
@@ -61,13 +62,13 @@ BUDGETS = {
     "quick": Budget("quick"),
     # about 3x the quick budget's optimiser steps (search and retraining), for 2 CPU cores in under an hour
     "standard": Budget("standard", search_epochs=12, search_patience=4, search_max_slices=24, search_repeats=2,
-                       recipe="standard", random_cells=5, pool=18, rungs=2),
+                       recipe="standard", random_cells=5, pool=18, rungs=2, finalists=3),
     # the paper's 80 retraining epochs (10x quick: 1440 steps per model) and 50 search epochs, on the demo data
     "long": Budget("long", search_epochs=50, search_patience=10, search_max_slices=24, search_repeats=2,
-                   recipe="long", random_cells=5, pool=18, rungs=2),
+                   recipe="long", random_cells=5, pool=18, rungs=2, finalists=3),
     "full": Budget("full", search_epochs=50, search_patience=10, search_crop=96, search_max_slices=None,
                    search_repeats=1, search_arch_lr=3e-4,
-                   recipe="paper", random_cells=5, pool=18, rungs=2,
+                   recipe="paper", random_cells=5, pool=18, rungs=2, finalists=3,
                    recipe_overrides={"crop": 128, "unet_crop": 320, "val_crop": 0, "val_max_slices": 0}),
     # CI's integration test: tiny everything, same code path
     "tiny": Budget("tiny", size=64, slices=20, search_epochs=1, search_patience=1, search_crop=32, search_batch=2,
@@ -75,7 +76,7 @@ BUDGETS = {
                    recipe_overrides={"epochs": 1, "crop": 32, "unet_crop": 0, "val_crop": 0, "val_max_slices": 2,
                                      "max_slices": 8, "repeats": 1},
                    random_cells=2, eval_max_slices=2, baselines=("dccnn-3", "unet"), tv=False, pool=3, rungs=1,
-                   final_seeds=1),
+                   finalists=1, final_seeds=1),
 }
 
 
@@ -220,7 +221,7 @@ def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progr
                                  f"{b.pool} candidates decides, FLOPs {band.describe()})",
                                  cell_bias=cell_bias, select="halving", flops_target=band.source,
                                  flops_band=band.band, recipe=str(trials_recipe), pool=b.pool, rungs=b.rungs,
-                                 final_seeds=b.final_seeds)
+                                 finalists=b.finalists, final_seeds=b.final_seeds)
     random_dir = out / "random"
     if len(list(random_dir.glob("random_*.json"))) < b.random_cells:
         progress.stage(f"sampling {b.random_cells} random networks of the band")
@@ -244,9 +245,10 @@ def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progr
              f"search: space {space} ({load_space(space).backbone} backbone), `--select halving` at "
              f"{band.describe()}: a DARTS stage of {b.search_epochs} epochs proposes; a pool of {b.pool} candidates "
              f"(the DARTS cell, the space's handcrafted points, cells drawn from its op weights, macro and random "
-             f"draws) is retrained by successive halving (rungs of {', '.join(map(str, sel['plan']['epochs']))} "
-             f"epochs, keeping 1/3) on train/ and scored on val/; the finalists are retrained with "
-             f"{len(sel['plan']['seeds'])} seed(s); cost {sel['cost']['retrainings']} retraining-equivalents",
+             f"draws) is retrained on train/ and scored on val/ ({rungs_text(sel['plan'])}); the best "
+             f"{sel['plan']['finalists']} are "
+             f"retrained with {len(sel['plan']['seeds'])} seed(s); cost {sel['cost']['retrainings']} "
+             "retraining-equivalents",
              f"selected: {sel['winner']['network']} ({sel['winner']['origin']})",
              f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: "
              f"{recipe.epochs} epochs, {recipe.crop or 'full'} crops, batch {recipe.batch_size}, loss {recipe.loss}",
@@ -260,6 +262,14 @@ def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progr
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
     return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
                        seed, classical, notes=notes, progress=progress.stage, maps_dir=maps_dir(data, b))
+
+
+def rungs_text(plan: dict[str, Any]) -> str:
+    """How the plan trained its pool, in words."""
+    epochs = plan["epochs"]
+    if len(epochs) == 1:
+        return f"each for {epochs[0]} epochs"
+    return f"successive halving: rungs of {', '.join(map(str, epochs))} epochs, keeping 1/{plan['eta']}"
 
 
 def write_recipe(recipe: Any, path: Path) -> Path:
