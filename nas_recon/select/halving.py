@@ -106,9 +106,10 @@ def prepare(cfg: Any, run_dir: Path, device: str | None = None) -> Selection:
                      cfg.finalists)
     pool = build_pool(space, band, cfg.pool, cfg.seed, proposal, weights)
     sel = run_dir / SELECTION
-    setup = TrialSetup(str(cfg.data), sel, recipe, cfg.size, device or cfg.device, cfg.precision,
-                       cfg.maps_dir or str(run_dir / "maps"))
-    record = json.loads((run_dir / "run.json").read_text()).get("data_record", {})
+    meta = json.loads((run_dir / "run.json").read_text())
+    record = meta.get("data_record", {})
+    maps = (cfg.maps_dir or str(run_dir / "maps")) if meta.get("coils") else None  # one ESPIRiT cache for all trials
+    setup = TrialSetup(str(cfg.data), sel, recipe, cfg.size, device or cfg.device, cfg.precision, maps)
     settings = {"space": space.name, "bias": space.bias, "band": band.to_dict(), "plan": plan.to_dict(),
                 "recipe": recipe.to_dict(), "seed": cfg.seed, "size": cfg.size, "precision": cfg.precision,
                 "data": record.get("digest"), "pool": [c.genotype.to_dict() for c in pool],
