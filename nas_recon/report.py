@@ -181,7 +181,11 @@ def check_same_kind(retrains: list[dict[str, Any]], data: Path | None) -> None:
         if other != first:
             raise ConfigError(f"--runs: {run['path']} trained on {kind_of(other)} data, {retrains[0]['path']} on "
                               f"{kind_of(first)}: networks of different kinds cannot be scored on one test set")
-    test = Path(data) if data is not None else Path(folder_of(retrains[0]["meta"]["data"])) / "test"
+    record = retrains[0]["meta"].get("data")
+    if data is None and record is None:
+        raise ConfigError(f"--runs: {retrains[0]['path']}/run.json has no 'data' record to find its test folder; "
+                          "give --data TEST_FOLDER")
+    test = Path(data) if data is not None else Path(folder_of(record)) / "test"
     if test.is_dir():
         files = list_volumes(test)
         check_kind(first, inspect_volume(files[0]).coils, retrains[0]["path"], test)

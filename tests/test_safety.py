@@ -101,7 +101,8 @@ def test_run_folder_lock_between_processes_and_after_a_crash(data_root, tmp_path
     out = tmp_path / "run"
     fake = tmp_path / "fake-run"  # a run list report accepts, so that the lock is what refuses it
     fake.mkdir()
-    (fake / "run.json").write_text(json.dumps({"kind": "retrain", "model": {"name": "unet"}}))
+    (fake / "run.json").write_text(json.dumps({"kind": "retrain", "model": {"name": "unet"},
+                                                      "data": {"folder": str(data_root)}}))
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
