@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -131,3 +132,17 @@ def swap_folder(new: Path, target: Path) -> None:
             new.rename(target)
     if aside is not None:
         shutil.rmtree(aside, ignore_errors=True)
+
+
+def read_strict_json(path: Path) -> Any:
+    """A JSON file parsed strictly (NaN and Infinity refused); ValueError names what is wrong in one line."""
+
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"not strict JSON ({name} is not a number JSON allows)")
+
+    try:
+        return json.loads(path.read_text(), parse_constant=no_constant)
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"unreadable ({str(e).splitlines()[0][:80]})") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"unreadable ({str(e).splitlines()[0][:80]})") from None

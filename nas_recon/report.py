@@ -27,6 +27,7 @@ from nas_recon.equalcost import equal_cost, plot_front, run_info  # noqa: E402
 from nas_recon.equalcost import markdown as equal_cost_markdown  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
 from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
+from nas_recon.evidence import read_evidence  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
 from nas_recon.io import atomic_write_text  # noqa: E402
 from nas_recon.lock import LOCK_NAME, run_lock  # noqa: E402
@@ -59,18 +60,6 @@ def model_kind(meta: dict[str, Any]) -> str:
     return "random" if "sampled" in meta.get("genotype_extra", {}) else "searched"
 
 
-# What bench/scaling.py measured on the offline demo data (BENCHMARKS.md, "Does the search pay?"): per cell
-# network, (the retraining budget in optimiser steps per model from which the searched cell beat both DC-CNN-3
-# and random cells of its FLOPs, or None where no budget measured did; the largest budget measured). A report of
-# a searched cell trained below that budget says so beside its table.
-SEARCH_PAYS_AT: dict[str, tuple[int | None, int]] = {"paper_a, bias-free": (None, 2880),
-                                                     "paper_a, biased": (None, 1440),
-                                                     "mixed_a, biased": (None, 432)}
-FIDELITY_MEASURED = ("On the demo data at the standard budget no paper_a supernet (darts, pcdarts, gdas) ranked 10 "
-                     "retrained cells better than chance: Kendall's tau -0.33, -0.42, -0.07, every 95 % interval "
-                     "including 0 (BENCHMARKS.md, ranking fidelity).")
-
-
 def run_steps(run: dict[str, Any]) -> int | None:
     """Optimiser steps a retrain run took (its train_log.csv's last row)."""
     log = run["path"] / "train_log.csv"
@@ -81,21 +70,25 @@ def run_steps(run: dict[str, Any]) -> int | None:
         return None
 
 
-def budget_notes(retrains: list[dict[str, Any]]) -> list[str]:
-    """One line per searched-cell run trained below the budget at which search was measured to pay."""
+def budget_notes(retrains: list[dict[str, Any]], evidence: dict[str, Any],
+                 sections: list[dict[str, Any]]) -> list[str]:
+    """One line per searched network whose result the evidence file says a larger budget changes: a searched cell
+    trained below the budget at which search was measured to pay, a selected network that did not win here."""
     out = []
+    cells = evidence.get("cell_search", {})
     for run in retrains:
         net = network_of(run["meta"])
         if net is None or model_kind(run["meta"]) != "searched":
             continue
-        if (run["meta"].get("genotype_extra") or {}).get("select") == "halving":
-            continue  # selected by retrained quality: the report's equal-cost table is its own evidence
         steps = run_steps(run)
-        if net not in SEARCH_PAYS_AT:
+        if (run["meta"].get("genotype_extra") or {}).get("select") == "halving":
+            out += selection_note(run, steps, evidence, sections)
+            continue
+        if net not in cells:
             out.append(f"{run['label']} ({net}): no budget has been measured for this space; what search buys "
                        "here is unknown until `bench/scaling.py` has run on it.")
             continue
-        pays, measured = SEARCH_PAYS_AT[net]
+        pays, measured = cells[net]["pays_at_steps"], cells[net]["measured_up_to_steps"]
         if pays is None:
             out.append(f"{run['label']} ({net}, {steps} steps): on the demo data no budget measured (up to "
                        f"{measured} steps per model) made such a searched cell beat both DC-CNN-3 and random "
@@ -104,6 +97,53 @@ def budget_notes(retrains: list[dict[str, Any]]) -> list[str]:
             out.append(f"{run['label']} ({net}, {steps} steps): below the {pays} steps from which such a "
                        "searched cell beat DC-CNN-3 and random cells on the demo data.")
     return out
+
+
+def selection_note(run: dict[str, Any], steps: int | None, evidence: dict[str, Any],
+                   sections: list[dict[str, Any]]) -> list[str]:
+    """A selected network that did not beat every handcrafted network at its FLOPs here: say so, and what the
+    evidence file measured at a larger budget (nothing when it won)."""
+    margins = [m for sec in sections for m in sec["margins"] if m["model"] == run["label"]]
+    lost = [m for m in margins if m.get("psnr_vs_best_handcrafted", 1.0) <= 0 or m.get("ssim_vs_every_handcrafted",
+                                                                                         1.0) < 0]
+    if not lost:
+        return []
+    origin = run_info(run["meta"])["origin"]
+    accs = ", ".join(m["acceleration"] for m in lost)
+    text = (f"{run['label']} ({steps} steps per retraining): the selection did not beat every handcrafted network "
+            f"at its FLOPs in PSNR and SSIM at {accs}"
+            + (" (it selected a handcrafted point of the space, so it ties that network)" if origin == "handcrafted"
+               else "") + ".")
+    space = (run["meta"]["model"].get("genotype") or {}).get("space")
+    ev = evidence.get("selection", {}).get(space)
+    if ev is None:
+        return [text + f" What the selection buys in space {space} has not been measured."]
+    if ev["pays_at_steps"] is not None and (steps is None or steps < ev["pays_at_steps"]):
+        text += (f" This budget is below the one it needs: on the demo data, {ev['measured']}. "
+                 f"`nas-recon demo --budget {ev['budget']}` runs that budget.")
+    else:
+        text += f" On the demo data, {ev['measured']}."
+    return [text]
+
+
+def selection_rungs(run_dir: Path) -> list[dict[str, Any]] | None:
+    """The rungs of a search's selection (selection/selection.json), None for a search without one."""
+    from nas_recon.select.halving import SELECTION, summary
+
+    if not (run_dir / SELECTION / "selection.json").is_file():
+        return None
+    return summary(run_dir / SELECTION).get("rungs")
+
+
+def rungs_sentence(rungs: list[dict[str, Any]]) -> str:
+    """Whether each rung's scores predicted the next (Kendall's tau of the promoted candidates)."""
+    parts = [f"{r['epochs']} -> {rungs[i + 1]['epochs']} epochs: tau {r['tau_with_next']:+.2f} "
+             f"({rungs[i + 1]['candidates']} candidates)" for i, r in enumerate(rungs[:-1])
+             if isinstance(r.get("tau_with_next"), int | float)]
+    head = (f"Selected by retrained quality over {len(rungs)} rung(s) of "
+            + ", ".join(str(r["epochs"]) for r in rungs) + " epochs (validation scores only).")
+    return head + (" Did a rung predict the next? " + "; ".join(parts) + "." if parts else
+                   " One rung: no rank correlation between rungs to show.")
 
 
 def network_of(meta: dict[str, Any]) -> str | None:
@@ -546,15 +586,17 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
         if run["kind"] == "search":
             read_fidelity(run["path"])
     check_same_training_data(retrains, mixed_data)
+    evidence = read_evidence()
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out, "report"):
         return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
-                            notes, progress, maps_dir)
+                            notes, progress, maps_dir, evidence)
 
 
 def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size: int, crop: int | None,
                  max_slices: int | None, device: str, seed: int, classical: tuple[str, ...], latency_repeats: int,
-                 notes: list[str] | None, progress, maps_dir: Path | None = None) -> dict[str, Any]:
+                 notes: list[str] | None, progress, maps_dir: Path | None = None,
+                 evidence: dict[str, Any] | None = None) -> dict[str, Any]:
     """make_report inside the report folder's lock, on the read and labelled RUNS."""
     searches = [r for r in runs if r["kind"] == "search"]
     retrains = [r for r in runs if r["kind"] == "retrain"]
@@ -596,6 +638,7 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
     plot_training(retrains, out / "training_curves.png")
     from nas_recon.search.fidelity import read_fidelity
 
+    evidence = evidence or {}
     cells = []
     for run in searches:
         g = load_genotype(run["path"] / "genotype.json")
@@ -611,6 +654,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
                       "bias": g.bias, "fidelity": fid and {k: fid.get(k) for k in ("tau", "ci95", "cells", "budget",
                                                                                    "verdict")},
                       "epochs_run": g.extra.get("epochs_run"), "stopped_early": g.extra.get("stopped_early"),
+                      "selection_rungs": selection_rungs(run["path"]),
+                      "fidelity_measured": evidence.get("supernet_fidelity"),
                       **search_decision(run["path"] / "search_log.csv")})
     settings = {
         "data": str(data), "size": size, "crop": crop, "max_slices": max_slices, "mask_seed": seed,
@@ -625,8 +670,8 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
         "tv_backend": metrics.get("tv", {}).get("method", {}).get("tv_backend"),
     }
     report = {"format": "nas-recon-report", "version": 1, "package_version": __version__, "settings": settings,
-              "rows": rows, "searched_cells": cells, "notes": notes or [], "budget_notes": budget_notes(retrains),
-              "equal_cost": sections}
+              "rows": rows, "searched_cells": cells, "notes": notes or [],
+              "budget_notes": budget_notes(retrains, evidence, sections), "equal_cost": sections}
     atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     atomic_write_text(out / "report.md", report_markdown(report, out))
     return report
@@ -662,9 +707,13 @@ def report_markdown(report: dict[str, Any], out: Path) -> str:
                        f"{'decided' if c['decided'] else 'undecided (margins below the threshold or the drift)'}.")
         net = f"space {c.get('space', '?')}, {'biased' if c.get('bias') else 'bias-free'} cells"
         fid = c.get("fidelity")
-        rank = (f"Ranking fidelity ({fid['cells']} cells retrained at the {fid['budget']} budget): {fid['verdict']}."
-                if fid else "Ranking fidelity not measured for this search (`bench/ranking.py` measures it). "
-                + FIDELITY_MEASURED)
+        if fid:
+            rank = f"Ranking fidelity ({fid['cells']} cells retrained at the {fid['budget']} budget): {fid['verdict']}."
+        elif c.get("selection_rungs"):
+            rank = rungs_sentence(c["selection_rungs"])
+        else:
+            rank = ("Ranking fidelity not measured for this search (`bench/ranking.py` measures it). "
+                    + (c.get("fidelity_measured") or ""))
         lines += [f"### {c['run']}", "", f"`{c['cell']}` ({net}) — {c['epochs_run']} search epochs, {early}."
                   f"{decided}", "", rank, "",
                   f"![cell {c['run']}](cell-{c['run']}.png)", ""]

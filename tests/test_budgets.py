@@ -6,7 +6,9 @@ import pytest
 
 from nas_recon.cli.main import main
 from nas_recon.demo import BUDGETS, budget_recipe
-from nas_recon.report import SEARCH_PAYS_AT, budget_notes, decision_points, label_offsets
+from nas_recon.errors import ConfigError
+from nas_recon.evidence import evidence_path, read_evidence
+from nas_recon.report import budget_notes, decision_points, label_offsets, rungs_sentence
 from nas_recon.train.recipe import load_recipe
 
 
@@ -46,21 +48,86 @@ def test_labels_of_models_sharing_a_cost_do_not_overlap():
     assert [o[1] for o in same] == [4.0, -5.0, -14.0] and offs[2] == (5.0, 4.0)
 
 
-@pytest.mark.parametrize("net", sorted(SEARCH_PAYS_AT))
+EVIDENCE = read_evidence()
+
+
+def train_log(run, steps: int) -> None:
+    run.mkdir(exist_ok=True)
+    (run / "train_log.csv").write_text("epoch,train_loss,val_psnr,val_ssim,lr,seconds,step,wall_seconds\n"
+                                       f"8,0.3,27,0.7,0.001,1,{steps},10\n")
+
+
+def test_the_shipped_evidence_file_is_read_and_names_every_measured_space():
+    assert evidence_path().is_file() and EVIDENCE["format"] == "nas-recon-evidence"
+    assert {"paper_a, bias-free", "mixed_a, biased"} <= set(EVIDENCE["cell_search"])
+    assert "macro_a" in EVIDENCE["selection"] and EVIDENCE["supernet_fidelity"]
+
+
+@pytest.mark.parametrize("net", sorted(EVIDENCE["cell_search"]))
 def test_budget_note_for_every_measured_cell_network(tmp_path, net):
     space, bias = net.split(", ")
     run = tmp_path / "r"
-    run.mkdir()
-    (run / "train_log.csv").write_text("epoch,train_loss,val_psnr,val_ssim,lr,seconds,step,wall_seconds\n"
-                                       "8,0.3,27,0.7,0.001,1,144,10\n")
+    train_log(run, 144)
     meta = {"model": {"name": "searched", "genotype": {"space": space, "bias": bias == "biased"}}}
-    notes = budget_notes([{"path": run, "meta": meta, "label": "searched"}])
-    pays, _ = SEARCH_PAYS_AT[net]
+    notes = budget_notes([{"path": run, "meta": meta, "label": "searched"}], EVIDENCE, [])
+    pays = EVIDENCE["cell_search"][net]["pays_at_steps"]
     if pays is None or pays > 144:
         assert len(notes) == 1 and net in notes[0] and "144 steps" in notes[0]
     else:
         assert notes == []
     other = {"model": {"name": "searched", "genotype": {"space": "custom", "bias": False}}}
-    assert "no budget has been measured" in budget_notes([{"path": run, "meta": other, "label": "s"}])[0]
+    assert "no budget has been measured" in budget_notes([{"path": run, "meta": other, "label": "s"}], EVIDENCE,
+                                                         [])[0]
     baseline = {"model": {"name": "dccnn-3"}}
-    assert budget_notes([{"path": run, "meta": baseline, "label": "dccnn-3"}]) == []
+    assert budget_notes([{"path": run, "meta": baseline, "label": "dccnn-3"}], EVIDENCE, []) == []
+
+
+def selected_meta(origin: str) -> dict:
+    return {"model": {"name": "searched", "genotype": {"space": "macro_a", "bias": True}},
+            "genotype_extra": {"select": "halving", "selection": {"origin": origin}}}
+
+
+def margins(psnr: float, ssim: float) -> list[dict]:
+    return [{"margins": [{"model": "searched", "acceleration": "4x", "psnr_vs_best_handcrafted": psnr,
+                          "ssim_vs_every_handcrafted": ssim}]}]
+
+
+def test_a_selection_that_did_not_win_says_so_and_names_the_budget_measured_to_pay(tmp_path):
+    run = tmp_path / "r"
+    train_log(run, 144)
+    entry = {"path": run, "meta": selected_meta("handcrafted"), "label": "searched"}
+    (note,) = budget_notes([entry], EVIDENCE, margins(0.0, -0.007))
+    budget = EVIDENCE["selection"]["macro_a"]["budget"]
+    assert "did not beat every handcrafted network" in note and "ties that network" in note
+    assert f"demo --budget {budget}" in note and "144 steps" in note
+    assert budget_notes([entry], EVIDENCE, margins(0.4, 0.01)) == []  # it won: nothing to say
+    entry["meta"]["model"]["genotype"]["space"] = "custom"
+    (note,) = budget_notes([entry], EVIDENCE, margins(-0.1, 0.01))
+    assert "has not been measured" in note
+
+
+@pytest.mark.parametrize("text,why", [
+    ('{"format": "nas-recon-evidence", "version": 1, "cell_search": {"x": {"pays_at_steps": NaN, '
+     '"measured_up_to_steps": 5}}}', "not strict JSON"),
+    ('{"format": "nas-recon-evidence", "version": 1, "cell_search": {"x": {"pays_at_steps": null, '
+     '"measured_up_to_steps": -5}}}', "measured_up_to_steps"),
+    ('{"format": "nas-recon-evidence", "version": 1, "selection": {"macro_a": {"pays_at_steps": 432}}}',
+     "selection.macro_a.budget"),
+    ('{"format": "other"}', "nas-recon-evidence"),
+    ('{"format": "nas-recon-evidence", "vers', "unreadable"),
+])
+def test_a_damaged_evidence_file_is_refused_in_one_line(tmp_path, text, why):
+    path = tmp_path / "evidence.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=why) as e:
+        read_evidence(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert read_evidence(tmp_path / "absent.json") == {}
+
+
+def test_rungs_sentence_says_whether_each_rung_predicted_the_next():
+    rungs = [{"rung": 0, "epochs": 8, "candidates": 18, "tau_with_next": 0.333},
+             {"rung": 1, "epochs": 24, "candidates": 6, "tau_with_next": ""}]
+    text = rungs_sentence(rungs)
+    assert "8 -> 24 epochs: tau +0.33 (6 candidates)" in text
+    assert "One rung" in rungs_sentence(rungs[:1])

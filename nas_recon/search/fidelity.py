@@ -23,7 +23,7 @@ from torch import nn
 
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype
-from nas_recon.io import atomic_write_text
+from nas_recon.io import atomic_write_text, read_strict_json
 from nas_recon.search.mixed import PartialChannelCell
 from nas_recon.search.nni_api import alphas_of, beta_key
 from nas_recon.search.strategies import strategy as strategy_of
@@ -189,13 +189,10 @@ def read_fidelity(run_dir: Path) -> dict[str, Any] | None:
         return ConfigError(f"{path}: {why}; it cannot be shown as this search's ranking fidelity (delete it, or "
                            "measure again with bench/ranking.py)")
 
-    def no_constant(name: str) -> Any:
-        raise damaged(f"not strict JSON ({name} is not a number JSON allows)")
-
     try:
-        rec = json.loads(path.read_text(), parse_constant=no_constant)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise damaged(f"unreadable ({str(e).splitlines()[0][:80]})") from None
+        rec = read_strict_json(path)
+    except ValueError as e:
+        raise damaged(str(e)) from None
     if not isinstance(rec, dict):
         raise damaged("not a JSON object")
 
