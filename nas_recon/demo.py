@@ -20,6 +20,7 @@ from nas_recon.errors import ConfigError
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text
 from nas_recon.lock import run_lock
+from nas_recon.search.selections import selection as selection_of
 from nas_recon.train.recipe import load_recipe, with_overrides
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "unet")
@@ -100,18 +101,16 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     `space`: the search space, a shipped name or a TOML path; `coils`: a multi-coil demo of that many coils, the
     small E2E-VarNet added to the baselines; `select`: halving (at `flops_target`) or the paper's alpha/perturb)."""
     from nas_recon.data.demo import check_coils
-    from nas_recon.search.config import SELECTIONS
     from nas_recon.space import load_space
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
-    if select not in SELECTIONS:
-        raise ConfigError(f"--select: unknown '{select}', expected {', '.join(SELECTIONS)}")
+    retrains = selection_of(select).retrains
     check_coils(coils, "--coils")
     sp = load_space(space)  # a bad --space is refused before anything is written
     b = BUDGETS[budget]
     band = None
-    if select == "halving":
+    if retrains:
         from nas_recon.search.budget import parse_flops_target
         from nas_recon.search.derive import derive_in_band, edges
 
@@ -149,7 +148,7 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
     check_state(out, {"budget": b.name, "seed": seed, "cell_bias": cell_bias, "space": space, "coils": b.coils,
                       "select": select, "flops_target": band.to_dict() if band is not None else None})
     data = data_stage(out / "data", b, seed, source, progress)
-    if select == "halving":
+    if selection_of(select).retrains:
         return halving_demo(out, data, b, device, seed, progress, cell_bias, space, band)
     return paper_demo(out, data, b, device, seed, progress, cell_bias, space, select)
 
@@ -331,7 +330,7 @@ def search_stage(data: Path, run_dir: Path, b: Budget, space: str, seed: int, de
                            arch_lr=b.search_arch_lr, maps_dir=str(maps_dir(data, b)) if b.coils else None,
                            **options)
         resume = (run_dir / "run.json").exists()
-        if cfg.select == "halving":
+        if selection_of(cfg.select).retrains:
             from nas_recon.select.halving import run_halving_search
 
             run_halving_search(cfg, resume, progress.search_progress(), progress.selection_progress())

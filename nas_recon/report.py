@@ -35,6 +35,7 @@ from nas_recon.metrics import METRICS  # noqa: E402
 from nas_recon.outputs import check_output_dir, claim_folder  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
 from nas_recon.physics.masks import MaskSpec  # noqa: E402
+from nas_recon.search.selections import retrained  # noqa: E402
 
 LOWER_BETTER = {"params", "flops", "latency_ms", "mse", "nmse"}
 
@@ -81,7 +82,7 @@ def budget_notes(retrains: list[dict[str, Any]], evidence: dict[str, Any],
         if net is None or model_kind(run["meta"]) != "searched":
             continue
         steps = run_steps(run)
-        if (run["meta"].get("genotype_extra") or {}).get("select") == "halving":
+        if retrained((run["meta"].get("genotype_extra") or {}).get("select")):
             out += selection_note(run, steps, evidence, sections)
             continue
         if net not in cells:

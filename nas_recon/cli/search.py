@@ -23,6 +23,7 @@ from nas_recon.cli.common import (
 )
 from nas_recon.cli.train import progress_bar
 from nas_recon.search.config import SearchConfig
+from nas_recon.search.selections import selection as selection_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -139,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not (Path(args.out) / "checkpoints" / "last.ckpt").is_file():
         console.print(f"--resume: nothing to resume in {args.out} (no checkpoints/last.ckpt); starting a fresh run")
     with Progress(*columns, console=console) as bar:
-        if cfg.select == "halving":
+        if selection_of(cfg.select).retrains:
             from nas_recon.select.halving import run_halving_search
 
             result = run_halving_search(cfg, args.resume, RichSearchProgress(bar), RichSelectionProgress(bar))
@@ -192,7 +193,7 @@ def run_select(args: argparse.Namespace) -> int:
         cfg = config_of(args.run)
     except ConfigError as e:
         raise ConfigError(f"--run {args.run}: not a search run to join ({str(e).split(': ', 1)[-1]})") from None
-    if cfg.select != "halving":
+    if not selection_of(cfg.select).retrains:
         raise ConfigError(f"--run {args.run}: this search derives by --select {cfg.select}; only a --select halving "
                           "search has a selection to join")
     cfg.device = args.device

@@ -8,12 +8,15 @@ from dataclasses import dataclass, field
 from nas_recon.defaults import ACCELERATIONS, SIZE
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
+from nas_recon.search.selections import SELECTIONS as REGISTERED_SELECTIONS
+from nas_recon.search.selections import selection as selection_of
+from nas_recon.search.selections import selections_help
 from nas_recon.search.strategies import STRATEGIES as REGISTERED
 from nas_recon.search.strategies import strategy as strategy_of
 
 STRATEGIES = tuple(REGISTERED)  # nas_recon.search.strategies: each strategy's traits, by name
-PROPOSAL = "darts_genotype.json"  # --select halving: the DARTS stage's cell (the selection writes genotype.json)
-SELECTIONS = ("alpha", "perturb", "halving")
+SELECTIONS = tuple(REGISTERED_SELECTIONS)  # nas_recon.search.selections: each selection's traits, by name
+PROPOSAL = REGISTERED_SELECTIONS["halving"].writes  # the DARTS stage's cell (the selection writes genotype.json)
 COSTS = ("flops", "latency")
 PRECISIONS = ("32", "bf16-mixed")  # float16 would need a gradient scaler for the alphas' separate optimiser
 # settings that must match when a run is resumed
@@ -69,10 +72,7 @@ class SearchConfig:
     cell_bias: bool = option(False, "outside SPEC's contract (bias-free cells): give every conv of the supernet a "
                              "zero-initialised bias; the genotype records it and the retrained network has them "
                              "too (see BENCHMARKS.md)", flag=True)
-    select: str = option("alpha", "derivation: alpha = the paper's rule on softmax weights (default); perturb = "
-                         "DARTS-PT: each op ranked by how much the trained supernet's train_alpha loss rises "
-                         "without it; halving = DARTS proposes, successive halving over short retrainings of a pool "
-                         "inside the FLOPs band decides (needs --flops-target)", choices=SELECTIONS)
+    select: str = option("alpha", selections_help(), choices=SELECTIONS)
     precision: str = option("32", "32 (default) or bf16-mixed: the supernet under autocast, FFTs, fusion and "
                             "losses in float32", choices=PRECISIONS)
     maps_dir: str | None = option(None, "multi-coil: folder caching the ESPIRiT maps (default OUT/maps); runs on "
@@ -122,10 +122,9 @@ class SearchConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision: search takes 32 or bf16-mixed, got '{self.precision}' (float16 would "
                               "need a gradient scaler for the alphas' separate optimiser)")
-        if self.select not in SELECTIONS:
-            raise ConfigError(f"--select: unknown '{self.select}', expected {', '.join(SELECTIONS)}")
-        if self.select == "perturb" and not strat.perturb:
-            raise ConfigError(f"--select perturb: needs a darts, darts2 or pcdarts search (got --strategy "
+        sel = selection_of(self.select)
+        if sel.perturbation and not strat.perturb:
+            raise ConfigError(f"--select {self.select}: needs a darts, darts2 or pcdarts search (got --strategy "
                               f"{self.strategy}, whose supernet samples its ops)")
         if not strat.bilevel and (self.max_skips is not None or self.cost is not None):
             raise ConfigError("--strategy random: scores sampled cells as they are, so --max-skips and --cost would "
@@ -136,9 +135,9 @@ class SearchConfig:
             raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
         if not 0 < self.flops_band < 1:
             raise ConfigError(f"--flops-band: expected a fraction in (0, 1), got {self.flops_band:g}")
-        halving = self.select == "halving"
+        halving = sel.retrains
         if halving and self.flops_target is None:
-            raise ConfigError("--select halving: needs --flops-target (the band every candidate lies in)")
+            raise ConfigError(f"--select {self.select}: needs --flops-target (the band every candidate lies in)")
         for name, default in (("pool", 18), ("rungs", 2), ("eta", 3), ("recipe", "standard"), ("final_seeds", 2),
                               ("storage", None), ("workers", 1), ("score_slices", 64), ("finalists", 3)):
             if not halving and getattr(self, name) != default:

@@ -45,12 +45,13 @@ from nas_recon.models.init import layer_lr_groups
 from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
-from nas_recon.search.config import FIXED_ON_RESUME, PROPOSAL, SELECTIONS, STRATEGIES, SearchConfig
+from nas_recon.search.config import FIXED_ON_RESUME, SELECTIONS, STRATEGIES, SearchConfig
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
 from nas_recon.search.nni_api import check_nni, is_arch_step, pin_arch_optimizer, resample
 from nas_recon.search.penalty import ExpectedCost, describe, op_cost_table
 from nas_recon.search.perturb import op_importance
 from nas_recon.search.random_cells import sample_genotype, to_nni_sample
+from nas_recon.search.selections import selection as selection_of
 from nas_recon.search.strategies import strategy as strategy_of
 from nas_recon.search.supernet import (
     arch_parameters,
@@ -472,10 +473,10 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     if bilevel:
         weights = edge_weights(supernet, space)
         extra["alphas"] = weights_to_json(weights)
-        if cfg.select == "perturb":
+        if selection_of(cfg.select).perturbation:
             extra["alpha_cell"] = derive_genotype(weights, space, max_skips=cfg.max_skips).describe()
             weights, base = perturbation_scores(supernet, space, score_loader, device)
-            extra.update({"select": "perturb", "importance": weights_to_json(weights), "alpha_split_l1": base})
+            extra.update({"select": cfg.select, "importance": weights_to_json(weights), "alpha_split_l1": base})
         uncapped = count_skips(derive_genotype(weights, space).cell)
         if band is not None:
             free = derive_genotype(weights, space, max_skips=cfg.max_skips)
@@ -489,7 +490,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     else:
         genotype = pick_random(cfg, space, supernet, score_loader, device, extra, band)
     if world.main:
-        save_genotype(genotype, out / (PROPOSAL if cfg.select == "halving" else "genotype.json"))
+        save_genotype(genotype, out / selection_of(cfg.select).writes)
         from nas_recon.draw import draw_cell
 
         draw_cell(genotype, out / "cell")
