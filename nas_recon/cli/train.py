@@ -138,7 +138,9 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
 
     given = {k: getattr(args, k) for k in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices")
              if getattr(args, k) is not None}
-    if args.model == "unet":  # an explicit flag wins over the recipe's U-Net protocol (unet_crop/unet_batch_size)
+    from nas_recon.models.registry import IMAGE_MODELS
+
+    if args.model in IMAGE_MODELS:  # an explicit flag wins over the recipe's U-Net protocol (unet_crop/unet_batch_size)
         given.update({f"unet_{k}": given[k] for k in ("crop", "batch_size") if k in given})
     recipe = with_overrides(load_recipe(args.recipe), given, "command line")
     if recipe.epochs < 1 or recipe.batch_size < 1:

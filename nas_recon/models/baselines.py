@@ -120,14 +120,43 @@ class UNetUp(nn.Module):
         return self.layers(x)
 
 
-class UNet(nn.Module):
+class MagnitudeNet(nn.Module):
+    """fastMRI's image-domain protocol around a 1-channel-in, 1-out network (`core`): the zero-filled magnitude in
+    (multi-coil: the RSS of the zero-filled coil images), normalised per instance (mean/std), the magnitude out,
+    un-normalised; the output carries the zero-filled phase so that it stays a complex image like every other
+    model's. `min_size`: the least image side its pooling levels take."""
+
+    name = "image network"
+    min_size = 1
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
+                maps: torch.Tensor | None = None) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.min_size:
+            h, w, m = x.shape[-2], x.shape[-1], self.min_size
+            raise ConfigError(f"{self.name}: image {h}x{w} is smaller than {m}x{m}, the least its pooling levels "
+                              "take; use a larger --size or crop")
+        mag = torch.sqrt(x[:, 0:1] ** 2 + x[:, 1:2] ** 2 + 1e-24)  # finite gradient at 0
+        multicoil = maps is not None and maps.numel() > 0
+        source = coil_rss(k0) if multicoil else mag
+        mean = source.mean(dim=(1, 2, 3), keepdim=True)
+        std = source.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
+        out = self.core((source - mean) / std) * std + mean
+        if multicoil:
+            return with_phase(out, x)
+        return x / mag * out  # the zero-filled phase, the network's magnitude
+
+
+class UNet(MagnitudeNet):
     """The fastMRI U-Net (image domain, no fusion): `chans` at the top, `pools` pooling levels, 1x1 output.
 
-    fastMRI's single-coil protocol: the U-Net maps the zero-filled magnitude to the magnitude (1 channel in,
-    1 out), its input normalised per instance (mean/std, clamped to +-6) and its output un-normalised. The
-    output carries the zero-filled phase so that it stays a complex image like every other model's.
+    fastMRI's single-coil protocol (MagnitudeNet), its input clamped to +-6 after normalisation.
     Multi-coil (fastMRI's multi-coil U-Net): its input is the RSS of the zero-filled coil images.
     """
+
+    name = "unet"
 
     def __init__(self, chans: int = 32, pools: int = 4, cin: int = 1, cout: int = 1) -> None:
         super().__init__()
@@ -147,21 +176,8 @@ class UNet(nn.Module):
         self.up_t.append(UNetUp(ch * 2, ch))
         self.up_c.append(nn.Sequential(UNetBlock(ch * 2, ch), nn.Conv2d(ch, cout, 1, bias=True)))
 
-    def forward(self, x: torch.Tensor, k0: torch.Tensor, mask: torch.Tensor,
-                maps: torch.Tensor | None = None) -> torch.Tensor:
-        if min(x.shape[-2:]) < self.min_size:
-            h, w, m = x.shape[-2], x.shape[-1], self.min_size
-            raise ConfigError(f"unet: image {h}x{w} is smaller than {m}x{m}, the least its pooling levels take; "
-                              "use a larger --size or crop")
-        mag = torch.sqrt(x[:, 0:1] ** 2 + x[:, 1:2] ** 2 + 1e-24)  # finite gradient at 0
-        multicoil = maps is not None and maps.numel() > 0
-        source = coil_rss(k0) if multicoil else mag
-        mean = source.mean(dim=(1, 2, 3), keepdim=True)
-        std = source.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-11)
-        out = self.unet((source - mean) / std) * std + mean
-        if multicoil:
-            return with_phase(out, x)
-        return x / mag * out  # the zero-filled phase, the U-Net's magnitude
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        return self.unet(x)
 
     def unet(self, x: torch.Tensor) -> torch.Tensor:
         """The U-Net proper, on a normalised input."""
@@ -181,3 +197,18 @@ class UNet(nn.Module):
                 y = F.pad(y, [0, pw, 0, ph], mode="reflect")
             y = c(torch.cat([y, skip], dim=1))
         return y
+
+
+class PaddedNet(MagnitudeNet):
+    """A library's image network under fastMRI's protocol (MagnitudeNet), its input clamped to +-6 and
+    reflect-padded to a multiple of `multiple` (its total stride), its output cropped back."""
+
+    def __init__(self, net: nn.Module, name: str, multiple: int, min_size: int) -> None:
+        super().__init__()
+        self.net, self.name, self.multiple, self.min_size = net, name, multiple, min_size
+
+    def core(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = -h % self.multiple, -w % self.multiple
+        y = F.pad(x.clamp(-6.0, 6.0), [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2], mode="reflect")
+        return self.net(y)[..., ph // 2: ph // 2 + h, pw // 2: pw // 2 + w]

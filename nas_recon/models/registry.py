@@ -12,7 +12,7 @@ from torch import nn
 
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype, genotype_from_dict
-from nas_recon.models.baselines import DCCNNBody, RDNBody, UNet, ZeroFilled
+from nas_recon.models.baselines import DCCNNBody, PaddedNet, RDNBody, UNet, ZeroFilled
 from nas_recon.models.cascade import CascadeNet
 from nas_recon.models.searched import build_from_genotype
 from nas_recon.models.varnet import VarNet
@@ -64,11 +64,22 @@ Builder = Callable[[ModelSpec, int | None], nn.Module]
 FAMILIES: dict[str, tuple[bool, Builder, str]] = {}  # name -> (takes -N, builder, description)
 
 
-def register_model(name: str, takes_n: bool, description: str) -> Callable[[Builder], Builder]:
-    """Decorator: register a model family; `takes_n` families are named `name-N`."""
+IMAGE_MODELS: set[str] = set()  # image-domain networks: they train under the recipe's U-Net protocol (unet_crop ...)
+FIXED_WIDTH: set[str] = set()  # families whose configuration is fixed (--channels cannot act on them)
+
+
+def register_model(name: str, takes_n: bool, description: str, image: bool = False,
+                   fixed: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: register a model family; `takes_n` families are named `name-N`; `image`: an image-domain network
+    (fastMRI's U-Net protocol: magnitude in and out, whole images, the recipe's unet_* settings); `fixed`: its
+    configuration takes no width."""
 
     def deco(fn: Builder) -> Builder:
         FAMILIES[name] = (takes_n, fn, description)
+        if image:
+            IMAGE_MODELS.add(name)
+        if fixed:
+            FIXED_WIDTH.add(name)
         return fn
 
     return deco
@@ -79,9 +90,39 @@ def _zero(spec: ModelSpec, n: int | None) -> nn.Module:
     return ZeroFilled()
 
 
-@register_model("unet", False, "fastMRI U-Net, image domain, no fusion (channels at the top, 4 pools)")
+@register_model("unet", False, "fastMRI U-Net, image domain, no fusion (channels at the top, 4 pools)", image=True)
 def _unet(spec: ModelSpec, n: int | None) -> nn.Module:
     return UNet(spec.channels, 4)
+
+
+def attention_unet(c: int, pools: int, name: str) -> nn.Module:
+    """MONAI's AttentionUnet (Oktay et al.'s additive gates on the skips), `c` channels at the top, `pools` levels."""
+    from monai.networks.nets import AttentionUnet
+
+    net = AttentionUnet(spatial_dims=2, in_channels=1, out_channels=1,
+                        channels=tuple(c * 2 ** i for i in range(pools + 1)), strides=(2,) * pools)
+    return PaddedNet(net, name, 2 ** pools, 2 ** pools)
+
+
+@register_model("attention-unet", False, "Attention U-Net (MONAI AttentionUnet: additive attention gates on the "
+                "skips), image domain, channels at the top, 4 pools", image=True)
+def _attention_unet(spec: ModelSpec, n: int | None) -> nn.Module:
+    return attention_unet(spec.channels, 4, "attention-unet")
+
+
+@register_model("attention-unet-small", False, "Attention U-Net for the CPU demo (a smaller configuration): "
+                "half the channels at the top, 3 pools", image=True)
+def _attention_unet_small(spec: ModelSpec, n: int | None) -> nn.Module:
+    return attention_unet(max(1, spec.channels // 2), 3, "attention-unet-small")
+
+
+@register_model("unet-effb0", False, "U-Net with an EfficientNet-B0 encoder (MONAI FlexibleUNet, no pretrained "
+                "weights: none is ever downloaded), image domain", image=True, fixed=True)
+def _unet_effb0(spec: ModelSpec, n: int | None) -> nn.Module:
+    from monai.networks.nets import FlexibleUNet
+
+    net = FlexibleUNet(in_channels=1, out_channels=1, backbone="efficientnet-b0", pretrained=False, spatial_dims=2)
+    return PaddedNet(net, "unet-effb0", 32, 32)
 
 
 @register_model("dccnn", True, "DC-CNN: N residual blocks per cascade, cascades not shared")
@@ -103,13 +144,13 @@ def _rdn(spec: ModelSpec, n: int | None) -> nn.Module:
 
 
 @register_model("varnet", False, "E2E-VarNet, fastMRI's VarNet() defaults: 12 cascades, 18 channels, "
-                "sensitivity U-Net 8 channels, 4 pools")
+                "sensitivity U-Net 8 channels, 4 pools", fixed=True)
 def _varnet(spec: ModelSpec, n: int | None) -> nn.Module:
     return VarNet(cascades=12, chans=18, pools=4, sens_chans=8, sens_pools=4)
 
 
 @register_model("varnet-small", False, "E2E-VarNet for the CPU demo (a smaller configuration): 4 cascades, "
-                "8 channels, sensitivity U-Net 4 channels, 3 pools")
+                "8 channels, sensitivity U-Net 4 channels, 3 pools", fixed=True)
 def _varnet_small(spec: ModelSpec, n: int | None) -> nn.Module:
     return VarNet(cascades=4, chans=8, pools=3, sens_chans=4, sens_pools=3)
 

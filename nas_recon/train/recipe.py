@@ -105,7 +105,9 @@ def for_model(r: Recipe, name: str, size: int) -> Recipe:
 
     A `unet_crop` at or above the image SIZE means whole images (fastMRI's protocol) at any --size.
     """
-    if name != "unet":
+    from nas_recon.models.registry import IMAGE_MODELS
+
+    if name not in IMAGE_MODELS:
         return r
     crop = min(r.unet_crop, size) if r.unet_crop else r.crop
     return replace(r, crop=crop, batch_size=r.unet_batch_size or r.batch_size, repeats=r.unet_repeats or r.repeats)

@@ -101,7 +101,9 @@ def model_spec(cfg: RetrainConfig) -> ModelSpec:
     if (cfg.model is None) == (cfg.genotype is None):
         raise ConfigError("give exactly one of --genotype FILE or --model NAME")
     dc = {"lam": 1.0, "learnable_lam": True} if cfg.soft_dc else {}
-    if cfg.channels is not None and (cfg.genotype is not None or (cfg.model or "").startswith("varnet")):
+    from nas_recon.models.registry import FIXED_WIDTH
+
+    if cfg.channels is not None and (cfg.genotype is not None or (cfg.model or "") in FIXED_WIDTH):
         what = "a genotype carries its own channels" if cfg.genotype else f"'{cfg.model}' has a fixed configuration"
         raise ConfigError(f"--channels: {what}; it would be recorded and not used")
     if cfg.channels is not None and not 1 <= cfg.channels <= 1024:
