@@ -60,12 +60,17 @@ def tv_predictor(backend: str = "auto") -> tuple[Predictor, dict[str, str]]:
     return predict, used
 
 
-def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -> tuple[Predictor, dict[str, Any]]:
-    """A predictor from --checkpoint or --model zero-filled|tv, and a description of it."""
+def predictor_for(checkpoint: str | list[str] | None, model: str | None,
+                  device_name: str) -> tuple[Predictor, dict[str, Any]]:
+    """A predictor from --checkpoint (several: their ensemble) or --model zero-filled|tv, and a description of it."""
     from nas_recon.engine.checkpoint import model_from_checkpoint
 
     if (checkpoint is None) == (model is None):
         raise ConfigError("give exactly one of --checkpoint FILE or --model zero-filled|tv")
+    if isinstance(checkpoint, list | tuple):
+        if len(checkpoint) > 1:
+            return ensemble_predictor([str(c) for c in checkpoint], device_name)
+        checkpoint = str(checkpoint[0])
     if checkpoint is not None:
         net, spec, ck = model_from_checkpoint(Path(checkpoint))
         coils = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
@@ -78,6 +83,36 @@ def predictor_for(checkpoint: str | None, model: str | None, device_name: str) -
         return pred, {"model": "tv", "tv_backend": used}
     raise ConfigError(f"--model: '{model}' cannot be evaluated without training; expected zero-filled or tv "
                       "(or --checkpoint FILE)")
+
+
+ENSEMBLE_KEYS = {"size": "--size", "coils": "coil count", "input_max": "input clamp", "folder": "training data"}
+
+
+def ensemble_predictor(checkpoints: list[str], device_name: str) -> tuple[Predictor, dict[str, Any]]:
+    """The mean of several trained networks' outputs (complex images); refused, before any work, for networks
+    trained at another size, coil count or on other data than the first."""
+    from nas_recon.engine.checkpoint import model_from_checkpoint
+
+    device = resolve_device(device_name)
+    members, first = [], None
+    for path in checkpoints:
+        net, spec, ck = model_from_checkpoint(Path(path))
+        data = ck["data"] if isinstance(ck.get("data"), dict) else {}
+        key = {k: data.get(k) for k in ENSEMBLE_KEYS}
+        if first is None:
+            first = (path, key)
+        for k, what in ENSEMBLE_KEYS.items():
+            if key[k] != first[1][k]:
+                raise ConfigError(f"--checkpoint: {path} was trained with {what} {key[k]!r}, {first[0]} with "
+                                  f"{first[1][k]!r}; an ensemble averages networks trained on the same data")
+        members.append((network_predictor(net, device), spec.name, ck.get("epoch")))
+
+    def predict(b: Sample) -> torch.Tensor:
+        return torch.stack([m[0](b) for m in members]).mean(0)
+
+    names = [m[1] for m in members]
+    return predict, {"model": "ensemble of " + " + ".join(names), "checkpoint": list(checkpoints),
+                     "members": names, "epoch": [m[2] for m in members], "coils": int(first[1]["coils"] or 0)}
 
 
 def kind_of(coils: int) -> str:

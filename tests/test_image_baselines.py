@@ -73,3 +73,27 @@ def test_channels_on_a_fixed_configuration_is_refused(data_root, tmp_path, capsy
                  "--out", str(tmp_path / "r"), "--size", str(SIZE)]) == 2
     err = capsys.readouterr().err
     assert "--channels" in err and "fixed configuration" in err and not (tmp_path / "r").exists()
+
+
+def test_evaluate_averages_an_ensemble_and_refuses_networks_of_another_setting(data_root, tmp_path, capsys):
+    import json
+    from dataclasses import replace
+
+    run_retrain(cfg(data_root, tmp_path / "a", model="dccnn-1", epochs=1))
+    run_retrain(cfg(data_root, tmp_path / "b", model="rdn-1", epochs=1))
+    other = replace(cfg(data_root, tmp_path / "c", model="dccnn-1", epochs=1), size=SIZE - 8)
+    run_retrain(other)
+    a, b, c = (str(tmp_path / n / "best.pt") for n in "abc")
+    common = ["--data", str(data_root / "test"), "--size", str(SIZE)]
+    assert main(["evaluate", "--checkpoint", a, *common, "--out", str(tmp_path / "a.json")]) == 0
+    assert main(["evaluate", "--checkpoint", a, a, *common, "--out", str(tmp_path / "aa.json")]) == 0
+    assert main(["evaluate", "--checkpoint", a, b, *common, "--out", str(tmp_path / "ab.json")]) == 0
+    one, twice, both = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("a", "aa", "ab"))
+    for acc, m in one["aggregate"].items():  # the mean of one network with itself is that network
+        assert twice["aggregate"][acc]["psnr"]["mean"] == pytest.approx(m["psnr"]["mean"], abs=1e-4)
+    assert both["method"]["members"] == ["dccnn-1", "rdn-1"] and both["method"]["checkpoint"] == [a, b]
+    capsys.readouterr()
+    assert main(["evaluate", "--checkpoint", a, c, *common, "--out", str(tmp_path / "ac.json")]) == 2
+    err = capsys.readouterr().err
+    assert "--size" in err and c in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "ac.json").exists()

@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("evaluate", help="metrics on a data folder with fixed masks, split by acceleration")
     g = e.add_mutually_exclusive_group(required=True)
-    g.add_argument("--checkpoint", type=Path, help="a retrain checkpoint (best.pt or last.pt)")
+    g.add_argument("--checkpoint", type=Path, nargs="+", help="a retrain checkpoint (best.pt or last.pt); several: "
+                   "their ensemble (the mean of their outputs)")
     g.add_argument("--model", choices=["zero-filled", "tv"], help="a method without training")
     e.add_argument("--data", required=True, type=Path, help="folder of .h5 volumes (e.g. DATA/test)")
     e.add_argument("--out", required=True, type=Path, help="metrics.json to write")
@@ -181,19 +182,20 @@ def run_evaluate_cmd(args: argparse.Namespace) -> int:
     from nas_recon.outputs import check_output_file
     from nas_recon.physics.masks import MaskSpec
 
-    inputs = [args.checkpoint] if args.checkpoint else []
+    inputs = list(args.checkpoint or [])
     if args.data.is_dir():
         inputs += list_volumes(args.data)
     elif args.data.is_file():
         inputs.append(args.data)
     check_output_file(args.out, "metrics", inputs=inputs)  # decided before any work
-    predict, info = predictor_for(str(args.checkpoint) if args.checkpoint else None, args.model, args.device)
+    checkpoints = [str(c) for c in args.checkpoint] if args.checkpoint else None
+    predict, info = predictor_for(checkpoints, args.model, args.device)
     with progress_bar() as bar:
         task = bar.add_task("evaluate", total=None, info="")
         result = evaluate(predict, args.data, args.size, MaskSpec(args.mask_type, tuple(args.accelerations)),
                           args.seed, args.crop or None, args.max_slices,
                           progress=lambda i, n: bar.update(task, completed=i, total=n),
-                          trained_on=(info["coils"], str(args.checkpoint)) if args.checkpoint else None)
+                          trained_on=(info["coils"], ", ".join(checkpoints)) if checkpoints else None)
     result["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
     write_metrics(result, args.out)
     console.print(metrics_table(f"{info['model']} on {args.data}", result["aggregate"]))
