@@ -25,6 +25,7 @@ import json
 import math
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from nas_recon.data.demo import build_demo
@@ -130,6 +131,9 @@ def main() -> None:
             f = gdir / f"random_{k:02d}.json"
             if not f.is_file():
                 g = random_network(space, band, rng)
+                g = replace(g, extra={"sampled": {"seed": [1234, round(frac * 100)], "index": k,
+                                                  "uniform_over": "cells and macro choices, no none",
+                                                  "flops_band": band.to_dict()}})  # the report's random rows
                 gdir.mkdir(parents=True, exist_ok=True)
                 save_genotype(g, f)
             rdir = retrain_stage(data, tdir / f"random-{k:02d}", f"random-{k:02d}", recipe, b, 0, a.device, say,
