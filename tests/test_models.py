@@ -63,6 +63,11 @@ def all_models():
     return names
 
 
+# MONAI's FlexibleUNet keeps EfficientNet-B0's classification head (1,693,160 parameters) that its decoder never
+# reads; they are part of the reference count (7,059,701) the issue names, so they stay, without gradients
+UNUSED_BY_DESIGN = {"unet-effb0": ("net.encoder._conv_head", "net.encoder._bn1", "net.encoder._fc")}
+
+
 @pytest.mark.parametrize("name", [*all_models(), "searched"])
 def test_registry_sweep_forward_backward(name):
     spec = spec_for_genotype(genotype_from_dict(EXAMPLE)) if name == "searched" else ModelSpec(name, channels=8)
@@ -77,7 +82,8 @@ def test_registry_sweep_forward_backward(name):
     params = list(model.parameters())
     if params:
         y.abs().mean().backward()
-        assert all(p.grad is not None for p in params)
+        unused = UNUSED_BY_DESIGN.get(name, ())
+        assert all(p.grad is not None for n, p in model.named_parameters() if not n.startswith(unused))
     if name.startswith(("dccnn", "modl", "rdn")):
         assert all(m.bias is not None for m in model.modules() if isinstance(m, torch.nn.Conv2d))
 
