@@ -142,7 +142,5 @@ def read_strict_json(path: Path) -> Any:
 
     try:
         return json.loads(path.read_text(), parse_constant=no_constant)
-    except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"unreadable ({str(e).splitlines()[0][:80]})") from None
-    except json.JSONDecodeError as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"unreadable ({str(e).splitlines()[0][:80]})") from None

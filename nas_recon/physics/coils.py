@@ -80,10 +80,15 @@ def coil_estimator(name: str = "auto") -> CoilEstimator:
     return COIL_ESTIMATORS[name]
 
 
+def espirit_estimator(backend: str = "auto") -> CoilEstimator:
+    """The ESPIRiT estimator `backend` ('auto', 'bart' or 'sigpy') names."""
+    return coil_estimator(backend if backend == "auto" else f"espirit-{backend}")
+
+
 def espirit_backend(backend: str = "auto") -> str:
     """The ESPIRiT implementation `backend` ('auto', 'bart' or 'sigpy') resolves to: 'bart' (BART's ecalib, when
     on PATH for 'auto') or 'sigpy' (sigpy's EspiritCalib)."""
-    return coil_estimator(backend if backend == "auto" else f"espirit-{backend}").key
+    return espirit_estimator(backend).key
 
 
 def espirit_method(backend: str) -> str:
@@ -124,16 +129,14 @@ def espirit_sigpy(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02) ->
     return np.asarray(maps, np.complex64)
 
 
-def espirit_maps(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02, backend: str = "auto") -> np.ndarray:
+def espirit_maps(kspace: np.ndarray, mask: np.ndarray, backend: str = "auto") -> np.ndarray:
     """ESPIRiT sensitivities from the fully sampled centre of undersampled k-space: BART's `ecalib` or sigpy's
     EspiritCalib, with the same calibration region, kernel and threshold, and crops that give the same support
     (ESPIRIT_CROP).
 
     kspace: complex [coils, H, W], zeros where unsampled; mask: the [W] column mask. Returns complex64 [coils, H, W].
     """
-    calibration(mask)  # a centre too narrow is refused whichever backend runs
-    fn = espirit_bart if espirit_backend(backend) == "bart" else espirit_sigpy
-    return fn(kspace, mask, thresh)
+    return espirit_estimator(backend).estimate(kspace, mask)
 
 
 def _espirit_method(tool: str, crop: float) -> str:
