@@ -96,10 +96,11 @@ class DemoProgress:
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
              progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False,
              space: str = DEMO_SPACE, coils: int = 0, select: str = DEMO_SELECT, flops_target: str = DEMO_TARGET,
-             flops_band: float = 0.05) -> dict[str, Any]:
+             flops_band: float = 0.05, baselines: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias;
     `space`: the search space, a shipped name or a TOML path; `coils`: a multi-coil demo of that many coils, the
-    small E2E-VarNet added to the baselines; `select`: halving (at `flops_target`) or the paper's alpha/perturb)."""
+    small E2E-VarNet added to the baselines; `select`: halving (at `flops_target`) or the paper's alpha/perturb;
+    `baselines`: registered models instead of the budget's handcrafted baselines)."""
     from nas_recon.data.demo import check_coils
     from nas_recon.space import load_space
 
@@ -108,7 +109,7 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     retrains = selection_of(select).retrains
     check_coils(coils, "--coils")
     sp = load_space(space)  # a bad --space is refused before anything is written
-    b = BUDGETS[budget]
+    b = BUDGETS[budget] if baselines is None else replace(BUDGETS[budget], baselines=check_baselines(baselines))
     band = None
     if retrains:
         from nas_recon.search.budget import parse_flops_target
@@ -123,6 +124,17 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
         b = replace(b, coils=coils, baselines=(*b.baselines, "varnet-small"), size=max(b.size, MULTICOIL_SIZE))
     with run_lock(out, "demo"):
         return _demo(out, b, device, seed, progress or DemoProgress(), source, cell_bias, space, select, band)
+
+
+def check_baselines(names: tuple[str, ...]) -> tuple[str, ...]:
+    """--baselines: registered models (the searched network is the demo's own), each once."""
+    from nas_recon.models.registry import parse_name
+
+    for name in names:
+        if name == "searched":
+            raise ConfigError("--baselines: 'searched' is the demo's own network, not a baseline")
+        parse_name(name)  # an unknown name: one line listing the registered ones
+    return tuple(dict.fromkeys(names))
 
 
 def check_state(out: Path, want: dict[str, Any]) -> None:

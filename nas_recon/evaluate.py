@@ -88,6 +88,20 @@ def predictor_for(checkpoint: str | list[str] | None, model: str | None,
 ENSEMBLE_KEYS = {"size": "--size", "coils": "coil count", "input_max": "input clamp", "folder": "training data"}
 
 
+def training_data(checkpoint: Path, folder: Any) -> Any:
+    """What a checkpoint was trained on: its run record's content digest when run.json beside it has one (the same
+    files under another path are the same data), else the folder it names."""
+    import json
+
+    try:
+        record = json.loads((checkpoint.parent / "run.json").read_text()).get("data")
+    except (OSError, ValueError, AttributeError):
+        record = None
+    if isinstance(record, dict) and isinstance(record.get("digest"), str):
+        return f"files of digest {record['digest'][:12]}"
+    return folder
+
+
 def ensemble_predictor(checkpoints: list[str], device_name: str) -> tuple[Predictor, dict[str, Any]]:
     """The mean of several trained networks' outputs (complex images); refused, before any work, for networks
     trained at another size, coil count or on other data than the first."""
@@ -99,6 +113,7 @@ def ensemble_predictor(checkpoints: list[str], device_name: str) -> tuple[Predic
         net, spec, ck = model_from_checkpoint(Path(path))
         data = ck["data"] if isinstance(ck.get("data"), dict) else {}
         key = {k: data.get(k) for k in ENSEMBLE_KEYS}
+        key["folder"] = training_data(Path(path), key["folder"])
         if first is None:
             first = (path, key)
         for k, what in ENSEMBLE_KEYS.items():

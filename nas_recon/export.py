@@ -86,18 +86,26 @@ def check_exportable(model: nn.Module, fmt: str, coils: int, name: str) -> None:
     """ConfigError unless `model` exports as `fmt` for data of `coils` coils (0: single-coil)."""
     if not coils:
         return
-    from nas_recon.models.cascade import CascadeNet
-
     fusions = [m for m in model.modules() if isinstance(m, KSpaceFusion)]
     if fmt != "onnx":
         raise ConfigError(f"{name}: trained on multi-coil data ({coils} coils); TorchScript exports are single-coil, "
                           "use --format onnx (the SENSE operator as DFT matrices)")
-    if not fusions or not isinstance(model, CascadeNet):
+    if not fusions or not isinstance(getattr(model, "fusions", None), nn.ModuleList):
         raise ConfigError(f"{name}: multi-coil export is built for the cascade networks (searched, DC-CNN, MoDL, "
-                          "RDN), whose FFTs sit in their k-space fusions; this model computes its own")
+                          "RDN, DIRCN), whose FFTs sit in their k-space fusions; this model computes its own")
     if any(not f.hard for f in fusions):
         raise ConfigError(f"{name}: its SENSE data consistency is soft (a conjugate-gradient solve, --soft-dc); "
                           "multi-coil export takes the hard rule")
+
+
+def script(model: nn.Module) -> torch.jit.ScriptModule:
+    """TorchScript of `model`; ConfigError when TorchScript cannot compile it (the image-domain networks and
+    E2E-VarNet: their coil and library code is Python only)."""
+    try:
+        return torch.jit.script(model)
+    except (RuntimeError, torch.jit.frontend.FrontendError) as e:
+        raise ConfigError(f"--format torchscript: {type(model).__name__} does not compile to TorchScript "
+                          f"({str(e).splitlines()[0][:120]}); use --format onnx") from None
 
 
 def export_model(model: nn.Module, fmt: str, out: Path, size: int = SIZE, coils: int = 0) -> Path:
@@ -105,9 +113,10 @@ def export_model(model: nn.Module, fmt: str, out: Path, size: int = SIZE, coils:
     coils, the maps an input)."""
     model = model.eval()
     check_exportable(model, fmt, coils, type(model).__name__)
+    scripted = script(model) if fmt == "torchscript" else None
     with atomic_path(out) as tmp:
-        if fmt == "torchscript":  # the marker lets a later export replace this file (nas_recon.outputs)
-            torch.jit.save(torch.jit.script(model), tmp,
+        if scripted is not None:  # the marker lets a later export replace this file (nas_recon.outputs)
+            torch.jit.save(scripted, tmp,
                            _extra_files={TORCHSCRIPT_EXTRA: json.dumps({"format": KINDS["torchscript"]})})
         elif fmt == "onnx":
             try:

@@ -26,7 +26,7 @@ from nas_recon.engine.checkpoint import model_from_checkpoint  # noqa: E402
 from nas_recon.equalcost import equal_cost, plot_front, run_info  # noqa: E402
 from nas_recon.equalcost import markdown as equal_cost_markdown  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
-from nas_recon.evaluate import evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
+from nas_recon.evaluate import ensemble_predictor, evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
 from nas_recon.evidence import read_evidence  # noqa: E402
 from nas_recon.genotype import load_genotype  # noqa: E402
 from nas_recon.io import atomic_write_text  # noqa: E402
@@ -569,11 +569,13 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
                 max_slices: int | None = None, device: str = "cpu", seed: int = 0,
                 classical: tuple[str, ...] = ("zero-filled", "tv"), latency_repeats: int = 3,
                 notes: list[str] | None = None, progress=None, mixed_data: bool = False,
-                maps_dir: Path | None = None) -> dict[str, Any]:
+                maps_dir: Path | None = None, ensembles: list[list[Path]] | None = None) -> dict[str, Any]:
     """Gather runs into OUT/report.md, report.json and PNG plots; return the report object.
 
     Runs trained on different data (by content) are refused unless `mixed_data`, which marks them instead.
     Multi-coil: `maps_dir` caches the test slices' ESPIRiT maps (computed once for every method).
+    `ensembles`: groups of the retrain runs, each reported as one more row (the mean of their outputs, their costs
+    summed).
     """
     runs = [read_run(Path(p)) for p in run_dirs]  # a refused run list writes nothing, not even OUT
     retrains = [r for r in runs if r["kind"] == "retrain"]
@@ -587,17 +589,37 @@ def make_report(run_dirs: list[Path], out: Path, data: Path | None = None, size:
         if run["kind"] == "search":
             read_fidelity(run["path"])
     check_same_training_data(retrains, mixed_data)
+    groups = ensemble_groups(retrains, ensembles or [], device)
     evidence = read_evidence()
     check_output_dir(out)  # a file, not a folder: refused before the lock creates anything
     with run_lock(out, "report"):
         return _make_report(runs, out, data, size, crop, max_slices, device, seed, classical, latency_repeats,
-                            notes, progress, maps_dir, evidence)
+                            notes, progress, maps_dir, evidence, groups)
+
+
+def ensemble_groups(retrains: list[dict[str, Any]], ensembles: list[list[Path]], device: str
+                    ) -> list[tuple[list[dict[str, Any]], Any]]:
+    """(member runs, predictor) of each --ensemble group; refused, before any work, unless its members are
+    at least two of the reported retrain runs, trained at one size and coil count on one data folder."""
+    by_path = {r["path"].resolve(): r for r in retrains}
+    groups = []
+    for group in ensembles:
+        if len(group) < 2:
+            raise ConfigError(f"--ensemble {' '.join(map(str, group))}: an ensemble needs at least two runs")
+        members = []
+        for p in group:
+            if Path(p).resolve() not in by_path:
+                raise ConfigError(f"--ensemble: {p} is not one of the retrain runs given to --runs")
+            members.append(by_path[Path(p).resolve()])
+        predict, _ = ensemble_predictor([str(m["path"] / "best.pt") for m in members], device)
+        groups.append((members, predict))
+    return groups
 
 
 def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size: int, crop: int | None,
                  max_slices: int | None, device: str, seed: int, classical: tuple[str, ...], latency_repeats: int,
                  notes: list[str] | None, progress, maps_dir: Path | None = None,
-                 evidence: dict[str, Any] | None = None) -> dict[str, Any]:
+                 evidence: dict[str, Any] | None = None, groups: list | None = None) -> dict[str, Any]:
     """make_report inside the report folder's lock, on the read and labelled RUNS."""
     searches = [r for r in runs if r["kind"] == "search"]
     retrains = [r for r in runs if r["kind"] == "retrain"]
@@ -629,6 +651,19 @@ def _make_report(runs: list[dict[str, Any]], out: Path, data: Path | None, size:
                         "latency_ms": latency_ms(model, SIZE, dev, repeats=latency_repeats, coils=coils),
                         **run_info(run["meta"])}
         predictors[label] = network_predictor(model, dev)
+    for members, predict in groups or []:
+        label = "ensemble: " + " + ".join(m["label"] for m in members)
+        say(f"evaluating {label}")
+        key = {**metrics_key(data, size, crop, max_slices, seed, files),
+               "checkpoints_sha256": [file_sha256(m["path"] / "best.pt") for m in members]}
+        name = "-".join(m["path"].name for m in members)
+        metrics[label] = cached_metrics(out / f"metrics-ensemble-{name}.json", key, lambda p=predict: evaluate(
+            p, data, size, MaskSpec(), seed, crop, max_slices, maps_dir=maps_dir))
+        parts = [costs[m["label"]] for m in members]
+        costs[label] = {"kind": "ensemble", "network": f"mean of {len(members)} networks' outputs",
+                        **{k: sum(c[k] for c in parts) if all(c[k] is not None for c in parts) else None
+                           for k in ("params", "flops", "latency_ms")}}
+        predictors[label] = predict
     rows = build_rows(metrics, costs)
     say("drawing plots")
     plot_pareto(rows, out / "psnr_vs_flops.png")

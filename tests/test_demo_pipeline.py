@@ -101,3 +101,17 @@ def test_tiny_halving_demo_compares_at_equal_cost(tmp_path):
     before = (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns
     assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu"]) == 0
     assert (out / "runs" / "searched" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_demo_baselines_chooses_the_handcrafted_networks(tmp_path, capsys):
+    """`demo --baselines`: the seed reports' networks beside the searched one; an unregistered name is refused in
+    one line that lists the registered ones, before anything is written."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu", *PAPER,
+                 "--baselines", "squeeze-unet-small", "nonet-3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nonet-3" in err and "dircn-small" in err and "\n" not in err and not out.exists()
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu", *PAPER,
+                 "--baselines", "squeeze-unet-small"]) == 0
+    models = {r["model"] for r in json.loads((out / "report" / "report.json").read_text())["rows"]}
+    assert "squeeze-unet-small" in models and not models & {"dccnn-3", "unet"}

@@ -14,7 +14,7 @@ from nas_recon.models.registry import IMAGE_MODELS, ModelSpec, build_model, coun
 from nas_recon.train.recipe import Recipe, for_model
 from nas_recon.train.retrain import run_retrain
 
-NEW = ("attention-unet", "attention-unet-small", "unet-effb0")
+NEW = ("attention-unet", "attention-unet-small", "unet-effb0", "squeeze-unet", "squeeze-unet-small")
 
 
 def test_they_are_image_domain_models_under_the_unet_protocol():
@@ -28,7 +28,7 @@ def test_they_are_image_domain_models_under_the_unet_protocol():
 @pytest.mark.parametrize("name", NEW)
 def test_output_is_a_complex_image_of_the_input_shape_at_any_size(name):
     torch.manual_seed(0)
-    net = build_model(ModelSpec(name, channels=8 if name != "unet-effb0" else 32))
+    net = build_model(ModelSpec(name, channels=8 if name.startswith("attention") else 32))
     for h, w in ((64, 64), (40, 72)):  # sizes that are not multiples of the total stride are padded and cropped
         x = torch.randn(1, 2, h, w, requires_grad=True)
         y = net(x, x.detach(), torch.ones(1, 1, 1, w))
@@ -97,3 +97,35 @@ def test_evaluate_averages_an_ensemble_and_refuses_networks_of_another_setting(d
     err = capsys.readouterr().err
     assert "--size" in err and c in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "ac.json").exists()
+
+
+def test_report_shows_an_ensemble_as_a_row_with_the_summed_cost(data_root, tmp_path, capsys):
+    import json
+
+    run_retrain(cfg(data_root, tmp_path / "a", model="dccnn-1", epochs=1))
+    run_retrain(cfg(data_root, tmp_path / "b", model="rdn-1", epochs=1))
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = ["--data", str(data_root / "test"), "--size", str(SIZE), "--no-tv"]
+    out = tmp_path / "rep"
+    assert main(["report", "--runs", str(a), str(b), "--out", str(out), "--ensemble", str(a), str(b),
+                 "--ensemble", str(a), str(a), *common]) == 0
+    rows = json.loads((out / "report.json").read_text())["rows"]
+    by = {(r["model"], r["acceleration"]): r for r in rows}
+    names = {r["model"] for r in rows}
+    pair = next(n for n in names if n.startswith("ensemble") and "rdn" in n)
+    twice = next(n for n in names if n.startswith("ensemble") and "rdn" not in n)
+    single = next(n for n in names if n.startswith("dccnn"))
+    for acc in ("4x", "8x"):
+        p, one, two = by[(pair, acc)], by[(single, acc)], by[(twice, acc)]
+        rdn = by[(next(n for n in names if n.startswith("rdn")), acc)]
+        assert p["kind"] == "ensemble" and p["params"] == one["params"] + rdn["params"]
+        assert p["flops"] == pytest.approx(one["flops"] + rdn["flops"])
+        assert two["psnr"]["mean"] == pytest.approx(one["psnr"]["mean"], abs=1e-4)  # a network with itself
+    assert "ensemble" in (out / "report.md").read_text()
+    capsys.readouterr()
+    other = tmp_path / "rep2"
+    assert main(["report", "--runs", str(a), "--out", str(other), "--ensemble", str(a), str(b), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--ensemble" in err and str(b) in err and "\n" not in err and not other.exists()
+    assert main(["report", "--runs", str(a), str(b), "--out", str(other), "--ensemble", str(a), *common]) == 2
+    assert "at least two" in capsys.readouterr().err and not other.exists()

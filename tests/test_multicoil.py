@@ -397,3 +397,11 @@ def test_header_padding_is_read_and_checked(tmp_path, capsys, fields, expect):
         assert ("zero-padded k-space columns" in out.out) == (expect != (0, 40))
     else:
         assert code == 2 and str(path) in out.err and re.search(expect, out.err) and "\n" not in out.err.strip()
+
+
+def test_mixup_on_multicoil_data_is_refused_before_anything_is_written(mc160, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["retrain", "--model", "dccnn-1", "--data", str(mc160), "--out", str(out), "--size", "160",
+                 "--mixup", "0.4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--mixup" in err and "4-coil" in err and "\n" not in err and not out.exists()

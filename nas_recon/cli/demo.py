@@ -10,7 +10,7 @@ from nas_recon.cli.common import add_device, add_verbose, console, fraction, non
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress, RichSelectionProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
-from nas_recon.demo import BUDGETS, DEMO_SELECT, DEMO_SPACE, DEMO_TARGET
+from nas_recon.demo import BASELINES, BUDGETS, DEMO_SELECT, DEMO_SPACE, DEMO_TARGET
 from nas_recon.search.config import SELECTIONS
 
 
@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--coils", type=nonneg_int, default=0,
                    help="0: single-coil (default); N >= 2: the multi-coil demo (N simulated coils, ESPIRiT maps, "
                         "SENSE data consistency, E2E-VarNet among the baselines)")
+    p.add_argument("--baselines", nargs="+", metavar="MODEL",
+                   help="the handcrafted networks retrained beside the searched one (registered names, e.g. dccnn-3 "
+                        f"unet attention-unet-small squeeze-unet-small dircn-small; default {' '.join(BASELINES)}; "
+                        "--select halving keeps those at or below the FLOPs target)")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
@@ -80,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     with progress_bar() as bar:
         report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source,
-                          args.cell_bias, args.space, args.coils, args.select, args.flops_target, args.flops_band)
+                          args.cell_bias, args.space, args.coils, args.select, args.flops_target, args.flops_band,
+                          tuple(args.baselines) if args.baselines else None)
     console.print(summary_table(report))
     console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
                   "(rerun the same command to continue an interrupted demo)")

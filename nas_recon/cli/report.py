@@ -24,6 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tv", action="store_true", help="leave the TV baseline out")
     p.add_argument("--mixed-data", action="store_true",
                    help="accept runs trained on different data (by content) and mark them, instead of refusing")
+    p.add_argument("--ensemble", type=Path, nargs="+", action="append", metavar="RUN",
+                   help="two or more of the --runs retrain runs, reported as one more row: the mean of their outputs, "
+                        "their params, FLOPs and latency summed (repeat for several ensembles)")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     with console.status("building the report") as status:
         report = make_report(args.runs, args.out, args.data, args.size, args.crop or None, args.max_slices,
                              args.device, args.seed, classical, progress=lambda text: status.update(text),
-                             mixed_data=args.mixed_data)
+                             mixed_data=args.mixed_data, ensembles=args.ensemble)
     console.print(summary_table(report))
     console.print(f"report: {args.out / 'report.md'}")
     return 0

@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", help="l1, mse, ssim, ms-ssim or e.g. l1+ms-ssim:0.16")
     p.add_argument("--lr", type=pos_float, help="learning rate of the first part of the schedule")
     p.add_argument("--max-slices", type=nonneg_int, help="at most this many training slices (0 = all)")
+    p.add_argument("--mixup", type=pos_float, metavar="ALPHA", help="mixup: each training slice mixed with another, "
+                   "lam ~ Beta(ALPHA, ALPHA), measured again under its own mask (single-coil; default off)")
     p.add_argument("--size", type=size_int, default=SIZE, help=f"pairing crop of the images (default {SIZE})")
     p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
@@ -137,7 +139,7 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
     from nas_recon.train.recipe import load_recipe, with_overrides
     from nas_recon.train.retrain import RetrainConfig, run_retrain
 
-    given = {k: getattr(args, k) for k in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices")
+    given = {k: getattr(args, k) for k in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices", "mixup")
              if getattr(args, k) is not None}
     from nas_recon.models.registry import IMAGE_MODELS
 

@@ -125,6 +125,25 @@ def _unet_effb0(spec: ModelSpec, n: int | None) -> nn.Module:
     return PaddedNet(net, "unet-effb0", 32, 32)
 
 
+def squeeze_unet(width: float, name: str) -> nn.Module:
+    """Squeeze U-Net under fastMRI's U-Net protocol, every layer's channels scaled by `width`."""
+    from nas_recon.models.squeeze import SqueezeUNet
+
+    return PaddedNet(SqueezeUNet(1, 1, width), name, SqueezeUNet.STRIDE, SqueezeUNet.STRIDE)
+
+
+@register_model("squeeze-unet", False, "Squeeze U-Net (Beheshti & Johnsson 2020; fire modules), the layout of the "
+                "Keras code the seed report trained, image domain", image=True, fixed=True)
+def _squeeze_unet(spec: ModelSpec, n: int | None) -> nn.Module:
+    return squeeze_unet(1.0, "squeeze-unet")
+
+
+@register_model("squeeze-unet-small", False, "Squeeze U-Net for the CPU demo (a smaller configuration): half the "
+                "channels in every layer", image=True, fixed=True)
+def _squeeze_unet_small(spec: ModelSpec, n: int | None) -> nn.Module:
+    return squeeze_unet(0.5, "squeeze-unet-small")
+
+
 @register_model("dccnn", True, "DC-CNN: N residual blocks per cascade, cascades not shared")
 def _dccnn(spec: ModelSpec, n: int | None) -> nn.Module:
     return CascadeNet([DCCNNBody(n, spec.channels) for _ in range(spec.cascades)], spec.lam, spec.learnable_lam,
@@ -153,6 +172,26 @@ def _varnet(spec: ModelSpec, n: int | None) -> nn.Module:
                 "8 channels, sensitivity U-Net 4 channels, 3 pools", fixed=True)
 def _varnet_small(spec: ModelSpec, n: int | None) -> nn.Module:
     return VarNet(cascades=4, chans=8, pools=3, sens_chans=4, sens_pools=3)
+
+
+def dircn(spec: ModelSpec, cascades: int, n: int, groups: int) -> nn.Module:
+    """DIRCN of `cascades` ResXUNets of `n` channels at the top, `groups` in their grouped convs."""
+    from nas_recon.models.dircn import DIRCN
+
+    return DIRCN(cascades, n, groups, cg_iterations=spec.cg_iterations)
+
+
+@register_model("dircn", False, "DIRCN (Ottesen et al. 2022), the authors' defaults: 30 cascades of ResXUNets of "
+                "20 channels (groups of 4), input-level dense connections, interconnected decoders, learnt soft "
+                "DC; the coil maps are the data's (ESPIRiT), not learnt", fixed=True)
+def _dircn(spec: ModelSpec, n: int | None) -> nn.Module:
+    return dircn(spec, 30, 20, 4)
+
+
+@register_model("dircn-small", False, "DIRCN for the CPU demo (a smaller configuration): 3 cascades of "
+                "ResXUNets of 8 channels (groups of 2)", fixed=True)
+def _dircn_small(spec: ModelSpec, n: int | None) -> nn.Module:
+    return dircn(spec, 3, 8, 2)
 
 
 @register_model("searched", False, "the searched network of a genotype JSON")

@@ -34,9 +34,14 @@ class Recipe:
     unet_crop: int = 0  # U-Net training crop (fastMRI trains it on whole images); 0: same as crop
     unet_batch_size: int = 1  # U-Net batch size (fastMRI's: 1); 0: same as batch_size
     unet_repeats: int = 0  # U-Net draws of each training slice per epoch; 0: same as repeats
+    mixup: float = 0.0  # mixup's alpha: training slices mixed in pairs, lam ~ Beta(alpha, alpha); 0: off
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The recipe's keys (mixup only when on, so that the records of runs without it stay as they were)."""
+        d = asdict(self)
+        if not self.mixup:
+            del d["mixup"]
+        return d
 
 
 def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
@@ -55,7 +60,8 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
             if not isinstance(val, int) or val < 0:
                 raise ConfigError(f"{where}: key '{key}' must be a non-negative integer, got {val!r}")
         elif isinstance(default, float):
-            if not isinstance(val, (int, float)) or not math.isfinite(val) or val <= 0:
+            off = key == "mixup" and val == 0  # mixup = 0: off, as the default
+            if not isinstance(val, (int, float)) or not math.isfinite(val) or (val <= 0 and not off):
                 raise ConfigError(f"{where}: key '{key}' must be a finite positive number, got {val!r}")
             val = float(val)
         elif isinstance(default, str):

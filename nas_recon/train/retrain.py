@@ -209,6 +209,13 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
     check_acting_flags(cfg, ds.coils)
+    if r.mixup:
+        if ds.coils:
+            raise ConfigError(f"--mixup: mixes single-coil slices (each mixture measured again under one mask); "
+                              f"{train_dir} holds {ds.coils}-coil volumes")
+        from nas_recon.data.mixup import MixupDataset
+
+        ds = MixupDataset(ds, r.mixup, cfg.seed)
     side = r.crop or cfg.size
     check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
                "use a smaller crop (--crop) or --batch-size")
@@ -292,6 +299,10 @@ class RetrainTask(pl.LightningModule):
 
     def training_step(self, b, step: int) -> torch.Tensor:
         run = self.run
+        # the network's own draws (dropout) from a generator seeded per (seed, epoch, step, rank): a resumed run
+        # makes the same ones, whatever the loaders drew from the global generator before
+        torch.manual_seed(int(np.random.SeedSequence([run.cfg.seed, self.current_epoch, step,
+                                                      run.world.rank]).generate_state(1)[0]))
         pred = self.train_net(*b.inputs())
         with torch.autocast(run.device.type, enabled=False):
             loss = run.loss_fn(pred.float(), b.target)  # the loss in float32, as the fusion
