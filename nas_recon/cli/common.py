@@ -75,8 +75,9 @@ KINDS = {"pos_int": pos_int, "nonneg_int": nonneg_int, "seed_int": seed_int, "si
          None: None}
 
 
-def add_options(p: argparse.ArgumentParser, config: type) -> None:
-    """One --flag per option field of the dataclass `config` (nas_recon.options.option), in field order."""
+def add_options(p: argparse.ArgumentParser, config: type, overrides: bool = False) -> None:
+    """One --flag per option field of the dataclass `config` (nas_recon.options.option), in field order;
+    `overrides`: each flag defaults to None, a value given on the command line over a file's (overrides_from_args)."""
     for f in dataclasses.fields(config):
         meta = cli_meta(f)
         if meta is None:
@@ -91,8 +92,14 @@ def add_options(p: argparse.ArgumentParser, config: type) -> None:
         if meta["required"]:
             kw["required"] = True
         else:
-            kw["default"] = f.default
+            kw["default"] = None if overrides else f.default
         p.add_argument(flag, **{k: v for k, v in kw.items() if v is not None or k == "default"})
+
+
+def overrides_from_args(config: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The option fields of `config` given on the command line (flags added with overrides=True)."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
+            if cli_meta(f) is not None and getattr(args, f.name) is not None}
 
 
 def config_from_args(config: type, args: argparse.Namespace, **extra: Any) -> Any:

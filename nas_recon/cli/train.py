@@ -14,20 +14,22 @@ from nas_recon.cli.common import (
     acceleration,
     add_device,
     add_devices,
+    add_options,
     add_verbose,
     check_ranks,
+    config_from_args,
     console,
     err_console,
     nonneg_int,
-    pos_float,
-    pos_int,
+    overrides_from_args,
     relaunch,
     seed_int,
     size_int,
 )
 from nas_recon.defaults import ACCELERATIONS, SIZE
 from nas_recon.physics.masks import MASK_KINDS
-from nas_recon.train.precision import PRECISIONS
+from nas_recon.train.config import RetrainConfig
+from nas_recon.train.recipe import Recipe
 
 
 def progress_bar() -> Progress:
@@ -42,31 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--genotype", type=Path, help="genotype JSON of a searched cell")
     g.add_argument("--model", help="baseline name: unet, dccnn-N, modl-N, rdn-N")
-    p.add_argument("--data", required=True, type=Path, help="data folder with train/ and val/")
-    p.add_argument("--out", required=True, type=Path, help="run folder")
+    add_options(p, RetrainConfig)  # --data --out --seed --size --precision --maps-dir --soft-dc --cg-iterations ...
     p.add_argument("--recipe", default="paper", help="paper, quick or a TOML path (default paper)")
-    p.add_argument("--epochs", type=pos_int)
-    p.add_argument("--crop", type=nonneg_int, help="random training crop (0 = full image)")
-    p.add_argument("--batch-size", type=pos_int)
-    p.add_argument("--loss", help="l1, mse, ssim, ms-ssim or e.g. l1+ms-ssim:0.16")
-    p.add_argument("--lr", type=pos_float, help="learning rate of the first part of the schedule")
-    p.add_argument("--max-slices", type=nonneg_int, help="at most this many training slices (0 = all)")
-    p.add_argument("--mixup", type=pos_float, metavar="ALPHA", help="mixup: each training slice mixed with another, "
-                   "lam ~ Beta(ALPHA, ALPHA), measured again under its own mask (single-coil; default off)")
-    p.add_argument("--size", type=size_int, default=SIZE, help=f"pairing crop of the images (default {SIZE})")
-    p.add_argument("--seed", type=seed_int, default=0)
+    add_options(p, Recipe, overrides=True)  # the recipe's keys that the command line may set
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     add_devices(p)
-    p.add_argument("--precision", default="32", choices=PRECISIONS,
-                   help="32 (default), bf16-mixed (autocast; FFTs, fusion and loss in float32) or 16-mixed (CUDA)")
-    p.add_argument("--soft-dc", action="store_true", help="a learnt data-consistency weight in every fusion "
-                   "(started at 1) instead of replacing the sampled points; multi-coil: MoDL's CG solve")
-    p.add_argument("--cg-iterations", type=pos_int, default=10, help="multi-coil soft DC: conjugate-gradient "
-                   "steps per fusion (default 10)")
-    p.add_argument("--maps-dir", type=Path, help="multi-coil: folder caching the ESPIRiT maps (default OUT/maps); "
-                   "runs on the same data may share one")
-    p.add_argument("--channels", type=pos_int, help="a --model at another width (e.g. dccnn-3 at the width of a "
-                   "FLOPs target: nas-recon cost --model dccnn-3 --flops-target G says which)")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run_retrain_cmd)
@@ -137,23 +119,16 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
         check_ranks(args.devices, batch, args.device)
         return relaunch(args.argv, args.devices)
     from nas_recon.train.recipe import load_recipe, with_overrides
-    from nas_recon.train.retrain import RetrainConfig, run_retrain
+    from nas_recon.train.retrain import run_retrain
 
-    given = {k: getattr(args, k) for k in ("epochs", "crop", "batch_size", "loss", "lr", "max_slices", "mixup")
-             if getattr(args, k) is not None}
+    given = overrides_from_args(Recipe, args)
     from nas_recon.models.registry import IMAGE_MODELS
 
     if args.model in IMAGE_MODELS:  # an explicit flag wins over the recipe's U-Net protocol (unet_crop/unet_batch_size)
         given.update({f"unet_{k}": given[k] for k in ("crop", "batch_size") if k in given})
     recipe = with_overrides(load_recipe(args.recipe), given, "command line")
-    if recipe.epochs < 1 or recipe.batch_size < 1:
-        from nas_recon.errors import ConfigError
-
-        raise ConfigError("--epochs and --batch-size must be at least 1")
-    cfg = RetrainConfig(str(args.data), str(args.out), recipe, args.model,
-                        str(args.genotype) if args.genotype else None, args.seed, args.device, args.size,
-                        args.precision, str(args.maps_dir) if args.maps_dir else None, args.soft_dc,
-                        args.cg_iterations, args.channels)
+    cfg = config_from_args(RetrainConfig, args, recipe=recipe, model=args.model,
+                           genotype=str(args.genotype) if args.genotype else None, device=args.device)
     if args.resume and not (Path(args.out) / "last.pt").is_file():
         console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with progress_bar() as bar:

@@ -8,6 +8,7 @@ from typing import Any
 
 from nas_recon.defaults import ACCELERATIONS
 from nas_recon.errors import ConfigError
+from nas_recon.options import option
 from nas_recon.paths import load_shipped_toml
 from nas_recon.physics.masks import MASK_KINDS
 from nas_recon.train.losses import parse_loss
@@ -15,18 +16,19 @@ from nas_recon.train.losses import parse_loss
 
 @dataclass
 class Recipe:
-    """Optimiser schedule, loss and data settings of a retraining run (0 means 'none' for crops/limits)."""
+    """Optimiser schedule, loss and data settings of a retraining run (0 means 'none' for crops/limits); the option
+    fields are also retrain's command-line overrides of a recipe file."""
 
-    epochs: int = 80
-    lr: float = 1e-3
+    epochs: int = option(80, "training epochs (default: the recipe's)", kind="pos_int")
+    lr: float = option(1e-3, "learning rate of the first part of the schedule", kind="pos_float")
     lr_after: float = 1e-4
     lr_drop: float = 0.5
-    loss: str = "l1"
-    batch_size: int = 4
-    crop: int = 0
+    loss: str = option("l1", "l1, mse, ssim, ms-ssim or e.g. l1+ms-ssim:0.16", kind="str")
+    batch_size: int = option(4, "training batch size (default: the recipe's)", kind="pos_int")
+    crop: int = option(0, "random training crop (0 = full image)", kind="nonneg_int")
     mask_type: str = "random"
     accelerations: list[float] = field(default_factory=lambda: list(ACCELERATIONS))
-    max_slices: int = 0
+    max_slices: int = option(0, "at most this many training slices (0 = all)", kind="nonneg_int")
     val_crop: int = 0
     val_max_slices: int = 0
     repeats: int = 1  # draws of each training slice per epoch, each with its own crop and mask
@@ -34,7 +36,8 @@ class Recipe:
     unet_crop: int = 0  # U-Net training crop (fastMRI trains it on whole images); 0: same as crop
     unet_batch_size: int = 1  # U-Net batch size (fastMRI's: 1); 0: same as batch_size
     unet_repeats: int = 0  # U-Net draws of each training slice per epoch; 0: same as repeats
-    mixup: float = 0.0  # mixup's alpha: training slices mixed in pairs, lam ~ Beta(alpha, alpha); 0: off
+    mixup: float = option(0.0, "mixup: each training slice mixed with another, lam ~ Beta(MIXUP, MIXUP), measured "
+                          "again under its own mask (single-coil; default off)", kind="pos_float")
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe's keys (mixup only when on, so that the records of runs without it stay as they were)."""

@@ -20,7 +20,6 @@ from nas_recon.data.dataset import INPUT_MAX, SliceDataset, maps_method
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sample import unscaled_magnitudes
 from nas_recon.data.sampler import EpochSampler
-from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
@@ -47,32 +46,11 @@ from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.fusion import CG_ITERATIONS, KSpaceFusion
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
+from nas_recon.train.config import RetrainConfig
 from nas_recon.train.losses import parse_loss
 from nas_recon.train.precision import autocast, check_precision
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
 from nas_recon.train.tblog import Board
-
-
-@dataclass
-class RetrainConfig:
-    """A retraining run: what model, what data, which recipe (with overrides applied)."""
-
-    data: str
-    out: str
-    recipe: Recipe
-    model: str | None = None
-    genotype: str | None = None
-    seed: int = 0
-    device: str = "auto"
-    size: int = SIZE
-    precision: str = "32"  # 32, bf16-mixed or 16-mixed (nas_recon.train.precision)
-    maps_dir: str | None = None  # multi-coil: where ESPIRiT maps are cached (default OUT/maps)
-    soft_dc: bool = False  # a learnt data-consistency weight (started at 1; multi-coil: MoDL's CG solve)
-    cg_iterations: int = CG_ITERATIONS  # the CG steps of a multi-coil soft DC
-    channels: int | None = None  # a registered model at another width (e.g. DC-CNN-3 set to a FLOPs target)
-    stop_epoch: int | None = None  # train up to this epoch only (the recipe's schedule unchanged; a later call with a
-    #                                larger stop_epoch resumes): a successive-halving rung
-    validate: str = "every"  # "every" epoch (best.pt by val PSNR), or only at the "end" of this call (a rung's score)
 
 
 class RetrainProgress:
