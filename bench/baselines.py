@@ -23,8 +23,8 @@ import statistics
 import time
 from pathlib import Path
 
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
-from nas_recon.report import label_runs, make_report, read_run
+from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
+from nas_recon.report.build import label_runs, make_report, read_run
 from nas_recon.runtime import configure
 from nas_recon.train.recipe import with_overrides
 

@@ -29,7 +29,7 @@ def main() -> None:
 
     from nas_recon.data.demo import build_demo
     from nas_recon.engine.checkpoint import model_from_checkpoint
-    from nas_recon.evaluate import evaluate, network_predictor
+    from nas_recon.evaluate.scoring import evaluate, network_predictor
     from nas_recon.physics.fusion import KSpaceFusion
     from nas_recon.physics.masks import MaskSpec
     from nas_recon.train.recipe import load_recipe, with_overrides

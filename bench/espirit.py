@@ -16,7 +16,7 @@ import time
 import numpy as np
 import torch
 
-from nas_recon.bart import available
+from nas_recon.physics.bart import available
 from nas_recon.physics.coils import acs_width, birdcage, espirit_maps, map_agreement
 from nas_recon.physics.fft import fft2c
 from nas_recon.physics.masks import make_mask

@@ -31,12 +31,12 @@ from scaling import Log, finished, test_metrics
 
 from nas_recon.cost import conv_macs
 from nas_recon.data.demo import build_demo
-from nas_recon.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.device import place, resolve_device
 from nas_recon.genotype import load_genotype
 from nas_recon.models.registry import ModelSpec, build_model, spec_for_genotype
+from nas_recon.pipelines.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.runtime import configure
-from nas_recon.sample import sample_genotypes, write_samples
+from nas_recon.select.sample import sample_genotypes, write_samples
 from nas_recon.space import load_space
 from nas_recon.train.precision import autocast
 
@@ -114,7 +114,7 @@ def main() -> None:
     sdir = a.out / "search"
     rdir = a.out / "random"
     if a.select == "halving":
-        from nas_recon.demo import write_recipe
+        from nas_recon.pipelines.demo import write_recipe
         from nas_recon.search.budget import parse_flops_target
 
         band = parse_flops_target("like:dccnn-3")

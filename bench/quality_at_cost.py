@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 
 from nas_recon.data.demo import build_demo
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
 from nas_recon.genotype import load_genotype
-from nas_recon.report import make_report
+from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
+from nas_recon.report.build import make_report
 from nas_recon.runtime import configure
-from nas_recon.sample import sample_genotypes, write_samples
+from nas_recon.select.sample import sample_genotypes, write_samples
 from nas_recon.space import load_space
 
 BASELINES = ("dccnn-3", "modl-3", "rdn-3", "rdn-8", "unet")

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 from scaling import Log, finished, steps_of, test_metrics
 
-from nas_recon.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.genotype import genotype_from_dict, load_genotype
 from nas_recon.io import atomic_write_text
+from nas_recon.pipelines.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.runtime import configure
 from nas_recon.search.fidelity import (
     bootstrap_tau,

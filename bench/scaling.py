@@ -29,12 +29,12 @@ from pathlib import Path
 from quality_at_cost import Log, log
 
 from nas_recon.data.demo import build_demo
-from nas_recon.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
-from nas_recon.evaluate import evaluate, predictor_for
+from nas_recon.evaluate.scoring import evaluate, predictor_for
 from nas_recon.genotype import genotype_from_dict, load_genotype
 from nas_recon.io import atomic_write_text
+from nas_recon.pipelines.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.runtime import configure
-from nas_recon.sample import genotype_macs, sample_genotypes, write_samples
+from nas_recon.select.sample import genotype_macs, sample_genotypes, write_samples
 from nas_recon.space import load_space
 
 BIAS = {"free": False, "biased": True}

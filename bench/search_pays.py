@@ -10,7 +10,7 @@ On the offline demo data, for each FLOPs target (a fraction of DC-CNN-3's conv M
   their mean +- sd, and the equal-compute control of Li & Talwalkar: the random networks retrained within the
   selection's budget (its cost in retraining-equivalents, rounded down), the best of them by validation PSNR
   (every val slice at 4x and 8x), tested like the others;
-- everything evaluated on test/ at 4x and 8x with fixed masks (nas_recon.report).
+- everything evaluated on test/ at 4x and 8x with fixed masks (nas_recon.report.build).
 
 Resumable: finished runs are skipped on a rerun. Prints one table per target and the margins the issue targets.
 
@@ -29,11 +29,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from nas_recon.data.demo import build_demo
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
-from nas_recon.evaluate import evaluate, predictor_for
+from nas_recon.evaluate.scoring import evaluate, predictor_for
 from nas_recon.genotype import load_genotype, save_genotype
 from nas_recon.physics.masks import MaskSpec
-from nas_recon.report import label_runs, make_report, read_run
+from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage, search_stage
+from nas_recon.report.build import label_runs, make_report, read_run
 from nas_recon.runtime import configure
 from nas_recon.search.budget import FlopsBand, model_flops, width_for
 from nas_recon.select.halving import SELECTION, summary

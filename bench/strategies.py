@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
 from nas_recon.genotype import load_genotype
-from nas_recon.report import make_report
+from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
+from nas_recon.report.build import make_report
 from nas_recon.runtime import configure
 
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from nas_recon.ablate import space_variant
 from nas_recon.cli.main import main
 from nas_recon.genotype import load_genotype
 from nas_recon.models.registry import count_params
 from nas_recon.models.searched import build_from_genotype
+from nas_recon.pipelines.ablate import space_variant
 from nas_recon.space.spaces import load_space
 
 

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from nas_recon.cli.main import main
-from nas_recon.demo import BUDGETS, budget_recipe
 from nas_recon.errors import ConfigError
-from nas_recon.evidence import evidence_path, read_evidence
-from nas_recon.report import budget_notes, decision_points, label_offsets, rungs_sentence
+from nas_recon.pipelines.demo import BUDGETS, budget_recipe
+from nas_recon.report.build import budget_notes, decision_points, label_offsets, rungs_sentence
+from nas_recon.report.evidence import evidence_path, read_evidence
 from nas_recon.train.recipe import load_recipe
 
 

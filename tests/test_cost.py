@@ -8,11 +8,11 @@ from conftest import EXAMPLE
 
 from nas_recon.cli.main import main
 from nas_recon.cost import conv_macs, latency_ms
-from nas_recon.costreport import reference_report
 from nas_recon.genotype import genotype_from_dict, load_genotype
 from nas_recon.models.registry import ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.paths import shipped_dir
-from nas_recon.sample import genotype_macs, sample_genotypes
+from nas_recon.report.costs import reference_report
+from nas_recon.select.sample import genotype_macs, sample_genotypes
 from nas_recon.space import load_space
 
 

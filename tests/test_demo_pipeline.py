@@ -5,8 +5,8 @@ import json
 import pytest
 
 from nas_recon.cli.main import main
+from nas_recon.evaluate.metrics import METRICS
 from nas_recon.genotype import load_genotype
-from nas_recon.metrics import METRICS
 
 PAPER = ["--space", "paper_a", "--select", "alpha"]  # the paper's demo (the default is the macro space's selection)
 

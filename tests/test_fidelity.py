@@ -95,7 +95,7 @@ def test_kendall_tau_sign_and_bootstrap_interval():
 def test_oneshot_scores_of_a_finished_search_and_the_report_line(data_root, tmp_path):
     from test_search import tiny_config
 
-    from nas_recon.report import make_report
+    from nas_recon.report.build import make_report
     from nas_recon.search.random_cells import sample_genotype
     from nas_recon.search.run import fixed_batches, load_splits, run_search, split_dataset, split_loader
     from nas_recon.train.recipe import load_recipe

@@ -12,7 +12,7 @@ from conftest import SIZE
 
 from nas_recon.data.identity import data_record, file_fingerprint, same_data
 from nas_recon.errors import ConfigError
-from nas_recon.report import make_report
+from nas_recon.report.build import make_report
 from nas_recon.train.recipe import Recipe
 from nas_recon.train.retrain import RetrainConfig, run_retrain
 

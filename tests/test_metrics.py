@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from nas_recon.metrics import aggregate, slice_metrics, volume_metrics
+from nas_recon.evaluate.metrics import aggregate, slice_metrics, volume_metrics
 
 
 @pytest.fixture

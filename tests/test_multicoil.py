@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from nas_recon import bart
 from nas_recon.cli.main import main
 from nas_recon.data.demo import build_demo
 from nas_recon.errors import ConfigError, DataError
+from nas_recon.physics import bart
 from nas_recon.physics.coils import acs_width, birdcage, espirit_maps, map_agreement, rss
 from nas_recon.physics.fft import ifft2c
 from nas_recon.physics.masks import make_mask

@@ -45,7 +45,7 @@ def test_no_module_outside_the_registrations_compares_a_strategy_or_selection_na
 
 
 def test_coil_estimators_are_registered_and_auto_takes_the_first_available():
-    from nas_recon.bart import available
+    from nas_recon.physics.bart import available
     from nas_recon.physics.coils import COIL_ESTIMATORS, coil_estimator, espirit_backend, espirit_method
 
     assert list(COIL_ESTIMATORS) == ["espirit-bart", "espirit-sigpy"]

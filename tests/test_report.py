@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from nas_recon.errors import ConfigError
-from nas_recon.report import label_runs, make_report
+from nas_recon.report.build import label_runs, make_report
 
 
 def run(path: Path, name: str, extra: dict | None = None) -> dict:

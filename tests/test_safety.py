@@ -22,7 +22,7 @@ from nas_recon.data.demo import build_demo
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.io import atomic_write_text
 from nas_recon.lock import LOCK_NAME, run_lock
-from nas_recon.report import evaluate_run, read_run
+from nas_recon.report.build import evaluate_run, read_run
 from nas_recon.train.recipe import Recipe
 from nas_recon.train.retrain import RetrainConfig, run_retrain
 
@@ -260,7 +260,7 @@ def test_top_level_verbose_shows_the_traceback(tmp_path):
 
 
 def test_nonfinite_metrics_are_written_as_valid_json(tmp_path):
-    from nas_recon.evaluate import write_metrics
+    from nas_recon.evaluate.scoring import write_metrics
 
     write_metrics({"psnr": float("inf"), "rows": [float("nan"), 1.0]}, tmp_path / "m.json")
     assert json.loads((tmp_path / "m.json").read_text()) == {"psnr": None, "rows": [None, 1.0]}

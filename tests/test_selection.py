@@ -533,7 +533,7 @@ def test_a_resumed_search_with_changed_selection_settings_is_refused(data_root, 
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_a_macro_genotype_exports_and_computes_the_same(tmp_path, fmt):
     """A version-2 genotype (chain cells, shared body, soft DC) through the one builder, exported: the same output."""
-    from nas_recon.export import export_model
+    from nas_recon.evaluate.export import export_model
     from nas_recon.models.registry import spec_for_genotype
 
     g = chain(ops=("sep_conv_5x5", "conv_3x3"), cascades=4, cells=2, channels=8, shared=True, dc="soft")

@@ -63,7 +63,7 @@ def test_mixed_space_is_biased_and_fits_dense_ops_under_dccnn3():
     from nas_recon.cost import conv_macs
     from nas_recon.genotype import Genotype, Node
     from nas_recon.models.registry import ModelSpec, build_model, spec_for_genotype
-    from nas_recon.sample import genotype_macs
+    from nas_recon.select.sample import genotype_macs
 
     m = load_space("mixed_a")
     assert m.bias and m.cells == 1 and (m.nodes, m.cascades, m.channels) == (3, 3, 32)

@@ -15,7 +15,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from nas_recon.cli.main import main
 from nas_recon.engine.checkpoint import model_from_checkpoint, read_checkpoint
 from nas_recon.errors import ConfigError, DataError, NasReconError
-from nas_recon.evaluate import evaluate, predictor_for
+from nas_recon.evaluate.scoring import evaluate, predictor_for
 from nas_recon.physics import center_crop, fft2c, ifft2c, make_mask
 from nas_recon.physics.masks import eval_seed
 from nas_recon.train.losses import parse_loss
@@ -161,7 +161,7 @@ def test_cli_retrain_evaluate_reconstruct_export(data_root, tmp_path):
 
 
 def test_matrix_fusion_equals_fft_fusion():
-    from nas_recon.export import MatrixFusion
+    from nas_recon.evaluate.export import MatrixFusion
     from nas_recon.physics import KSpaceFusion
 
     x, k0 = torch.randn(2, 2, 12, 10), torch.randn(2, 2, 12, 10)
@@ -263,7 +263,7 @@ def test_onnx_export_round_trip(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     from conftest import EXAMPLE
 
-    from nas_recon.export import export_model
+    from nas_recon.evaluate.export import export_model
     from nas_recon.genotype import genotype_from_dict
     from nas_recon.models.registry import build_model, spec_for_genotype
 
@@ -285,7 +285,7 @@ def test_multicoil_onnx_export_is_the_sense_cascade(tmp_path):
     """A multi-coil cascade network exported to ONNX (the SENSE operator as DFT matrices, maps an input) gives the
     FFT model's output; TorchScript, soft SENSE DC and non-cascade models are refused in words."""
     ort = pytest.importorskip("onnxruntime")
-    from nas_recon.export import export_model
+    from nas_recon.evaluate.export import export_model
     from nas_recon.models.registry import ModelSpec, build_model
 
     g = torch.Generator().manual_seed(0)

@@ -59,7 +59,7 @@ def run_cost(args: argparse.Namespace) -> int:
     if args.write and not args.reference:
         raise ConfigError("--write: only with --reference (a single model's cost is printed, not written)")
     if args.reference:
-        from nas_recon.costreport import reference_report, write_reference_report
+        from nas_recon.report.costs import reference_report, write_reference_report
 
         if args.write:
             paths = write_reference_report(args.write, args.size)
@@ -118,7 +118,7 @@ def run_sample(args: argparse.Namespace) -> int:
     """Write random genotypes."""
     from nas_recon.errors import ConfigError
     from nas_recon.genotype import load_genotype
-    from nas_recon.sample import check_sample_outputs, sample_genotypes, write_samples
+    from nas_recon.select.sample import check_sample_outputs, sample_genotypes, write_samples
     from nas_recon.space import load_space
 
     if args.flops_like and args.flops_target:

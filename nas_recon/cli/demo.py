@@ -10,7 +10,7 @@ from nas_recon.cli.common import add_device, add_verbose, console, fraction, non
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress, RichSelectionProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
-from nas_recon.demo import BASELINES, BUDGETS, DEMO_SELECT, DEMO_SPACE, DEMO_TARGET
+from nas_recon.pipelines.demo import BASELINES, BUDGETS, DEMO_SELECT, DEMO_SPACE, DEMO_TARGET
 from nas_recon.search.config import SELECTIONS
 
 
@@ -79,7 +79,7 @@ class RichDemoProgress:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print the summary."""
-    from nas_recon.demo import run_demo
+    from nas_recon.pipelines.demo import run_demo
 
     t0 = time.time()
     with progress_bar() as bar:
@@ -110,7 +110,7 @@ def register_ablate(sub: argparse._SubParsersAction) -> None:
 
 def run_ablate_cmd(args: argparse.Namespace) -> int:
     """Run the ablation and print the summary."""
-    from nas_recon.ablate import run_ablate
+    from nas_recon.pipelines.ablate import run_ablate
 
     t0 = time.time()
     with progress_bar() as bar:

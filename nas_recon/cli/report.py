@@ -57,7 +57,7 @@ def summary_table(report: dict) -> Table:
 
 def run(args: argparse.Namespace) -> int:
     """Build the report."""
-    from nas_recon.report import make_report
+    from nas_recon.report.build import make_report
 
     classical = ("zero-filled",) if args.no_tv else ("zero-filled", "tv")
     with console.status("building the report") as status:

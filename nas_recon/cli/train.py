@@ -155,7 +155,7 @@ def metrics_table(title: str, agg: dict[str, Any]) -> Table:
 def run_evaluate_cmd(args: argparse.Namespace) -> int:
     """Evaluate and print the table."""
     from nas_recon.data.dataset import list_volumes
-    from nas_recon.evaluate import evaluate, predictor_for, write_metrics
+    from nas_recon.evaluate.scoring import evaluate, predictor_for, write_metrics
     from nas_recon.outputs import check_output_file
     from nas_recon.physics.masks import MaskSpec
 
@@ -184,8 +184,8 @@ def run_reconstruct_cmd(args: argparse.Namespace) -> int:
     """Reconstruct files."""
     from nas_recon.device import resolve_device
     from nas_recon.engine.checkpoint import model_from_checkpoint
-    from nas_recon.evaluate import network_predictor
-    from nas_recon.reconstruct import reconstruct
+    from nas_recon.evaluate.reconstruct import reconstruct
+    from nas_recon.evaluate.scoring import network_predictor
 
     net, spec, ck = model_from_checkpoint(args.checkpoint)
     trained = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
@@ -207,7 +207,7 @@ def check_input_kind(trained: int, source: Path, checkpoint: Path) -> None:
     from nas_recon.data.dataset import list_volumes
     from nas_recon.data.hdf5 import inspect_volume
     from nas_recon.errors import NasReconError
-    from nas_recon.evaluate import check_kind
+    from nas_recon.evaluate.scoring import check_kind
 
     for f in [source] if source.is_file() else list_volumes(source):
         try:
@@ -220,7 +220,7 @@ def check_input_kind(trained: int, source: Path, checkpoint: Path) -> None:
 def run_export_cmd(args: argparse.Namespace) -> int:
     """Export a checkpoint."""
     from nas_recon.engine.checkpoint import model_from_checkpoint
-    from nas_recon.export import check_exportable, export_model
+    from nas_recon.evaluate.export import check_exportable, export_model
     from nas_recon.outputs import check_output_file
 
     check_output_file(args.out, args.format, inputs=[args.checkpoint])

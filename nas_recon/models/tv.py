@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from nas_recon import bart
-from nas_recon.bart import available as bart_available
 from nas_recon.errors import ConfigError
+from nas_recon.physics import bart
+from nas_recon.physics.bart import available as bart_available
 from nas_recon.physics.fft import fft2c, ifft2c
 
 LAMBDA = 0.01

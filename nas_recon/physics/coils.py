@@ -108,7 +108,7 @@ def calibration(mask: np.ndarray) -> tuple[int, int]:
 
 def espirit_bart(kspace: np.ndarray, mask: np.ndarray, thresh: float = 0.02) -> np.ndarray:
     """ESPIRiT by BART's `ecalib` (one set of maps)."""
-    from nas_recon import bart
+    from nas_recon.physics import bart
 
     width, kernel = calibration(mask)
     k = np.asarray(kspace, np.complex64)
@@ -145,7 +145,7 @@ def _espirit_method(tool: str, crop: float) -> str:
 
 
 def _bart_available() -> bool:
-    from nas_recon.bart import available
+    from nas_recon.physics.bart import available
 
     return available()
 

@@ -103,7 +103,7 @@ class KSpaceFusion(nn.Module):
 
     def blend(self, k: torch.Tensor, k0: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         """The fusion rule on k-space `k`, complex or as [re, im] channels alike (the rule is real-linear): the
-        FFT path and the ONNX export's DFT matrices (nas_recon.export) share it."""
+        FFT path and the ONNX export's DFT matrices (nas_recon.evaluate.export) share it."""
         if self.hard:
             return (1 - m) * k + m * k0
         lam = self.current_lam()

@@ -35,10 +35,10 @@ from nas_recon.engine.dist import (
 )
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, DataError, Diverged
+from nas_recon.evaluate.metrics import slice_metrics
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text, write_csv
 from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits, check_model_fits
-from nas_recon.metrics import slice_metrics
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
 from nas_recon.outputs import read_run_record

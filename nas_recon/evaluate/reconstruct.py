@@ -12,7 +12,7 @@ from nas_recon.data.dataset import SliceDataset, list_volumes
 from nas_recon.data.hdf5 import inspect_volume, open_h5
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, NasReconError
-from nas_recon.evaluate import Predictor
+from nas_recon.evaluate.scoring import Predictor
 from nas_recon.io import atomic_path
 from nas_recon.outputs import KINDS, MARKER, check_output_dir, check_output_files
 from nas_recon.physics.fft import center_crop, chan_to_complex

@@ -10,10 +10,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from nas_recon.demo import BUDGETS, DemoProgress, budget_recipe, data_stage, retrain_stage, search_stage
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.lock import run_lock
+from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, data_stage, retrain_stage, search_stage
 from nas_recon.space.spaces import LIMITS, load_space
 
 
@@ -78,7 +78,7 @@ def run_ablate(out: Path, data: Path | None = None, spaces: tuple[str, ...] = ("
 def _ablate(out: Path, data: Path | None, spaces: tuple[str, ...], nodes: tuple[int, ...], budget: str,
             device: str, seed: int, progress: DemoProgress) -> dict[str, Any]:
     """run_ablate inside the folder's lock."""
-    from nas_recon.report import make_report
+    from nas_recon.report.build import make_report
 
     b = BUDGETS[budget]
     settings = {"budget": budget, "seed": seed, "data": None if data is None else str(data),

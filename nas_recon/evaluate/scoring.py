@@ -19,8 +19,8 @@ from nas_recon.data.sample import Sample, unscaled_magnitudes
 from nas_recon.defaults import SIZE
 from nas_recon.device import place, resolve_device
 from nas_recon.errors import ConfigError
+from nas_recon.evaluate.metrics import METRICS, aggregate, slice_metrics, volume_metrics
 from nas_recon.io import atomic_write_text
-from nas_recon.metrics import METRICS, aggregate, slice_metrics, volume_metrics
 from nas_recon.models.baselines import ZeroFilled
 from nas_recon.models.tv import tv_reconstruct_many
 from nas_recon.physics.fft import chan_to_complex, complex_to_chan

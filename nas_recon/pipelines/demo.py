@@ -168,8 +168,8 @@ def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, 
 def paper_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progress: DemoProgress, cell_bias: bool,
                space: str, select: str) -> dict[str, Any]:
     """The paper's demo: a DARTS cell, random cells of its FLOPs, the fixed baselines."""
-    from nas_recon.report import make_report
-    from nas_recon.sample import sample_genotypes, write_samples
+    from nas_recon.report.build import make_report
+    from nas_recon.select.sample import sample_genotypes, write_samples
     from nas_recon.space import load_space
 
     search_dir = out / "search"
@@ -218,10 +218,10 @@ def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progr
     """The search that pays: DARTS proposes in the space, successive halving decides inside the FLOPs band; the
     selected network is retrained beside DC-CNN and MoDL at the band's width, the fixed baselines below the band
     and random networks of the band, all under the budget's recipe."""
-    from nas_recon.report import make_report
-    from nas_recon.sample import sample_genotypes, write_samples
+    from nas_recon.report.build import make_report
     from nas_recon.search.budget import model_flops, width_for
     from nas_recon.select.halving import SELECTION, summary
+    from nas_recon.select.sample import sample_genotypes, write_samples
     from nas_recon.space import load_space
 
     recipe = budget_recipe(b)

@@ -23,18 +23,24 @@ from nas_recon.data.dataset import SliceDataset  # noqa: E402
 from nas_recon.data.identity import data_record, describe_data, folder_of, same_data  # noqa: E402
 from nas_recon.defaults import SIZE
 from nas_recon.engine.checkpoint import model_from_checkpoint  # noqa: E402
-from nas_recon.equalcost import equal_cost, plot_front, run_info  # noqa: E402
-from nas_recon.equalcost import markdown as equal_cost_markdown  # noqa: E402
 from nas_recon.errors import ConfigError  # noqa: E402
-from nas_recon.evaluate import ensemble_predictor, evaluate, network_predictor, predictor_for, write_metrics  # noqa: E402
-from nas_recon.evidence import read_evidence  # noqa: E402
+from nas_recon.evaluate.metrics import METRICS  # noqa: E402
+from nas_recon.evaluate.scoring import (  # noqa: E402
+    ensemble_predictor,
+    evaluate,
+    network_predictor,
+    predictor_for,
+    write_metrics,
+)
 from nas_recon.genotype import load_genotype  # noqa: E402
 from nas_recon.io import atomic_write_text  # noqa: E402
 from nas_recon.lock import LOCK_NAME, run_lock  # noqa: E402
-from nas_recon.metrics import METRICS  # noqa: E402
 from nas_recon.outputs import check_output_dir, claim_folder  # noqa: E402
 from nas_recon.physics.fft import chan_to_complex  # noqa: E402
 from nas_recon.physics.masks import MaskSpec  # noqa: E402
+from nas_recon.report.equalcost import equal_cost, plot_front, run_info  # noqa: E402
+from nas_recon.report.equalcost import markdown as equal_cost_markdown  # noqa: E402
+from nas_recon.report.evidence import read_evidence  # noqa: E402
 from nas_recon.search.selections import retrained  # noqa: E402
 
 LOWER_BETTER = {"params", "flops", "latency_ms", "mse", "nmse"}
@@ -214,7 +220,7 @@ def check_same_kind(retrains: list[dict[str, Any]], data: Path | None) -> None:
     scored on one test set)."""
     from nas_recon.data.dataset import list_volumes
     from nas_recon.data.hdf5 import inspect_volume
-    from nas_recon.evaluate import check_kind, kind_of
+    from nas_recon.evaluate.scoring import check_kind, kind_of
 
     first = int(retrains[0]["meta"].get("coils") or 0)
     for run in retrains[1:]:

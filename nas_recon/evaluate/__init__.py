@@ -1,0 +1,1 @@
+"""Evaluation: test-set scores with fixed masks, reconstructions, metrics, exports."""

@@ -1,0 +1,1 @@
+"""End-to-end pipelines: the offline demo and the ablation (search + retrain + report)."""
