@@ -81,12 +81,11 @@ def main() -> None:
     data = a.out / "data"
     recipe = budget_recipe(b)
     bdir = a.out / "baselines"
-    runs: list[Path] = []
+    mix = with_overrides(recipe, {"mixup": a.mixup}, "--mixup")
+    runs = [retrain_stage(data, bdir / f"dccnn-3-mixup{a.mixup:g}", "dccnn-3 with mixup", mix, b, 0, a.device, say,
+                          model="dccnn-3")]
     for name in a.models:
         runs.append(retrain_stage(data, bdir / name, name, recipe, b, 0, a.device, say, model=name))
-    mix = with_overrides(recipe, {"mixup": a.mixup}, "--mixup")
-    runs.append(retrain_stage(data, bdir / f"dccnn-3-mixup{a.mixup:g}", "dccnn-3 with mixup", mix, b, 0, a.device,
-                              say, model="dccnn-3"))
     selected = {}
     for tdir in sorted(a.out.glob("t*")):
         sel = sorted(d for d in tdir.glob(f"selected{a.tag}-s*") if (d / "best.pt").is_file())
