@@ -150,7 +150,7 @@ class DIRCN(nn.Module):
     """x_{c+1} = fusion_c(body_c([x_c, x_{c-1}, ..., x_0], features of body_{c-1})); the cascade family's
     interface and multi-coil output (the RSS of the last fusion's data-consistent coil images)."""
 
-    def __init__(self, cascades: int = 12, n: int = 20, groups: int = 5, ratio: float = 1 / 8,
+    def __init__(self, cascades: int = 30, n: int = 20, groups: int = 4, ratio: float = 1 / 8,
                  cg_iterations: int = CG_ITERATIONS) -> None:
         super().__init__()
         self.bodies = nn.ModuleList(DIRCNBody(c + 1, n, groups, ratio, linked=c > 0) for c in range(cascades))
