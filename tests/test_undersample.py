@@ -53,3 +53,14 @@ def test_an_existing_output_or_a_missing_split_is_refused_and_nothing_is_left(da
     err = capsys.readouterr().err.strip()
     assert "val/" in err and "\n" not in err and not (tmp_path / "v").exists()
     assert not list(tmp_path.glob(".v.tmp-*"))
+
+
+def test_undersampling_an_undersampled_folder_is_refused_and_leaves_nothing(data_root, tmp_path, capsys):
+    once = tmp_path / "once"
+    assert main(["data", "undersample", "--data", str(data_root), "--out", str(once)]) == 0
+    capsys.readouterr()
+    twice = tmp_path / "twice"
+    assert main(["data", "undersample", "--data", str(once), "--out", str(twice)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "already undersampled" in err and "\n" not in err
+    assert not twice.exists() and not list(tmp_path.glob(".twice.tmp-*"))
