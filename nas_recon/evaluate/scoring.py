@@ -91,8 +91,6 @@ ENSEMBLE_KEYS = {"size": "--size", "coils": "coil count", "input_max": "input cl
 def training_data(checkpoint: Path, folder: Any) -> Any:
     """What a checkpoint was trained on: its run record's content digest when run.json beside it has one (the same
     files under another path are the same data), else the folder it names."""
-    import json
-
     try:
         record = json.loads((checkpoint.parent / "run.json").read_text()).get("data")
     except (OSError, ValueError, AttributeError):
