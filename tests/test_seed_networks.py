@@ -1,6 +1,8 @@
 """DIRCN and Squeeze U-Net (issue 32): the reference implementations' parameter counts, DIRCN's dense and
 interconnected cascades on single- and multi-coil data, and both through retrain, resume, evaluate and export."""
 
+import copy
+
 import pytest
 import torch
 from conftest import SIZE
@@ -8,6 +10,7 @@ from test_train import Interrupt, cfg
 
 from nas_recon.cli.main import main
 from nas_recon.engine.checkpoint import read_checkpoint
+from nas_recon.models.baselines import per_image_norms
 from nas_recon.models.dircn import DIRCN, START_WEIGHT
 from nas_recon.models.registry import IMAGE_MODELS, ModelSpec, build_model, count_params
 from nas_recon.models.squeeze import SqueezeUNet
@@ -31,10 +34,24 @@ def test_squeeze_unet_has_the_keras_reference_parameter_count():
     net = SqueezeUNet()
     stats = sum(b.numel() for n, b in net.named_buffers() if n.endswith(("running_mean", "running_var")))
     # lhelontra/squeeze-unet SqueezeUNet(1 channel in, 1 class): Keras counts 2,502,737 parameters, its batch
-    # norms' moving mean and variance included (the seed report's "2.5 million")
-    assert count_params(net) + stats == 2_502_737
-    assert count_params(build_model(ModelSpec("squeeze-unet"))) == count_params(net)
-    assert {"squeeze-unet", "squeeze-unet-small"} <= IMAGE_MODELS and "dircn" not in IMAGE_MODELS
+    # norms' moving mean and variance included (the seed report's "2.5 million"); 2,501,873 of them trainable
+    assert count_params(net) + stats == 2_502_737 and count_params(net) == 2_501_873
+    registered = build_model(ModelSpec("squeeze-unet"))  # under the image protocol: per-image norms, no statistics
+    assert count_params(registered) == count_params(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in registered.modules())
+
+
+def test_batch_norms_of_image_networks_normalise_each_image_as_at_batch_one():
+    """A library network's batch norm becomes the instance norm it computes at fastMRI's batch size 1: training at
+    batch 1 is the same computation, and evaluation depends neither on the batch nor on running averages."""
+    torch.manual_seed(0)
+    bn = SqueezeUNet(width=0.5, dropout=0.0).train()
+    per_image = per_image_norms(copy.deepcopy(bn))
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(per_image(x[:1]), bn(x[:1]), rtol=1e-4, atol=1e-5)
+        per_image.eval()
+        torch.testing.assert_close(per_image(x)[1:2], per_image(x[1:2]), rtol=1e-4, atol=1e-5)
 
 
 def test_dircn_runs_single_and_multicoil_and_every_parameter_learns():

@@ -199,13 +199,30 @@ class UNet(MagnitudeNet):
         return y
 
 
+def per_image_norms(net: nn.Module) -> nn.Module:
+    """Every 2-D batch norm of `net` replaced (in place) by the instance norm it computes at batch size 1, with its
+    affine weights: fastMRI's image protocol trains at batch 1, where a batch norm normalises each image by its own
+    statistics; evaluated on running averages of the last training images instead, the networks fell below
+    zero-filled (BENCHMARKS.md, "The seed reports' networks"). Same parameters; no running statistics."""
+    for name, child in list(net.named_children()):
+        if isinstance(child, nn.BatchNorm2d):
+            inst = nn.InstanceNorm2d(child.num_features, eps=child.eps, affine=child.affine)
+            if child.affine:
+                inst.weight, inst.bias = child.weight, child.bias
+            setattr(net, name, inst)
+        else:
+            per_image_norms(child)
+    return net
+
+
 class PaddedNet(MagnitudeNet):
     """A library's image network under fastMRI's protocol (MagnitudeNet), its input clamped to +-6 and
-    reflect-padded to a multiple of `multiple` (its total stride), its output cropped back."""
+    reflect-padded to a multiple of `multiple` (its total stride), its output cropped back; its batch norms
+    normalise each image by itself (per_image_norms)."""
 
     def __init__(self, net: nn.Module, name: str, multiple: int, min_size: int) -> None:
         super().__init__()
-        self.net, self.name, self.multiple, self.min_size = net, name, multiple, min_size
+        self.net, self.name, self.multiple, self.min_size = per_image_norms(net), name, multiple, min_size
 
     def core(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
