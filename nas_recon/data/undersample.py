@@ -17,6 +17,7 @@ import numpy as np
 from nas_recon.data.dataset import list_volumes
 from nas_recon.data.hdf5 import inspect_volume
 from nas_recon.errors import ConfigError, DataError
+from nas_recon.physics.coils import acs_width
 from nas_recon.physics.masks import check_mask_args, make_mask
 
 UNDERSAMPLED = ("train", "val")  # the splits written undersampled; test/ keeps its references for evaluation
@@ -48,21 +49,8 @@ def undersample_volume(src: Path, dst: Path, acceleration: float, kind: str, see
         for a, v in attrs.items():
             g.attrs[a] = v
         g.attrs["acceleration"] = float(acceleration)
-        g.attrs["num_low_frequency"] = int(centre_run(m))
+        g.attrs["num_low_frequency"] = acs_width(m)
     return {"columns": int(m.sum()), "width": int(m.shape[0])}
-
-
-def centre_run(m: np.ndarray) -> int:
-    """Length of the sampled run of columns through the centre."""
-    c = m.shape[0] // 2
-    if not m[c]:
-        return 0
-    lo, hi = c, c
-    while lo > 0 and m[lo - 1]:
-        lo -= 1
-    while hi < m.shape[0] - 1 and m[hi + 1]:
-        hi += 1
-    return hi - lo + 1
 
 
 def undersample_folder(data: Path, out: Path, acceleration: float, kind: str = "random", seed: int = 0,
