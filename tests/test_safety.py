@@ -216,12 +216,12 @@ def test_resume_refuses_changed_settings(data_root, tmp_path):
 def test_a_failed_first_step_does_not_block_the_rerun(data_root, tmp_path, monkeypatch):
     import nas_recon.train.retrain as rt
 
-    def broken(spec):
-        def loss(o, t):
+    def broken(spec, supervision):
+        def loss(o, b):
             raise ConfigError("loss: broken on purpose")
         return loss
 
-    monkeypatch.setattr(rt, "parse_loss", broken)
+    monkeypatch.setattr(rt, "objective", broken)
     with pytest.raises(ConfigError, match="broken on purpose"):
         retrain(data_root, tmp_path / "r")
     monkeypatch.undo()

@@ -86,15 +86,15 @@ def test_nan_loss_stops_and_keeps_last_good(data_root, tmp_path, monkeypatch):
 
     calls = {"n": 0}
 
-    def fake_parse(spec):
-        def loss(o, t):
+    def fake_objective(spec, supervision):
+        def loss(o, b):
             calls["n"] += 1
-            val = torch.nn.functional.l1_loss(o, t)
+            val = torch.nn.functional.l1_loss(o, b.target)
             return val * float("nan") if calls["n"] > 5 else val
 
         return loss
 
-    monkeypatch.setattr(rt, "parse_loss", fake_parse)
+    monkeypatch.setattr(rt, "objective", fake_objective)
     with pytest.raises(NasReconError, match=r"loss became nan at epoch 2 step 2.*last.pt"):
         run_retrain(cfg(data_root, tmp_path / "n"))
     assert read_checkpoint(tmp_path / "n" / "last.pt")["epoch"] == 1

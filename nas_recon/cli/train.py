@@ -108,6 +108,8 @@ class RichRetrainProgress:
     def epoch_end(self, row: dict[str, Any]) -> None:
         if row["val_psnr"] != "":
             self.val = f"  val PSNR {row['val_psnr']:.2f} SSIM {row['val_ssim']:.4f}"
+        elif row.get("val_loss", "") != "":
+            self.val = f"  val held-out loss {row['val_loss']:.4f}"
 
 
 def run_retrain_cmd(args: argparse.Namespace) -> int:
@@ -134,7 +136,9 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
     with progress_bar() as bar:
         res = run_retrain(cfg, resume=args.resume, progress=RichRetrainProgress(bar))
     last = res["history"][-1] if res["history"] else {}
-    console.print(f"{res['spec'].name}: {res['params']:,} params; best val PSNR {res['best_psnr']:.2f} dB"
+    best = (f"best val PSNR {res['best_psnr']:.2f} dB" if cfg.recipe.supervision == "full" else
+            f"best val held-out k-space loss {-res['best_psnr']:.4f}")
+    console.print(f"{res['spec'].name}: {res['params']:,} params; {best}"
                   f"{'; last epoch ' + str(last.get('epoch')) if last else ''}; wrote {res['run_dir']}")
     return 0
 

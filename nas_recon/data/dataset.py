@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_mask, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
+from nas_recon.data.ssdu import SsduSplit, SsduTransform
 from nas_recon.data.transforms import INPUT_MAX, Draw, MultiCoilTransform, SingleCoilTransform
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
@@ -68,7 +69,11 @@ class SliceDataset(Dataset):
     random foreground pixel (|image| > 10 % of the slice max);
     a crop is scaled like its whole slice (max |zero-filled of the full slice| = 6), a full slice to max |x0| = 6;
     mode "eval": every slice once per acceleration, mask fixed per (file, slice, acceleration), centre crop;
-    mode "given": the file's own `mask` dataset (fastMRI test/challenge files).
+    mode "given": the file's own `mask` dataset (fastMRI test/challenge files);
+    `ssdu` (train and eval): undersampled files (their own `mask`, no reference) split into Theta and Lambda by
+    nas_recon.data.ssdu (train: a fresh split per draw; eval: fixed per (file, slice)); their k-space must be
+    --size columns wide (a crop across the columns would not keep the mask), taller ones are cropped along the
+    readout.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class SliceDataset(Dataset):
         repeats: int = 1,
         maps_dir: str | Path | None = None,
         write_maps: bool = True,
+        ssdu: SsduSplit | None = None,
     ) -> None:
         if mode not in ("train", "eval", "given"):
             raise ConfigError(f"mode: unknown '{mode}', expected train, eval or given")
@@ -108,9 +114,14 @@ class SliceDataset(Dataset):
         self.write_maps = write_maps  # DDP: every rank reads the maps cache, rank 0 alone writes it
         if self.coils and self.maps_dir is not None and write_maps:
             check_maps_dir(self.maps_dir)
-        self.transform = (MultiCoilTransform if self.coils else SingleCoilTransform)(crop, self.masks.kind)
+        self.ssdu = ssdu
+        self.transform = ((MultiCoilTransform if self.coils else SingleCoilTransform)(crop, self.masks.kind)
+                          if ssdu is None else SsduTransform(ssdu, crop))
         self.espirit = espirit_backend()  # BART's ecalib when on PATH (5-8x faster), else sigpy's
-        if self.coils and mode != "given":  # decided before any work: ESPIRiT calibrates on the fully sampled centre
+        self._omega: dict[int, np.ndarray] = {}  # SSDU: each volume's own column mask
+        if ssdu is not None:
+            self.check_ssdu(ssdu)
+        elif self.coils and mode != "given":  # decided before any work: ESPIRiT calibrates on the fully sampled centre
             for acc in self.masks.accelerations:
                 width = acs_width(make_mask(size, acc, None, self.masks.kind, np.random.default_rng(0)))
                 if width < MIN_CALIBRATION:
@@ -122,13 +133,13 @@ class SliceDataset(Dataset):
             for v in self.volumes:
                 if not v.has_mask:
                     raise DataError(f"{v.path}: no 'mask' dataset, needed to use the file's own mask")
-        else:  # train and eval pair an undersampling of fully sampled k-space with its reference
+        elif ssdu is None:  # train and eval pair an undersampling of fully sampled k-space with its reference
             for v in self.volumes:
                 if v.has_mask:
                     raise DataError(f"{v.path}: carries its own 'mask' (fastMRI's test layout: undersampled, the "
                                     "unacquired columns zero), so it gives no fully sampled reference to "
-                                    f"{'train on' if mode == 'train' else 'score against'}; training without "
-                                    "fully sampled data is self-supervised (--supervision ssdu), not built yet")
+                                    f"{'train on' if mode == 'train' else 'score against'}; train on undersampled "
+                                    "files with --supervision ssdu")
         slices = [(vi, s) for vi, v in enumerate(self.volumes) for s in range(v.num_slices)]
         if max_slices is not None and max_slices < len(slices):
             if max_slices < 1:
@@ -136,7 +147,7 @@ class SliceDataset(Dataset):
             picks = np.unique(np.linspace(0, len(slices) - 1, max_slices).round().astype(int))
             slices = [slices[i] for i in picks]
         self.slices = slices
-        accs = self.masks.accelerations if mode == "eval" else (None,)
+        accs = self.masks.accelerations if mode == "eval" and ssdu is None else (None,)
         self.items: list[tuple[int, int, float | None]] = [(v, s, a) for v, s in slices for a in accs]
         self.repeats = repeats  # train mode: each slice drawn `repeats` times an epoch, each with its own crop/mask
         self._handles: dict[int, h5py.File] = {}
@@ -215,11 +226,12 @@ class SliceDataset(Dataset):
                 self._mags[(vi, s)] = mag
         return mag
 
-    def coil_maps(self, vi: int, s: int, acc: float, img: torch.Tensor | None = None) -> torch.Tensor:
+    def coil_maps(self, vi: int, s: int, acc: float, img: torch.Tensor | None = None,
+                  own: np.ndarray | None = None) -> torch.Tensor:
         """ESPIRiT maps [coils, size, size] of slice `s` (its coil images `img`, read when not given) from the fully
-        sampled centre of its k-space at `acc` (the same for every mask of that acceleration): computed once, kept
-        in memory and in `maps_dir`."""
-        key = (vi, s, float(acc))
+        sampled centre of its k-space at `acc` (the same for every mask of that acceleration), or of the file's own
+        mask `own` (SSDU: undersampled files): computed once, kept in memory and in `maps_dir`."""
+        key = (vi, s, float(acc) if own is None else "own")
         if key in self._maps:
             return self._maps[key]
         vol = self.volumes[vi]
@@ -228,7 +240,8 @@ class SliceDataset(Dataset):
         # known by content: a cache shared by runs (--maps-dir) never serves another file's slice of the same name
         digest = self._digests.get((vi, s)) or hashlib.blake2b(img.numpy().tobytes(), digest_size=6).hexdigest()
         self._digests[(vi, s)] = digest
-        name = f"{vol.path.stem}-{s}-{acc:g}x-{self.masks.kind}-{self.size}-{self.espirit}-{digest}.npy"
+        how = f"{acc:g}x-{self.masks.kind}" if own is None else "own"
+        name = f"{vol.path.stem}-{s}-{how}-{self.size}-{self.espirit}-{digest}.npy"
         path = self.maps_dir / name if self.maps_dir else None
         if path is not None and path.is_file():
             try:
@@ -240,7 +253,8 @@ class SliceDataset(Dataset):
                                 "complex64; delete the file to recompute")
         else:
             k = fft2c(img).numpy()
-            m = make_mask(self.size, acc, None, self.masks.kind, np.random.default_rng(0))  # its centre is all read
+            m = (make_mask(self.size, acc, None, self.masks.kind, np.random.default_rng(0)) if own is None
+                 else own)  # its centre is all read
             try:
                 maps = espirit_maps(k * m, m, backend=self.espirit)
             except DataError as e:  # a centre too narrow to calibrate: say where, and what would widen it
@@ -252,6 +266,33 @@ class SliceDataset(Dataset):
         if self.cache_enabled:
             self._maps[key] = maps_t
         return maps_t
+
+    def check_ssdu(self, split: SsduSplit) -> None:
+        """Before any work: every volume undersampled (its own mask, --size columns wide, splittable; multi-coil: a
+        centre wide enough for ESPIRiT)."""
+        if self.mode not in ("train", "eval"):
+            raise ConfigError(f"mode: SSDU samples are drawn in train or eval mode, not {self.mode}")
+        for vi, v in enumerate(self.volumes):
+            if not v.has_mask:
+                raise DataError(f"{v.path}: fully sampled (no 'mask'); --supervision ssdu trains on undersampled files "
+                                "(fastMRI's test layout): write them with nas-recon data undersample, or train with "
+                                "--supervision full")
+            if v.width != self.size:
+                raise DataError(f"{v.path}: k-space {v.width} columns wide, --size is {self.size}; SSDU keeps every "
+                                f"column (a crop across them would not keep the mask): use --size {v.width}")
+            omega = self.omega(vi)
+            split.check(omega, v.path)
+            if self.coils and acs_width(omega) < MIN_CALIBRATION:
+                raise DataError(f"{v.path}: the fully sampled centre of its mask is {acs_width(omega)} columns, "
+                                f"ESPIRiT needs at least {MIN_CALIBRATION}")
+
+    def omega(self, vi: int) -> np.ndarray:
+        """The acquired columns of volume `vi` (its own mask, boolean [W])."""
+        if vi not in self._omega:
+            v = self.volumes[vi]
+            with open_h5(v.path) as f:
+                self._omega[vi] = check_mask(v.path, f["mask"], v.width).astype(bool)
+        return self._omega[vi]
 
     def given_sample(self, vi: int, s: int) -> Sample:
         """A slice of a file that carries its own mask (fastMRI test files): the measured k-space on its own grid.
@@ -297,11 +338,15 @@ class SliceDataset(Dataset):
             rng = np.random.default_rng([self.seed, self.epoch, index])
         else:
             rng = np.random.default_rng(eval_seed(self.seed, vol.path.name, s, acc or 0.0))
-        if self.mode == "train":
+        omega = None
+        if self.ssdu is not None:
+            omega = self.omega(vi)
+            acc = omega.shape[0] / max(1, int(omega.sum()))
+        elif self.mode == "train":
             acc = self.masks.draw_acceleration(rng)
-        maps = self.coil_maps(vi, s, float(acc), img) if self.coils else None
+        maps = self.coil_maps(vi, s, float(acc), img, omega) if self.coils else None
         return self.transform(Draw(img, float(acc), rng, self.mode == "train", lambda: self.slice_magnitude(vi, s, img),
-                                   vol.path, s, self.volume_max(vi), maps))
+                                   vol.path, s, self.volume_max(vi), maps, omega))
 
 
 def check_maps_dir(folder: Path) -> None:

@@ -19,6 +19,9 @@ class Sample(NamedTuple):
     Multi-coil: kspace is [coils, 2, H, W], maps the coil sensitivities [coils, 2, H, W], input the
     sensitivity-combined zero-filled image A^H k and target the RSS magnitude (fastMRI's multi-coil target) with
     the phase of the sensitivity-combined fully sampled image; single-coil: maps is empty.
+    SSDU (nas_recon.data.ssdu): mask and kspace are Theta's, holdout the measured k-space on Lambda (shaped like
+    kspace) and holdout_mask Lambda [1, 1, W], target the zero-filled image under all acquired columns; supervised
+    samples leave both empty.
     """
 
     input: torch.Tensor
@@ -31,6 +34,8 @@ class Sample(NamedTuple):
     acceleration: float
     max_value: float
     maps: torch.Tensor = NO_MAPS
+    holdout: torch.Tensor = NO_MAPS
+    holdout_mask: torch.Tensor = NO_MAPS
 
     @property
     def multicoil(self) -> bool:

@@ -37,6 +37,7 @@ class Draw:
     slice: int
     max_value: float
     maps: torch.Tensor | None = None  # multi-coil: sensitivities [coils, H, W]
+    mask: np.ndarray | None = None  # SSDU: the file's own column mask (image is then its zero-filled image)
 
 
 def crop_corner(mag: torch.Tensor, crop: int, rng: np.random.Generator) -> tuple[int, int]:

@@ -28,18 +28,25 @@ def phase(z: torch.Tensor) -> torch.Tensor:
     return torch.where(z.abs() > 0, torch.sgn(z), torch.ones((), dtype=z.dtype, device=z.device))
 
 
-def acs_width(mask: np.ndarray) -> int:
-    """Width of the fully sampled centre of a Cartesian column mask: the sampled run through the centre column."""
+def acs_run(mask: np.ndarray) -> tuple[int, int]:
+    """The fully sampled centre of a Cartesian column mask as columns [lo, hi): the sampled run through the centre
+    column (empty, lo == hi, when the centre column is not sampled)."""
     m = np.asarray(mask).reshape(-1).astype(bool)
     c = m.shape[0] // 2
     if not m[c]:
-        return 0
+        return c, c
     lo, hi = c, c
     while lo > 0 and m[lo - 1]:
         lo -= 1
     while hi < m.shape[0] - 1 and m[hi + 1]:
         hi += 1
-    return hi - lo + 1
+    return lo, hi + 1
+
+
+def acs_width(mask: np.ndarray) -> int:
+    """Width of the fully sampled centre of a Cartesian column mask: the sampled run through the centre column."""
+    lo, hi = acs_run(mask)
+    return hi - lo
 
 
 # ESPIRiT zeroes the maps where the top eigenvalue falls below `crop`; BART's eigenvalues come on another scale:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from pytorch_msssim import ms_ssim, ssim
@@ -11,6 +12,10 @@ from torch.nn import functional as F
 
 from nas_recon.errors import ConfigError
 
+if TYPE_CHECKING:
+    from nas_recon.data.sample import Sample
+
+SSDU_LOSS = "ssdu"  # the recipe's loss under supervision = ssdu (nas_recon.data.ssdu.ssdu_loss)
 SIMPLE = ("l1", "mse")
 STRUCTURAL = ("ssim", "ms-ssim")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -61,3 +66,17 @@ def parse_loss(spec: str) -> LossFn:
         return alpha * simple(out, target) + (1 - alpha) * structural(out, target)
 
     return compound
+
+
+Objective = Callable[[torch.Tensor, "Sample"], torch.Tensor]
+
+
+def objective(loss: str, supervision: str = "full") -> Objective:
+    """What a training step minimises given the network's output and its batch: the loss `loss` against the
+    reference (supervised), or SSDU's loss on the held-out k-space."""
+    if supervision == "ssdu":
+        from nas_recon.data.ssdu import ssdu_loss
+
+        return ssdu_loss
+    fn = parse_loss(loss)
+    return lambda out, b: fn(out, b.target)

@@ -6,12 +6,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from nas_recon.data.ssdu import RHO, SELECTIONS, SUPERVISIONS
 from nas_recon.defaults import ACCELERATIONS
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
 from nas_recon.paths import load_shipped_toml
 from nas_recon.physics.masks import MASK_KINDS
-from nas_recon.train.losses import parse_loss
+from nas_recon.train.losses import SSDU_LOSS, parse_loss
 
 
 @dataclass
@@ -38,12 +39,23 @@ class Recipe:
     unet_repeats: int = 0  # U-Net draws of each training slice per epoch; 0: same as repeats
     mixup: float = option(0.0, "mixup: each training slice mixed with another, lam ~ Beta(MIXUP, MIXUP), measured "
                           "again under its own mask (single-coil; default off)", kind="pos_float")
+    supervision: str = option("full", "full: train on fully sampled references; ssdu: self-supervised on "
+                              "undersampled files (their own masks, no references; nas-recon data undersample "
+                              "writes them), the loss on held-out k-space", choices=SUPERVISIONS)
+    ssdu_rho: float = option(RHO, f"ssdu: share of the acquired columns held out for the loss (default {RHO})",
+                             kind="fraction")
+    ssdu_selection: str = option("uniform", "ssdu: how the held-out columns are drawn outside the centre",
+                                 choices=SELECTIONS)
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe's keys (mixup only when on, so that the records of runs without it stay as they were)."""
+        """The recipe's keys (mixup and SSDU's only when on, so that the records of runs without them stay as they
+        were)."""
         d = asdict(self)
         if not self.mixup:
             del d["mixup"]
+        if self.supervision == "full":
+            for key in ("supervision", "ssdu_rho", "ssdu_selection"):
+                del d[key]
         return d
 
 
@@ -66,6 +78,8 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
             off = key == "mixup" and val == 0  # mixup = 0: off, as the default
             if not isinstance(val, (int, float)) or not math.isfinite(val) or (val <= 0 and not off):
                 raise ConfigError(f"{where}: key '{key}' must be a finite positive number, got {val!r}")
+            if key == "ssdu_rho" and not val < 1:
+                raise ConfigError(f"{where}: key 'ssdu_rho' must be a fraction in (0, 1), got {val!r}")
             val = float(val)
         elif isinstance(default, str):
             if not isinstance(val, str):
@@ -89,8 +103,18 @@ def recipe_from_dict(data: dict[str, Any], where: str) -> Recipe:
     for key in ("crop", "val_crop", "unet_crop"):
         if 0 < getattr(r, key) < 8:
             raise ConfigError(f"{where}: key '{key}' must be 0 (whole images) or at least 8, got {getattr(r, key)}")
+    for key, allowed in (("supervision", SUPERVISIONS), ("ssdu_selection", SELECTIONS)):
+        if getattr(r, key) not in allowed:
+            raise ConfigError(f"{where}: key '{key}' is '{getattr(r, key)}', expected {' or '.join(allowed)}")
+    if r.supervision == "ssdu" and r.mixup:
+        raise ConfigError(f"{where}: keys 'mixup' and 'supervision' = ssdu: mixup needs references (it mixes "
+                          "targets), SSDU has none")
     if r.mask_type not in MASK_KINDS:
         raise ConfigError(f"{where}: key 'mask_type' is '{r.mask_type}', expected one of {', '.join(MASK_KINDS)}")
+    if r.supervision == "ssdu":  # SSDU's loss is its own: normalised l1 + l2 on the held-out k-space
+        return replace(r, loss=SSDU_LOSS)
+    if r.loss == SSDU_LOSS:
+        raise ConfigError(f"{where}: key 'loss': '{SSDU_LOSS}' is the loss of supervision = ssdu")
     try:
         parse_loss(r.loss)
     except ConfigError as e:
@@ -106,6 +130,10 @@ def check_recipe_size(r: Recipe, size: int) -> None:
 
 def with_overrides(r: Recipe, overrides: dict[str, Any], where: str) -> Recipe:
     """A copy of `r` with `overrides` applied, checked like a recipe file's keys (`where` names their source)."""
+    ssdu = overrides.get("supervision", r.supervision) == "ssdu"
+    if ssdu and overrides.get("loss", SSDU_LOSS) != SSDU_LOSS:
+        raise ConfigError(f"{where}: loss '{overrides['loss']}' under supervision ssdu, which trains on SSDU's own "
+                          "loss (normalised l1 + l2 on the held-out k-space); drop the loss")
     return recipe_from_dict({**r.to_dict(), **overrides}, where)
 
 

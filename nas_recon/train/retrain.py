@@ -20,6 +20,7 @@ from nas_recon.data.dataset import INPUT_MAX, SliceDataset, maps_method
 from nas_recon.data.identity import data_record, describe_data, same_data
 from nas_recon.data.sample import unscaled_magnitudes
 from nas_recon.data.sampler import EpochSampler
+from nas_recon.data.ssdu import SsduSplit, ssdu_losses
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
@@ -47,7 +48,7 @@ from nas_recon.physics.fusion import CG_ITERATIONS, KSpaceFusion
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.config import RetrainConfig
-from nas_recon.train.losses import parse_loss
+from nas_recon.train.losses import objective
 from nas_recon.train.precision import autocast, check_precision
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
 from nas_recon.train.tblog import Board
@@ -129,7 +130,8 @@ def genotype_extra(path: str | None) -> dict[str, Any]:
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
              precision: str = "32", world: World = ALONE) -> dict[str, float]:
-    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks (no autograd graph).
+    """Mean PSNR/SSIM on magnitudes (original units) with the fixed evaluation masks (no autograd graph); SSDU
+    samples (no reference): {"loss": the mean held-out k-space loss}.
 
     With several ranks each validates its share of `loader`'s dataset and the means cover every slice once.
     """
@@ -143,10 +145,15 @@ def validate(model: torch.nn.Module, loader: DataLoader, device: torch.device,
         with autocast(precision, device.type):
             out = model(*b.inputs(device))
         out = out.float().cpu()
+        if b.holdout_mask.numel():  # SSDU: no reference; the loss on each slice's held-out k-space
+            rows.extend((j, {"loss": float(v)}) for j, v in zip(idx, ssdu_losses(out, b), strict=True))
+            continue
         for i, (gt, pred) in enumerate(unscaled_magnitudes(out, b)):
             rows.append((idx[i], {**slice_metrics(gt, pred, float(b.max_value[i])), "acc": float(b.acceleration[i])}))
     model.train()
     every = gather_rows(world, rows)
+    if "loss" in every[0]:  # SSDU: the held-out loss alone
+        return {"loss": float(np.mean([r["loss"] for r in every]))}
     means = {k: float(np.mean([r[k] for r in every])) for k in ("psnr", "ssim")}
     for acc in sorted({r["acc"] for r in every}):  # per acceleration, for TensorBoard (the CSV keeps the means)
         for k in ("psnr", "ssim"):
@@ -173,16 +180,17 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     cfg = replace(cfg, recipe=for_model(cfg.recipe, spec.name, cfg.size))
     r = cfg.recipe
     check_recipe_size(r, cfg.size)
-    loss_fn = parse_loss(r.loss)
+    loss_fn = objective(r.loss, r.supervision)
     device = resolve_device(cfg.device)
     check_precision(cfg.precision, device.type)
     train_dir, val_dir = data_folders(cfg.data)
     masks = MaskSpec(r.mask_type, tuple(r.accelerations))
     maps = cfg.maps_dir or Path(cfg.out) / "maps"  # multi-coil: ESPIRiT maps, read by every rank, written by rank 0
+    ssdu = SsduSplit(r.ssdu_rho, r.ssdu_selection) if r.supervision == "ssdu" else None
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
-                      repeats=r.repeats, maps_dir=maps, write_maps=writes())
+                      repeats=r.repeats, maps_dir=maps, write_maps=writes(), ssdu=ssdu)
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None,
-                       maps_dir=maps, write_maps=writes())
+                       maps_dir=maps, write_maps=writes(), ssdu=ssdu)
     if val.coils != ds.coils:
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
@@ -195,9 +203,10 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
 
         ds = MixupDataset(ds, r.mixup, cfg.seed)
     side = r.crop or cfg.size
-    check_fits("retrain", r.batch_size, side, side, NETWORK_BYTES_PER_PIXEL, device,
+    width = cfg.size if ssdu else side  # SSDU crops rows only
+    check_fits("retrain", r.batch_size, side, width, NETWORK_BYTES_PER_PIXEL, device,
                "use a smaller crop (--crop) or --batch-size")
-    check_model_fits("retrain", spec, r.batch_size, side, side, device, True,
+    check_model_fits("retrain", spec, r.batch_size, side, width, device, True,
                      "use a smaller model, crop (--crop) or --batch-size")
     out = Path(cfg.out)
     return run_on_ranks(r.batch_size, device, out, "retrain", lambda world, dev: _train(
@@ -283,7 +292,7 @@ class RetrainTask(pl.LightningModule):
                                                       run.world.rank]).generate_state(1)[0]))
         pred = self.train_net(*b.inputs())
         with torch.autocast(run.device.type, enabled=False):
-            loss = run.loss_fn(pred.float(), b.target)  # the loss in float32, as the fusion
+            loss = run.loss_fn(pred.float(), b)  # the loss in float32, as the fusion
         if run.world.distributed:  # this rank's share, weighted: DDP's gradient mean = the global batch's
             loss = loss * run.sampler.factors[step]
         batch_loss = mean_over_ranks(run.world, loss)  # the global batch's loss, the same on every rank
@@ -315,11 +324,12 @@ class RetrainTask(pl.LightningModule):
         row = {"epoch": epoch + 1, "train_loss": self.total / max(1, self.n), "val_psnr": metrics.get("psnr", ""),
                "val_ssim": metrics.get("ssim", ""), "lr": lr, "seconds": seconds,
                "step": self.history[-1]["step"] + self.n,
-               "wall_seconds": round(self.history[-1]["wall_seconds"] + seconds, 3)}
+               "wall_seconds": round(self.history[-1]["wall_seconds"] + seconds, 3),
+               **({"val_loss": metrics.get("loss", "")} if run.ssdu else {})}
         self.history.append(row)
-        improved = validating and metrics["psnr"] > self.best_psnr
+        improved = validating and score(metrics) > self.best_psnr
         if validating:
-            self.best_psnr = max(self.best_psnr, metrics["psnr"])
+            self.best_psnr = max(self.best_psnr, score(metrics))
         if not run.world.main:
             return
         if improved:
@@ -359,6 +369,17 @@ class RetrainRun:
     common: dict[str, Any]
     board: Board
     progress: RetrainProgress
+
+    @property
+    def ssdu(self) -> bool:
+        """Self-supervised: no references, validation by the held-out k-space loss."""
+        return self.cfg.recipe.supervision == "ssdu"
+
+
+def score(metrics: dict[str, float]) -> float:
+    """What best.pt maximises: the validation PSNR, or minus the held-out loss under SSDU (kept in the checkpoints'
+    `best_psnr` key, so that runs written before SSDU still resume)."""
+    return metrics["psnr"] if "psnr" in metrics else -metrics["loss"]
 
 
 def make_optimizer(run: RetrainRun, net: torch.nn.Module) -> torch.optim.Optimizer:
@@ -435,8 +456,9 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     if not history:  # the learning curve starts at the untrained model (step 0)
         metrics = (validate(net, run.val_loader, device, cfg.precision, world) if cfg.validate == "every"
                    else {"psnr": "", "ssim": ""})
-        history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"],
-                        "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0})
+        history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics.get("psnr", ""),
+                        "val_ssim": metrics.get("ssim", ""), "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0,
+                        **({"val_loss": metrics.get("loss", "")} if run.ssdu else {})})
     task = RetrainTask(run, net, history, best_psnr)
     trainer = build_trainer(device, stop, cfg.precision, out, [StepReport(
         lambda epoch, step: progress.step(epoch, step, task.last_loss))], checkpoint_io=RunCheckpointIO())
