@@ -20,10 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from pathlib import Path
 
-from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
+from stagelog import Log
+
+from nas_recon.pipelines.demo import BUDGETS, budget_recipe, retrain_stage
 from nas_recon.report.build import label_runs, make_report, read_run
 from nas_recon.runtime import configure
 from nas_recon.train.recipe import with_overrides
@@ -31,16 +32,6 @@ from nas_recon.train.recipe import with_overrides
 MODELS = ("squeeze-unet", "squeeze-unet-small", "attention-unet-small", "unet-effb0", "dircn-small", "attention-unet",
           "unet")
 ACCS = ("4x", "8x")
-
-
-class Log(DemoProgress):
-    """Timestamped stage messages."""
-
-    def __init__(self) -> None:
-        self.t0 = time.time()
-
-    def stage(self, text: str) -> None:
-        print(f"[{time.time() - self.t0:7.0f} s] {text}", flush=True)
 
 
 def front(rows: dict, selected: dict[float, list[str]]) -> list[tuple[float, dict[str, float]]]:

@@ -10,36 +10,30 @@ budget's recipe, seed 0, and evaluated on the same fully sampled test/ at 4x and
   what SSDU's data sees (one acceleration, whole rows);
 - ssdu: self-supervised on the undersampled files alone (rho 0.4, uniform selection, K = the recipe's repeats).
 DC-CNN-3 also at K = 1 and 4 (multi-mask SSDU: Lambda draws per slice per epoch; steps grow with K).
+With --search, the search that pays runs under SSDU too (search_pays's settings at DC-CNN-3's FLOPs, seed 0, on the
+undersampled files alone: OUT/ssdu/search-s0); its network is retrained under SSDU and supervised, and its genotype
+is compared with the supervised search's.
 
 Resumable (finished runs are skipped). Prints the table and each target's margin; writes OUT/ssdu/summary.json.
 
-Usage: python bench/ssdu.py --out PAYS_OUT [--budget standard] [--ks 1 4]
+Usage: python bench/ssdu.py --out PAYS_OUT [--budget standard] [--ks 1 4] [--search]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
+from stagelog import Log
+
 from nas_recon.data.undersample import undersample_folder
-from nas_recon.pipelines.demo import BUDGETS, DemoProgress, budget_recipe, retrain_stage
+from nas_recon.pipelines.demo import BUDGETS, budget_recipe, retrain_stage, search_stage
 from nas_recon.report.build import label_runs, make_report, read_run
 from nas_recon.runtime import configure
 from nas_recon.train.recipe import with_overrides
 
 ACCS = ("4x", "8x")
-
-
-class Log(DemoProgress):
-    """Timestamped stage messages."""
-
-    def __init__(self) -> None:
-        self.t0 = time.time()
-
-    def stage(self, text: str) -> None:
-        print(f"[{time.time() - self.t0:7.0f} s] {text}", flush=True)
 
 
 def main() -> None:
@@ -49,6 +43,9 @@ def main() -> None:
     p.add_argument("--genotype", type=Path, default=None, help="default OUT/t100/search2-s0/genotype.json")
     p.add_argument("--searched-run", type=Path, default=None, help="its supervised run (default OUT/t100/selected2-s0)")
     p.add_argument("--ks", type=int, nargs="*", default=[1, 4], help="DC-CNN-3 under SSDU at these K (repeats) too")
+    p.add_argument("--search", action="store_true", help="run the search that pays under SSDU too")
+    p.add_argument("--pool", type=int, default=18)
+    p.add_argument("--rungs", type=int, default=2)
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     configure()
@@ -74,6 +71,25 @@ def main() -> None:
                                              say, **kw)
         arms[(name, "full-4x")] = retrain_stage(data, root / f"{name}-full-4x", f"{name} full 4x", control, b, 0,
                                                 a.device, say, **kw)
+    if a.search:
+        from nas_recon.genotype import load_genotype
+        from nas_recon.search.budget import model_flops
+        from nas_recon.select.halving import SELECTION, summary
+
+        sdir = root / "search-s0"
+        search_stage(under, sdir, b, "macro_a", 0, a.device, say, "search under SSDU, target 100 %, seed 0",
+                     select="halving", flops_target=f"{model_flops('dccnn-3', 32) / 1e9:.6f}", recipe=b.recipe,
+                     pool=a.pool, rungs=a.rungs, supervision="ssdu")
+        nets["ssdu-searched"] = {"genotype": str(sdir / "genotype.json")}
+        arms[("ssdu-searched", "ssdu")] = retrain_stage(under, root / "ssdu-searched-ssdu", "SSDU's network, SSDU",
+                                                        ssdu, b, 0, a.device, say, genotype=str(sdir / "genotype.json"))
+        arms[("ssdu-searched", "full")] = retrain_stage(data, root / "ssdu-searched-full", "SSDU's network, full",
+                                                        recipe, b, 0, a.device, say,
+                                                        genotype=str(sdir / "genotype.json"))
+        mine, theirs = load_genotype(sdir / "genotype.json"), load_genotype(genotype)
+        sel = summary(sdir / SELECTION)
+        say.stage(f"SSDU search selected {mine.summary()} ({sel['winner']['origin']}; cost {sel['cost']}); the "
+                  f"supervised search {theirs.summary()}; same network: {mine.summary() == theirs.summary()}")
     for k in a.ks:
         rk = with_overrides(ssdu, {"repeats": k}, f"bench K={k}")
         arms[("dccnn-3", f"ssdu-K{k}")] = retrain_stage(under, root / f"dccnn-3-ssdu-K{k}", f"dccnn-3 ssdu K={k}",
@@ -97,6 +113,8 @@ def main() -> None:
     for name in nets:
         s = fig[(name, "ssdu")]["4x"]
         for twin in ("full", "full-4x"):
+            if (name, twin) not in fig:
+                continue
             t = fig[(name, twin)]["4x"]
             targets[f"{name} ssdu - {twin} at 4x"] = {"psnr": round(s[0] - t[0], 3), "ssim": round(s[1] - t[1], 4)}
         targets[f"{name} ssdu - zero-filled at 4x"] = {"psnr": round(s[0] - zf["4x"], 3)}

@@ -4,10 +4,12 @@ on undersampled files alone, and its refusals."""
 import csv
 import json
 
+import h5py
 import numpy as np
 import pytest
 import torch
 from conftest import SIZE
+from test_selection import TINY_RECIPE
 from torch.utils.data import default_collate
 
 from nas_recon.cli.main import main
@@ -153,3 +155,48 @@ def test_a_too_sparse_mask_names_the_file():
     omega[[2, 50]] = True
     with pytest.raises(DataError, match="f.h5: its mask is too sparse"):
         SsduSplit(0.5).check(omega, "f.h5")
+
+
+TRIALS = TINY_RECIPE.replace("epochs = 9", "epochs = 3")
+
+
+def test_a_halving_search_under_ssdu_trains_and_scores_without_references(under, tmp_path):
+    recipe = tmp_path / "trials.toml"
+    recipe.write_text(TRIALS)
+    run = tmp_path / "s"
+    assert main(["search", "--data", str(under), "--out", str(run), "--space", "macro_a", "--select", "halving",
+                 "--flops-target", "2", "--epochs", "1", "--crop", "16", "--size", str(WIDTH), "--batch-size", "2",
+                 "--pool", "3", "--rungs", "1", "--finalists", "1", "--final-seeds", "1", "--recipe", str(recipe),
+                 "--device", "cpu", "--supervision", "ssdu"]) == 0
+    assert json.loads((run / "run.json").read_text())["config"]["supervision"] == "ssdu"
+    sel = json.loads((run / "selection" / "selection.json").read_text())
+    assert sel["recipe"]["supervision"] == "ssdu" and "held-out" in sel["score"]
+    trials = sorted((run / "selection" / "trials").iterdir())
+    assert len(trials) == 3
+    for t in trials:  # every trial validated on the held-out loss of val/, never on a reference
+        rows = run_log(t)
+        assert all(r["val_psnr"] == "" for r in rows) and rows[-1]["val_loss"] != ""
+    winner = json.loads((run / "genotype.json").read_text())
+    best = min(float(run_log(t)[-1]["val_loss"]) for t in trials)
+    assert winner["selection"]["mean_val_loss"] == pytest.approx(best, abs=1e-4)
+
+
+def test_the_ssdu_demo_puts_self_supervised_networks_beside_their_supervised_twins(tmp_path, capsys):
+    """`demo --supervision ssdu` (tiny): train/ and val/ undersampled, the search, its selection and the
+    retrainings under SSDU, the report beside the supervised twins on the same fully sampled test/."""
+    out = tmp_path / "demo"
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu", "--supervision", "ssdu",
+                 "--select", "alpha"]) == 2
+    assert "--select halving" in capsys.readouterr().err and not out.exists()
+    assert main(["demo", "--budget", "tiny", "--out", str(out), "--device", "cpu", "--supervision", "ssdu"]) == 0
+    for f in (out / "data-ssdu" / "train").glob("*.h5"):
+        with h5py.File(f) as h:
+            assert "mask" in h and "reconstruction_esc" not in h
+    assert json.loads((out / "ssdu" / "search" / "run.json").read_text())["config"]["supervision"] == "ssdu"
+    report = json.loads((out / "ssdu" / "report" / "report.json").read_text())
+    models = {r["model"] for r in report["rows"]}
+    assert {"searched-ssdu", "searched-full", "dccnn-3 (dccnn-3-ssdu)", "dccnn-3 (dccnn-3)", "zero-filled"} == models
+    assert "--supervision ssdu" in (out / "ssdu" / "report" / "report.md").read_text()
+    for run, sup in (("searched-ssdu", "ssdu"), ("searched-full", None)):
+        rec = json.loads((out / "ssdu" / "runs" / run / "run.json").read_text())["recipe"]
+        assert rec.get("supervision") == sup

@@ -10,6 +10,7 @@ from nas_recon.cli.common import add_device, add_verbose, console, fraction, non
 from nas_recon.cli.report import summary_table
 from nas_recon.cli.search import RichSearchProgress, RichSelectionProgress
 from nas_recon.cli.train import RichRetrainProgress, progress_bar
+from nas_recon.defaults import SUPERVISIONS
 from nas_recon.pipelines.demo import BASELINES, BUDGETS, DEMO_SELECT, DEMO_SPACE, DEMO_TARGET
 from nas_recon.search.config import SELECTIONS
 
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the handcrafted networks retrained beside the searched one (registered names, e.g. dccnn-3 "
                         f"unet attention-unet-small squeeze-unet-small dircn-small; default {' '.join(BASELINES)}; "
                         "--select halving keeps those at or below the FLOPs target)")
+    p.add_argument("--supervision", default="full", choices=list(SUPERVISIONS),
+                   help="ssdu: train/ and val/ undersampled at 4x without references; the search, its selection and "
+                        "the retrainings self-supervised (SSDU), beside their supervised twins, in OUT/ssdu")
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run)
@@ -85,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar() as bar:
         report = run_demo(args.out, args.budget, args.device, args.seed, RichDemoProgress(bar), args.source,
                           args.cell_bias, args.space, args.coils, args.select, args.flops_target, args.flops_band,
-                          tuple(args.baselines) if args.baselines else None)
+                          tuple(args.baselines) if args.baselines else None, args.supervision)
     console.print(summary_table(report))
-    console.print(f"done in {time.time() - t0:.0f} s; report: {args.out / 'report' / 'report.md'} "
+    where = args.out / ("ssdu" if args.supervision == "ssdu" else "") / "report" / "report.md"
+    console.print(f"done in {time.time() - t0:.0f} s; report: {where} "
                   "(rerun the same command to continue an interrupted demo)")
     return 0
 

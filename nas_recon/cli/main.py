@@ -17,11 +17,11 @@ from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.runtime import configure
 
 # Each command module has register(subparsers); its parsers set `func`.
-MODULES = {"data": "data", "search": "search", "select": "search", "retrain": "train", "evaluate": "train",
-           "reconstruct": "train", "export": "train", "cost": "cost", "sample": "cost",
+MODULES = {"data": "data", "search": "search", "select": "search", "retrain": "train", "pretrain": "train",
+           "evaluate": "train", "reconstruct": "train", "export": "train", "cost": "cost", "sample": "cost",
            "report": "report", "demo": "demo", "ablate": "demo"}
-COMMANDS = ["data", "search", "select", "retrain", "evaluate", "reconstruct", "export", "cost", "sample", "report",
-            "demo", "ablate"]
+COMMANDS = ["data", "search", "select", "retrain", "pretrain", "evaluate", "reconstruct", "export", "cost", "sample",
+            "report", "demo", "ablate"]
 
 
 def build_parser() -> Parser:

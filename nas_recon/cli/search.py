@@ -89,12 +89,12 @@ class RichSelectionProgress:
         self.job = p
         return p
 
-    def job_end(self, job: Any, score: float) -> None:
+    def job_end(self, job: Any, score: float, text: str = "") -> None:
         self.done += 1
         if self.job is not None and self.job.task is not None:
             self.bar.remove_task(self.job.task)
         self.job = None
-        self.bar.console.print(f"{self.current}: val PSNR {score:.2f} dB", soft_wrap=True)
+        self.bar.console.print(f"{self.current}: {text or f'val PSNR {score:.2f} dB'}", soft_wrap=True)
 
     def waiting(self) -> None: ...
 
@@ -167,12 +167,15 @@ def selection_table(run_dir: Path) -> Table:
     rec = summary(run_dir / SELECTION)
     t = Table(title=f"selection ({rec.get('cost', {}).get('retrainings', '?')} retraining-equivalents, "
                     f"{rec.get('cost', {}).get('worker_hours', '?')} worker-hours)")
-    for col in ("rung", "epochs", "candidates", "promoted", "tau with next rung", "best val PSNR"):
+    ssdu = rec.get("recipe", {}).get("supervision") == "ssdu"
+    for col in ("rung", "epochs", "candidates", "promoted", "tau with next rung",
+                "best val held-out loss" if ssdu else "best val PSNR"):
         t.add_column(col, justify="right")
     for r in rec.get("rungs", []):
         best = r.get("best_score")
+        shown = "" if not isinstance(best, float) else f"{-best:.4f}" if ssdu else f"{best:.2f}"
         t.add_row(str(r["rung"]), str(r["epochs"]), str(r["candidates"]), str(r["promoted"]),
-                  str(r.get("tau_with_next", "")), f"{best:.2f}" if isinstance(best, float) else "")
+                  str(r.get("tau_with_next", "")), shown)
     return t
 
 

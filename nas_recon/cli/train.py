@@ -28,7 +28,7 @@ from nas_recon.cli.common import (
 )
 from nas_recon.defaults import ACCELERATIONS, SIZE
 from nas_recon.physics.masks import MASK_KINDS
-from nas_recon.train.config import RetrainConfig
+from nas_recon.train.config import PretrainConfig, RetrainConfig
 from nas_recon.train.recipe import Recipe
 
 
@@ -52,6 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_device(p)
     add_verbose(p)
     p.set_defaults(func=run_retrain_cmd)
+
+    t = sub.add_parser("pretrain", help="contrastive pretraining of an image network's encoder on undersampled "
+                       "images (Self-MRI's SimCLR); retrain --init fine-tunes from it")
+    add_options(t, PretrainConfig)
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    add_device(t)
+    add_verbose(t)
+    t.set_defaults(func=run_pretrain_cmd)
 
     e = sub.add_parser("evaluate", help="metrics on a data folder with fixed masks, split by acceleration")
     g = e.add_mutually_exclusive_group(required=True)
@@ -112,6 +120,35 @@ class RichRetrainProgress:
             self.val = f"  val held-out loss {row['val_loss']:.4f}"
 
 
+class RichPretrainProgress:
+    """Progress for pretraining."""
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar, self.task, self.steps, self.epochs = bar, None, 0, 0
+
+    def start(self, epochs: int, steps: int, start_epoch: int) -> None:
+        self.steps, self.epochs = steps, epochs
+        self.task = self.bar.add_task("pretrain", total=epochs * steps, completed=start_epoch * steps, info="")
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        self.bar.update(self.task, completed=epoch * self.steps + step,
+                        info=f"epoch {epoch + 1}/{self.epochs}  NT-Xent {loss:.4f}")
+
+
+def run_pretrain_cmd(args: argparse.Namespace) -> int:
+    """Pretrain with a progress bar."""
+    from nas_recon.train.pretrain import run_pretrain
+
+    cfg = config_from_args(PretrainConfig, args, device=args.device)
+    with progress_bar() as bar:
+        res = run_pretrain(cfg, resume=args.resume, progress=RichPretrainProgress(bar))
+    last = res["history"][-1] if res["history"] else {}
+    loss = last.get("loss", float("nan"))
+    console.print(f"{cfg.model} encoder: {len(res['history'])} epochs, last NT-Xent {loss:.4f}; wrote "
+                  f"{res['encoder']} (retrain --model {cfg.model} --init {res['run_dir']})")
+    return 0
+
+
 def run_retrain_cmd(args: argparse.Namespace) -> int:
     """Retrain with a progress bar."""
     if args.devices > 1:
@@ -127,7 +164,7 @@ def run_retrain_cmd(args: argparse.Namespace) -> int:
     from nas_recon.models.registry import IMAGE_MODELS
 
     if args.model in IMAGE_MODELS:  # an explicit flag wins over the recipe's U-Net protocol (unet_crop/unet_batch_size)
-        given.update({f"unet_{k}": given[k] for k in ("crop", "batch_size") if k in given})
+        given.update({f"unet_{k}": given[k] for k in ("crop", "batch_size", "repeats") if k in given})
     recipe = with_overrides(load_recipe(args.recipe), given, "command line")
     cfg = config_from_args(RetrainConfig, args, recipe=recipe, model=args.model,
                            genotype=str(args.genotype) if args.genotype else None, device=args.device)

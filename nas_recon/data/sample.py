@@ -46,6 +46,10 @@ class Sample(NamedTuple):
         t = (self.input, self.kspace, self.mask, self.maps)
         return t if device is None else tuple(x.to(device) for x in t)
 
+    def to(self, device: torch.device) -> Sample:
+        """This sample (or batch) with its tensors on `device`."""
+        return Sample(*(f.to(device) if isinstance(f, torch.Tensor) else f for f in self))
+
     def batched(self) -> Sample:
         """This sample as a batch of one (tensors gain a batch dim, the other fields become 1-lists)."""
         return Sample(*(f.unsqueeze(0) if isinstance(f, torch.Tensor) else [f] for f in self))

@@ -12,13 +12,12 @@ import torch
 
 from nas_recon.data.sample import Sample
 from nas_recon.data.transforms import INPUT_MAX, Draw, crop_corner
+from nas_recon.defaults import SSDU_RHO as RHO
+from nas_recon.defaults import SSDU_SELECTIONS as SELECTIONS
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.physics.coils import acs_run
 from nas_recon.physics.fft import complex_to_chan, fft2c, ifft2c
 
-SUPERVISIONS = ("full", "ssdu")
-SELECTIONS = ("uniform", "gaussian")
-RHO = 0.4  # |Lambda| / |Omega|, SSDU's choice
 GAUSS_STD = 0.25  # gaussian selection: the std of the column weights as a share of the width (SSDU's std_scale 4)
 
 

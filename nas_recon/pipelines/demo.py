@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from nas_recon.defaults import SIZE
+from nas_recon.defaults import SIZE, SUPERVISIONS
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import load_genotype
 from nas_recon.io import atomic_write_text
@@ -29,6 +29,7 @@ MULTICOIL_SIZE = 160  # the smallest demo size a multi-coil demo runs at (8x cal
 DEMO_SPACE = "macro_a"  # the macro space (cascades, cells, width, sharing, DC kind); the paper's: --space paper_a
 DEMO_SELECT = "halving"  # DARTS proposes, short retrainings decide; the paper's rule: --select alpha
 DEMO_TARGET = "like:dccnn-3"  # --select halving's FLOPs target
+SSDU_ACCELERATION = 4.0  # demo --supervision ssdu: the undersampling of train/ and val/
 
 
 @dataclass
@@ -96,17 +97,26 @@ class DemoProgress:
 def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int = 0,
              progress: DemoProgress | None = None, source: str = "mni152", cell_bias: bool = False,
              space: str = DEMO_SPACE, coils: int = 0, select: str = DEMO_SELECT, flops_target: str = DEMO_TARGET,
-             flops_band: float = 0.05, baselines: tuple[str, ...] | None = None) -> dict[str, Any]:
+             flops_band: float = 0.05, baselines: tuple[str, ...] | None = None,
+             supervision: str = "full") -> dict[str, Any]:
     """Run (or continue) the whole demo under OUT; return the report object (`cell_bias`: search --cell-bias;
     `space`: the search space, a shipped name or a TOML path; `coils`: a multi-coil demo of that many coils, the
     small E2E-VarNet added to the baselines; `select`: halving (at `flops_target`) or the paper's alpha/perturb;
-    `baselines`: registered models instead of the budget's handcrafted baselines)."""
+    `baselines`: registered models instead of the budget's handcrafted baselines; `supervision` ssdu: the search
+    and its retrainings on undersampled train/ and val/ alone, beside their supervised twins, in OUT/ssdu)."""
     from nas_recon.data.demo import check_coils
     from nas_recon.space import load_space
 
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: unknown '{budget}', expected {', '.join(BUDGETS)}")
     retrains = selection_of(select).retrains
+    if supervision not in SUPERVISIONS:
+        raise ConfigError(f"--supervision: unknown '{supervision}', expected {' or '.join(SUPERVISIONS)}")
+    if supervision == "ssdu" and not retrains:
+        raise ConfigError(f"--supervision ssdu: the self-supervised demo runs --select halving, not --select {select}")
+    if supervision == "ssdu" and baselines is not None:
+        raise ConfigError("--baselines: the self-supervised demo (--supervision ssdu) trains DC-CNN-3 beside the "
+                          "searched network; run the supervised demo for other baselines")
     check_coils(coils, "--coils")
     sp = load_space(space)  # a bad --space is refused before anything is written
     b = BUDGETS[budget] if baselines is None else replace(BUDGETS[budget], baselines=check_baselines(baselines))
@@ -123,7 +133,8 @@ def run_demo(out: Path, budget: str = "quick", device: str = "auto", seed: int =
     if coils:  # at least 160 x 160: the 8x centre (4 %) must hold ESPIRiT's 6 calibration columns
         b = replace(b, coils=coils, baselines=(*b.baselines, "varnet-small"), size=max(b.size, MULTICOIL_SIZE))
     with run_lock(out, "demo"):
-        return _demo(out, b, device, seed, progress or DemoProgress(), source, cell_bias, space, select, band)
+        return _demo(out, b, device, seed, progress or DemoProgress(), source, cell_bias, space, select, band,
+                     supervision)
 
 
 def check_baselines(names: tuple[str, ...]) -> tuple[str, ...]:
@@ -155,11 +166,14 @@ def check_state(out: Path, want: dict[str, Any]) -> None:
 
 
 def _demo(out: Path, b: Budget, device: str, seed: int, progress: DemoProgress, source: str,
-          cell_bias: bool, space: str, select: str = "alpha", band: Any = None) -> dict[str, Any]:
+          cell_bias: bool, space: str, select: str = "alpha", band: Any = None, supervision: str = "full"
+          ) -> dict[str, Any]:
     """run_demo inside the demo folder's lock."""
     check_state(out, {"budget": b.name, "seed": seed, "cell_bias": cell_bias, "space": space, "coils": b.coils,
                       "select": select, "flops_target": band.to_dict() if band is not None else None})
     data = data_stage(out / "data", b, seed, source, progress)
+    if supervision == "ssdu":
+        return ssdu_demo(out, data, b, device, seed, progress, cell_bias, space, band)
     if selection_of(select).retrains:
         return halving_demo(out, data, b, device, seed, progress, cell_bias, space, band)
     return paper_demo(out, data, b, device, seed, progress, cell_bias, space, select)
@@ -226,13 +240,8 @@ def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progr
 
     recipe = budget_recipe(b)
     search_dir = out / "search"
-    trials_recipe = write_recipe(recipe, out / "recipe.toml")
-    genotype_file = search_stage(data, search_dir, b, space, seed, device, progress,
-                                 f"searching (space {space}: DARTS proposes, successive halving over "
-                                 f"{b.pool} candidates decides, FLOPs {band.describe()})",
-                                 cell_bias=cell_bias, select="halving", flops_target=band.source,
-                                 flops_band=band.band, recipe=str(trials_recipe), pool=b.pool, rungs=b.rungs,
-                                 finalists=b.finalists, final_seeds=b.final_seeds)
+    genotype_file = halving_stage(data, search_dir, b, space, seed, device, progress, band, cell_bias,
+                                  write_recipe(recipe, out / "recipe.toml"))
     random_dir = out / "random"
     if len(list(random_dir.glob("random_*.json"))) < b.random_cells:
         progress.stage(f"sampling {b.random_cells} random networks of the band")
@@ -273,6 +282,70 @@ def halving_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progr
     classical = ("zero-filled", "tv") if b.tv else ("zero-filled",)
     return make_report(run_dirs, out / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device,
                        seed, classical, notes=notes, progress=progress.stage, maps_dir=maps_dir(data, b))
+
+
+def halving_stage(data: Path, search_dir: Path, b: Budget, space: str, seed: int, device: str,
+                  progress: DemoProgress, band: Any, cell_bias: bool, trials_recipe: Path, **options: Any) -> Path:
+    """The search that pays under the budget (OPTIONS: further SearchConfig fields, e.g. supervision)."""
+    how = " under SSDU" if options.get("supervision") == "ssdu" else ""
+    return search_stage(data, search_dir, b, space, seed, device, progress,
+                        f"searching{how} (space {space}: DARTS proposes, successive halving over {b.pool} candidates "
+                        f"decides, FLOPs {band.describe()})",
+                        cell_bias=cell_bias, select="halving", flops_target=band.source, flops_band=band.band,
+                        recipe=str(trials_recipe), pool=b.pool, rungs=b.rungs, finalists=b.finalists,
+                        final_seeds=b.final_seeds, **options)
+
+
+def ssdu_demo(out: Path, data: Path, b: Budget, device: str, seed: int, progress: DemoProgress, cell_bias: bool,
+              space: str, band: Any) -> dict[str, Any]:
+    """The search that pays without fully sampled data: train/ and val/ undersampled at 4x (one seeded mask per
+    volume, no references), the search, its selection and the retrainings under SSDU; DC-CNN-3 under SSDU too;
+    both beside their supervised twins (and the supervised demo's own searched network, where present), on the
+    same fully sampled test/."""
+    from nas_recon.data.undersample import undersample_folder
+    from nas_recon.report.build import make_report
+    from nas_recon.select.halving import SELECTION, summary
+
+    under = out / "data-ssdu"
+    if not (under / "manifest.json").is_file():
+        progress.stage("undersampling train/ and val/ at 4x (one seeded mask per volume, references dropped)")
+        undersample_folder(data, under, SSDU_ACCELERATION, "random", seed)
+    root = out / "ssdu"
+    recipe = budget_recipe(b)
+    ssdu = with_overrides(recipe, {"supervision": "ssdu"}, "--supervision ssdu")
+    root.mkdir(parents=True, exist_ok=True)
+    genotype_file = halving_stage(under, root / "search", b, space, seed, device, progress, band, cell_bias,
+                                  write_recipe(recipe, root / "recipe.toml"), supervision="ssdu")
+    runs = [root / "search"]
+    for label, kw in (("searched", {"genotype": str(genotype_file)}), ("dccnn-3", {"model": "dccnn-3"})):
+        runs.append(retrain_stage(under, root / "runs" / f"{label}-ssdu", f"{label} (SSDU)", ssdu, b, seed, device,
+                                  progress, **kw))
+    runs.append(retrain_stage(data, root / "runs" / "searched-full", "searched (SSDU's network, supervised)", recipe,
+                              b, seed, device, progress, genotype=str(genotype_file)))
+    runs.append(retrain_stage(data, out / "runs" / "dccnn-3", "dccnn-3", recipe, b, seed, device, progress,
+                              model="dccnn-3"))  # the supervised demo's, when it ran here
+    reused = out / "runs" / "searched"
+    if (reused / "best.pt").is_file():
+        runs.append(reused)
+    progress.stage("evaluating on test/ at 4x and 8x and writing the report")
+    sel = summary(root / "search" / SELECTION)
+    notes = [*data_notes(b),
+             f"`--supervision ssdu`: train/ and val/ undersampled at {SSDU_ACCELERATION:g}x (`nas-recon data "
+             "undersample`: one seeded random mask per volume, no references); test/ keeps its references",
+             f"SSDU: each slice's acquired columns split into Theta (input, data consistency) and Lambda (rho "
+             f"{ssdu.ssdu_rho:g}, {ssdu.ssdu_selection} outside the centre), the loss SSDU's normalised l1 + l2 on "
+             "Lambda's k-space; training crops take rows only (every column); best.pt and the selection's scores "
+             "by the held-out loss of val/",
+             f"search under SSDU: space {space}, `--select halving` at {band.describe()} "
+             f"({rungs_text(sel['plan'])}); selected: {sel['winner']['network']} ({sel['winner']['origin']})",
+             f"retraining: recipe '{b.recipe}' with {b.recipe_overrides or 'no overrides'}: {recipe.epochs} epochs; "
+             "`(SSDU)` rows trained on the undersampled files alone, the others on the fully sampled references"
+             + ("; `searched` is the supervised demo's own network" if reused in runs else ""),
+             f"evaluation: every test slice at 4x and 8x"
+             f"{'' if b.eval_max_slices is None else f' (at most {b.eval_max_slices} slices)'}"]
+    return make_report(runs, root / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices, device, seed,
+                       ("zero-filled",), notes=notes, progress=progress.stage, mixed_data=True,
+                       maps_dir=maps_dir(data, b))
 
 
 def rungs_text(plan: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from nas_recon.defaults import ACCELERATIONS, SIZE
+from nas_recon.defaults import ACCELERATIONS, SIZE, SSDU_RHO, SSDU_SELECTIONS, SUPERVISIONS
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
 from nas_recon.search.selections import SELECTIONS as REGISTERED_SELECTIONS
@@ -24,7 +24,7 @@ FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_s
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
                    "precision", "flops_target", "flops_band", "pool", "rungs", "eta", "recipe", "final_seeds",
-                   "storage", "score_slices", "finalists")
+                   "storage", "score_slices", "finalists", "supervision", "ssdu_rho", "ssdu_selection")
 
 
 @dataclass
@@ -97,6 +97,13 @@ class SearchConfig:
     storage: str | None = option(None, "halving: the Optuna study's storage (default sqlite in OUT/selection; "
                                  "postgresql://..., mysql://... or journal:PATH lets several processes or machines "
                                  "work on one study)", kind="str")
+    supervision: str = option("full", "full: search on fully sampled references; ssdu: self-supervised on "
+                              "undersampled files (nas-recon data undersample writes them): both splits and the "
+                              "selection's trials take SSDU's loss on held-out k-space", choices=SUPERVISIONS)
+    ssdu_rho: float = option(SSDU_RHO, f"ssdu: share of the acquired columns held out for the loss (default "
+                             f"{SSDU_RHO})", kind="fraction")
+    ssdu_selection: str = option("uniform", "ssdu: how the held-out columns are drawn outside the centre",
+                                 choices=SSDU_SELECTIONS)
     workers: int = 1  # halving: local worker processes (one per GPU, per group of CPU cores); not fixed on resume
 
     def check(self) -> None:
@@ -133,6 +140,10 @@ class SearchConfig:
             raise ConfigError(f"--max-skips: expected an integer >= 0, got {self.max_skips}")
         if not 0 <= self.decide_margin < 1:
             raise ConfigError(f"--decide-margin: expected a softmax-weight margin in [0, 1), got {self.decide_margin}")
+        if self.supervision not in SUPERVISIONS:
+            raise ConfigError(f"--supervision: unknown '{self.supervision}', expected {' or '.join(SUPERVISIONS)}")
+        if not 0 < self.ssdu_rho < 1:
+            raise ConfigError(f"--ssdu-rho: expected a fraction in (0, 1), got {self.ssdu_rho:g}")
         if not 0 < self.flops_band < 1:
             raise ConfigError(f"--flops-band: expected a fraction in (0, 1), got {self.flops_band:g}")
         halving = sel.retrains

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_recon import stats
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import Genotype
 from nas_recon.io import atomic_write_text, read_strict_json
@@ -130,10 +131,10 @@ def load_search(run_dir: Path) -> tuple[nn.Module, Any, SearchSpace]:
 
 
 def kendall_tau(scores: Sequence[float], psnrs: Sequence[float]) -> float:
-    """Kendall's tau-b between -score (low loss = good) and retrained PSNR: +1 = the supernet ranks as retraining."""
-    from scipy.stats import kendalltau
-
-    return float(kendalltau(-np.asarray(scores), np.asarray(psnrs)).statistic)
+    """Kendall's tau-b between -score (low loss = good) and retrained PSNR: +1 = the supernet ranks as retraining
+    (nan when undefined)."""
+    tau = stats.kendall_tau(-np.asarray(scores, float), psnrs)
+    return math.nan if tau is None else tau
 
 
 def bootstrap_tau(scores: Sequence[float], psnrs: Sequence[float], n: int = 2000, seed: int = 0) -> tuple[float, float]:

@@ -15,13 +15,13 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
-from torch.nn import functional as F
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset, list_volumes, maps_method, split_volumes
-from nas_recon.data.identity import data_record, describe_data, same_data
+from nas_recon.data.identity import data_record
 from nas_recon.data.sampler import EpochSampler
+from nas_recon.data.ssdu import SsduSplit
 from nas_recon.device import resolve_device
 from nas_recon.engine.checkpoint import damage
 from nas_recon.engine.dist import (
@@ -36,6 +36,7 @@ from nas_recon.engine.dist import (
     sync_gradients,
     writes,
 )
+from nas_recon.engine.record import check_unchanged
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, Diverged, NasReconError
 from nas_recon.genotype import Genotype, save_genotype
@@ -65,6 +66,7 @@ from nas_recon.search.supernet import (
 )
 from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
+from nas_recon.train.losses import Objective, objective
 from nas_recon.train.tblog import Board
 
 logging.getLogger("nni").setLevel(logging.ERROR)
@@ -95,9 +97,11 @@ class SearchProgress:
 class SearchTask(pl.LightningModule):
     """The inner Lightning module NNI wraps: L1 loss on the 2-channel output, Adam on the weights."""
 
-    def __init__(self, model: torch.nn.Module, lr: float, bilevel: bool, layer_lr: bool = True) -> None:
+    def __init__(self, model: torch.nn.Module, lr: float, bilevel: bool, layer_lr: bool = True,
+                 loss_fn: Objective | None = None) -> None:
         super().__init__()
         self.model = model
+        self.loss_fn = loss_fn or objective("l1")
         self.lr = lr
         self.layer_lr = layer_lr
         self.bilevel = bilevel
@@ -116,8 +120,8 @@ class SearchTask(pl.LightningModule):
         return self.model(*batch.inputs())
 
     def weight_loss(self, batch) -> torch.Tensor:
-        """L1 on the 2-channel output."""
-        return F.l1_loss(self(batch), batch.target)
+        """L1 on the 2-channel output (SSDU: its loss on the held-out k-space)."""
+        return self.loss_fn(self(batch), batch)
 
     def arch_loss(self, batch) -> torch.Tensor:
         """The architecture step's loss (logged): L1, plus the weighted expected cost in a cost-aware search."""
@@ -299,17 +303,10 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> tuple[Path | None, dict[
         if not isinstance(saved, dict):
             raise ConfigError(f"{run_json}: unreadable run record (no 'config' object); use another --out")
         defaults = asdict(SearchConfig(data="", out=""))  # a key an older run.json lacks had its default
-        now = asdict(cfg)
-        for key in FIXED_ON_RESUME:
-            was = saved.get(key, defaults[key])
-            if key == "data":  # known by content (an older run.json: by its resolved folder)
-                if not same_data(meta.get("data_record", str(train_folder(replace(cfg, data=str(was))))), record):
-                    raise ConfigError(f"--resume: the data is not what this search trained on (was "
-                                      f"{describe_data(meta.get('data_record', was))}, now {describe_data(record)}; "
-                                      f"from {run_json})")
-                continue
-            if was != now[key]:
-                raise ConfigError(f"--resume: setting '{key}' was {was!r}, now {now[key]!r} (from {run_json})")
+        # the data known by content (an older run.json: by its resolved folder)
+        was = meta.get("data_record", str(train_folder(replace(cfg, data=str(saved.get("data", cfg.data))))))
+        check_unchanged(run_json, {**saved, "data": was}, {**asdict(cfg), "data": record}, FIXED_ON_RESUME,
+                        defaults, kind="search")
     return (ckpt if resume and ckpt.exists() else None), record
 
 
@@ -382,8 +379,10 @@ def check_band(cfg: SearchConfig, space: SearchSpace) -> Any:
 def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDataset:
     """train_w (offset 0) or train_alpha (offset 1): training crops and masks drawn from seed + offset."""
     masks = MaskSpec(cfg.mask_type, tuple(cfg.accelerations))
+    ssdu = SsduSplit(cfg.ssdu_rho, cfg.ssdu_selection) if cfg.supervision == "ssdu" else None
     return SliceDataset(files, cfg.size, cfg.crop, masks, "train", cfg.seed + offset, cfg.max_slices,
-                        repeats=cfg.repeats, maps_dir=cfg.maps_dir or Path(cfg.out) / "maps", write_maps=writes())
+                        repeats=cfg.repeats, maps_dir=cfg.maps_dir or Path(cfg.out) / "maps", write_maps=writes(),
+                        ssdu=ssdu)
 
 
 def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World = ALONE) -> DataLoader:
@@ -415,7 +414,8 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     if strat.one_op:
         sample_one_op(supernet)
     sync_gradients(world, supernet.parameters())  # several ranks: every gradient averaged as it is accumulated
-    task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr)
+    loss_fn = objective("l1", cfg.supervision)
+    task = SearchTask(supernet, cfg.lr, bilevel, cfg.layer_lr, loss_fn)
     task.world = world
     costs = None
     if cfg.cost is not None and bilevel:  # measured (and cached in --out) by rank 0, the same table everywhere
@@ -475,7 +475,7 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         extra["alphas"] = weights_to_json(weights)
         if selection_of(cfg.select).perturbation:
             extra["alpha_cell"] = derive_genotype(weights, space, max_skips=cfg.max_skips).describe()
-            weights, base = perturbation_scores(supernet, space, score_loader, device)
+            weights, base = perturbation_scores(supernet, space, score_loader, device, cfg.supervision)
             extra.update({"select": cfg.select, "importance": weights_to_json(weights), "alpha_split_l1": base})
         uncapped = count_skips(derive_genotype(weights, space).cell)
         if band is not None:
@@ -504,20 +504,21 @@ def fixed_batches(loader: DataLoader, n: int) -> list:
     return [b for _, b in zip(range(n), loader, strict=False)]
 
 
-def batches_l1(batches: list, device: torch.device) -> Any:
-    """model -> mean L1 of its output over `batches`."""
+def batches_l1(batches: list, device: torch.device, supervision: str = "full") -> Any:
+    """model -> mean L1 of its output over `batches` (SSDU: its loss on the held-out k-space)."""
+    loss_fn = objective("l1", supervision)
 
     def loss(model: torch.nn.Module) -> float:
-        return float(np.mean([F.l1_loss(model(*b.inputs(device)),
-                                        b.target.to(device)).item() for b in batches]))
+        return float(np.mean([loss_fn(model(*b.inputs(device)), b.to(device)).item() for b in batches]))
 
     return loss
 
 
-def perturbation_scores(supernet, space: SearchSpace, loader: DataLoader, device: torch.device) -> tuple[Any, float]:
+def perturbation_scores(supernet, space: SearchSpace, loader: DataLoader, device: torch.device,
+                        supervision: str = "full") -> tuple[Any, float]:
     """DARTS-PT op importances of the trained supernet on fixed train_alpha batches, and its unperturbed loss."""
     supernet = supernet.to(device).eval()
-    loss = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
+    loss = batches_l1(fixed_batches(loader, SCORE_BATCHES), device, supervision)
     return op_importance(edge_alpha_map(supernet, space), op_names(supernet), loss, supernet)
 
 
@@ -530,7 +531,7 @@ def pick_random(cfg: SearchConfig, space: SearchSpace, supernet, loader: DataLoa
 
     rng = np.random.default_rng([cfg.seed, 4242])
     supernet = supernet.to(device).eval()
-    l1 = batches_l1(fixed_batches(loader, SCORE_BATCHES), device)
+    l1 = batches_l1(fixed_batches(loader, SCORE_BATCHES), device, cfg.supervision)
     scored = []
     tries = 0
     while len(scored) < cfg.candidates:

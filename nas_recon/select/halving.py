@@ -28,7 +28,7 @@ from nas_recon.search.config import PROPOSAL
 from nas_recon.search.derive import EdgeWeights
 from nas_recon.select.plan import DIVERGED, Job, Plan, make_plan, rank_correlation
 from nas_recon.select.pool import Candidate, build_pool
-from nas_recon.select.trial import TrialSetup, run_job, trial_recipe
+from nas_recon.select.trial import SSDU_SCORE, TrialSetup, run_job, score_text, supervision_of, trial_recipe
 from nas_recon.space.spaces import SearchSpace, load_space
 from nas_recon.train.recipe import load_recipe
 from nas_recon.train.retrain import RetrainProgress
@@ -46,7 +46,7 @@ class SelectionProgress:
     def retrain_progress(self) -> RetrainProgress:
         return RetrainProgress()
 
-    def job_end(self, job: Job, score: float) -> None: ...
+    def job_end(self, job: Job, score: float, text: str = "") -> None: ...
 
     def waiting(self) -> None: ...
 
@@ -101,7 +101,7 @@ def prepare(cfg: Any, run_dir: Path, device: str | None = None) -> Selection:
     band = parse_flops_target(cfg.flops_target, cfg.flops_band)
     alphas = proposal.extra.get("alphas")
     weights = weights_from_json(alphas) if isinstance(alphas, dict) else None
-    recipe = trial_recipe(load_recipe(cfg.recipe), cfg.score_slices)
+    recipe = trial_recipe(load_recipe(cfg.recipe), cfg.score_slices, supervision_of(cfg))
     plan = make_plan(cfg.pool, recipe.epochs, cfg.rungs, cfg.eta, tuple(cfg.seed + k for k in range(cfg.final_seeds)),
                      cfg.finalists)
     pool = build_pool(space, band, cfg.pool, cfg.seed, proposal, weights)
@@ -184,7 +184,7 @@ def run_selection(cfg: Any, run_dir: Path, progress: SelectionProgress | None = 
         def job(j: Job) -> float:
             progress.job_start(j, sel.pool[j.candidate])
             score = run_job(sel.setup, j, progress.retrain_progress())
-            progress.job_end(j, score)
+            progress.job_end(j, score, score_text(score, sel.setup.recipe.supervision == "ssdu"))
             return score
 
         scores = work(study, sel.plan, job, on_idle=progress.waiting)
@@ -298,6 +298,7 @@ def finish(sel: Selection, study: Any, scores: dict[tuple[int, int, int], float]
         "format": "nas-recon-selection", "version": 1, "package_version": __version__,
         "select": "halving", "band": sel.band.to_dict(), "plan": plan.to_dict(), "study": sel.study_name,
         "storage": redact(sel.storage), "recipe": sel.setup.recipe.to_dict(),
+        "score": SSDU_SCORE if sel.setup.recipe.supervision == "ssdu" else "val PSNR (dB)",
         "pool": [{"candidate": i, **c.to_dict(), "gflops": round(genotype_flops(c.genotype) / 1e9, 3)}
                  for i, c in enumerate(pool)],
         "rungs": rungs, "finalists": plan.finalists_of(scores),
@@ -316,12 +317,20 @@ def finish(sel: Selection, study: Any, scores: dict[tuple[int, int, int], float]
     proposal = load_genotype(sel.run_dir / PROPOSAL)
     keep = {k: v for k, v in proposal.extra.items() if k not in ("selection_candidate",)}
     g = replace(c.genotype, extra={**keep, "select": "halving", "selection": {
-        "candidate": winner[0], "origin": c.origin, "note": c.note, "mean_val_psnr": round(winner[1], 4),
-        "seeds": list(plan.seeds), "val_psnr": [round(scores[(winner[0], plan.rungs - 1, s)], 4) for s in plan.seeds],
+        "candidate": winner[0], "origin": c.origin, "note": c.note, "seeds": list(plan.seeds),
+        **winner_scores(winner[1], [scores[(winner[0], plan.rungs - 1, s)] for s in plan.seeds],
+                        sel.setup.recipe.supervision == "ssdu"),
         "band": sel.band.to_dict(), "flops": genotype_flops(c.genotype), "cost": record["cost"],
         "darts_cell": proposal.summary()}})
     save_genotype(g, sel.run_dir / "genotype.json")
     return g
+
+
+def winner_scores(mean: float, per_seed: list[float], ssdu: bool) -> dict[str, Any]:
+    """The winner's validation figures for its genotype: PSNRs, or under SSDU its held-out k-space losses."""
+    if ssdu:
+        return {"mean_val_loss": round(-mean, 4), "val_loss": [round(-v, 4) for v in per_seed]}
+    return {"mean_val_psnr": round(mean, 4), "val_psnr": [round(v, 4) for v in per_seed]}
 
 
 def trained_epochs(plan: Plan, scores: dict[tuple[int, int, int], float]) -> int:

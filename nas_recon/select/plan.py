@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas_recon.errors import ConfigError
+from nas_recon.stats import kendall_tau
 
 DIVERGED = float("-inf")
 
@@ -140,10 +141,5 @@ def make_plan(pool: int, final_epochs: int, rungs: int, eta: int, seeds: tuple[i
 
 
 def rank_correlation(a: list[float], b: list[float]) -> float | None:
-    """Kendall's tau-b of paired scores (scipy); None below 3 pairs or when it is undefined (a constant side)."""
-    from scipy.stats import kendalltau
-
-    if len(a) < 3:
-        return None
-    tau = float(kendalltau(a, b).statistic)
-    return None if math.isnan(tau) else tau
+    """Kendall's tau-b of a rung's paired scores; None below 3 pairs or when it is undefined."""
+    return kendall_tau(a, b, min_pairs=3)

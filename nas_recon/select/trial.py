@@ -14,8 +14,10 @@ from typing import Any
 
 from nas_recon.errors import ConfigError
 from nas_recon.select.plan import Job
-from nas_recon.train.recipe import Recipe
+from nas_recon.train.recipe import Recipe, with_overrides
 from nas_recon.train.retrain import RetrainConfig, RetrainProgress, run_retrain
+
+SSDU_SCORE = "minus the held-out k-space loss on val (SSDU)"  # what a trial's score is under --supervision ssdu
 
 
 @dataclass(frozen=True)
@@ -37,17 +39,35 @@ class TrialSetup:
         return self.sel_dir / "pool" / f"c{candidate:03d}.json"
 
 
-def trial_recipe(r: Recipe, score_slices: int = 0) -> Recipe:
+def supervision_of(cfg: Any) -> dict[str, Any]:
+    """A search's supervision settings as recipe overrides ({} when fully supervised)."""
+    if cfg.supervision == "full":
+        return {}
+    return {"supervision": cfg.supervision, "ssdu_rho": cfg.ssdu_rho, "ssdu_selection": cfg.ssdu_selection}
+
+
+def trial_recipe(r: Recipe, score_slices: int = 0, supervision: dict[str, Any] | None = None) -> Recipe:
     """The recipe a trial trains under: the selection's, validating on whole validation slices (`score_slices` of
-    them evenly spaced, 0 = all)."""
-    return replace(r, val_crop=0, val_max_slices=score_slices)
+    them evenly spaced, 0 = all); under the search's supervision (SSDU: scored by the held-out k-space loss)."""
+    r = replace(r, val_crop=0, val_max_slices=score_slices)
+    return with_overrides(r, supervision, "--supervision") if supervision else r
+
+
+def score_text(score: float, ssdu: bool) -> str:
+    """A trial's score in words: its validation PSNR, or under SSDU its held-out k-space loss."""
+    return f"val held-out loss {-score:.4f}" if ssdu else f"val PSNR {score:.2f} dB"
 
 
 def epoch_score(history: list[dict[str, Any]], epoch: int) -> float | None:
-    """The validation PSNR recorded at `epoch` (None: not validated then)."""
+    """The validation score recorded at `epoch`, higher is better: the PSNR, or under SSDU minus the held-out
+    k-space loss (None: not validated then)."""
     for row in history:
-        if int(row["epoch"]) == epoch and row.get("val_psnr") not in ("", None):
+        if int(row["epoch"]) != epoch:
+            continue
+        if row.get("val_psnr") not in ("", None):
             return float(row["val_psnr"])
+        if row.get("val_loss") not in ("", None):
+            return -float(row["val_loss"])
     return None
 
 

@@ -36,4 +36,29 @@ class RetrainConfig:
                                   "nas-recon cost --model dccnn-3 --flops-target G says which)", kind="pos_int")
     stop_epoch: int | None = None  # train up to this epoch only (the recipe's schedule unchanged; a later call with a
     #                                larger stop_epoch resumes): a successive-halving rung
+    init: str | None = option(None, "an image network's encoder from contrastive pretraining (nas-recon pretrain's "
+                              "OUT or its encoder.pt) to fine-tune from", kind="path")
     validate: str = "every"  # "every" epoch (best.pt by val PSNR), or only at the "end" of this call (a rung's score)
+
+
+@dataclass
+class PretrainConfig:
+    """A contrastive pretraining run (its command line is generated from these fields)."""
+
+    data: str = option(help="data folder: its train/ slices are the views' source (undersampled files or fully "
+                       "sampled ones; no reference is read)", kind="path", required=True)
+    out: str = option(help="run folder (encoder.pt for retrain --init)", kind="path", required=True)
+    model: str = option("unet", "the image network whose encoder is pretrained (unet, attention-unet, "
+                        "attention-unet-small)", kind="str")
+    epochs: int = option(20, "training epochs (default 20)", kind="pos_int")
+    lr: float = option(1e-3, "Adam learning rate (default 1e-3)", kind="pos_float")
+    batch_size: int = option(8, "slices per batch: 2 x this many views, each the others' negatives (default 8)",
+                             kind="pos_int")
+    crop: int = option(128, "random crop of each view (default 128; rows only on undersampled files)",
+                       kind="pos_int")
+    temperature: float = option(0.1, "NT-Xent temperature (default 0.1)", kind="pos_float")
+    rho: float = option(0.4, "undersampled files: the share of the acquired columns each view drops (default "
+                        "0.4); fully sampled files: each view its own 4x mask (Self-MRI's)", kind="fraction")
+    size: int = option(SIZE, f"pairing crop of the images (default {SIZE})", kind="size_int")
+    seed: int = option(0, kind="seed_int")
+    device: str = "auto"

@@ -6,8 +6,9 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from nas_recon.data.ssdu import RHO, SELECTIONS, SUPERVISIONS
-from nas_recon.defaults import ACCELERATIONS
+from nas_recon.defaults import ACCELERATIONS, SUPERVISIONS
+from nas_recon.defaults import SSDU_RHO as RHO
+from nas_recon.defaults import SSDU_SELECTIONS as SELECTIONS
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
 from nas_recon.paths import load_shipped_toml
@@ -32,7 +33,9 @@ class Recipe:
     max_slices: int = option(0, "at most this many training slices (0 = all)", kind="nonneg_int")
     val_crop: int = 0
     val_max_slices: int = 0
-    repeats: int = 1  # draws of each training slice per epoch, each with its own crop and mask
+    repeats: int = option(1, "draws of each training slice per epoch, each with its own crop and mask (default: the "
+                          "recipe's); under ssdu each with its own Theta/Lambda split: multi-mask SSDU's K",
+                          kind="pos_int")
     layer_lr: bool = True  # cell networks: per-conv Adam lr scaled by init std (nas_recon.models.init)
     unet_crop: int = 0  # U-Net training crop (fastMRI trains it on whole images); 0: same as crop
     unet_batch_size: int = 1  # U-Net batch size (fastMRI's: 1); 0: same as batch_size

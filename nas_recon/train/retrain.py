@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from nas_recon import __version__
 from nas_recon.data.dataset import INPUT_MAX, SliceDataset, maps_method
-from nas_recon.data.identity import data_record, describe_data, same_data
+from nas_recon.data.identity import data_record
 from nas_recon.data.sample import unscaled_magnitudes
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit, ssdu_losses
@@ -34,6 +34,7 @@ from nas_recon.engine.dist import (
     run_on_ranks,
     writes,
 )
+from nas_recon.engine.record import check_unchanged
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, DataError, Diverged
 from nas_recon.evaluate.metrics import slice_metrics
@@ -195,6 +196,10 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
     check_acting_flags(cfg, ds.coils)
+    if cfg.init is not None:  # refused before anything is written: another model, width or shape
+        from nas_recon.train.pretrain import load_pretrained
+
+        load_pretrained(cfg.init, spec, build_model(spec))
     if r.mixup:
         if ds.coils:
             raise ConfigError(f"--mixup: mixes single-coil slices (each mixture measured again under one mask); "
@@ -213,8 +218,8 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         cfg, spec, dev, ds, val, out, resume, progress if world.main else RetrainProgress(), loss_fn, world))
 
 
-FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision")
-RECORD_DEFAULTS = {"precision": "32"}  # what a run.json written before the key existed meant
+FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision", "init")
+RECORD_DEFAULTS = {"precision": "32", "init": None}  # what a run.json written before the key existed meant
 RESUME_STATE = ("lightning", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
@@ -227,21 +232,7 @@ def check_new_run(out: Path, resume: bool) -> None:
 def check_resume(out: Path, meta: dict[str, Any]) -> None:
     """Refuse --resume when a setting that shaped the earlier epochs changed (run.json would misdescribe them)."""
     path = out / "run.json"
-    saved = read_run_record(path, "retrain")
-    for key in FIXED_ON_RESUME:
-        old, new = saved.get(key, RECORD_DEFAULTS.get(key)), meta[key]
-        if key == "data":  # known by content: ./data, an absolute path and a symlink to it are the same data
-            if not same_data(old, new):
-                raise ConfigError(f"--resume: the data is not what this run trained on (was {describe_data(old)}, now "
-                                  f"{describe_data(new)}; from {path}); resume on the same data or use another --out")
-            continue
-        if old == new:
-            continue
-        if isinstance(old, dict) and isinstance(new, dict):  # name the changed sub-key
-            sub = next(k for k in sorted({*old, *new}) if old.get(k) != new.get(k))
-            key, old, new = f"{key}.{sub}", old.get(sub), new.get(sub)
-        raise ConfigError(f"--resume: setting '{key}' was {old!r}, now {new!r} (from {path}); "
-                          "resume with the same settings or use another --out")
+    check_unchanged(path, read_run_record(path, "retrain"), meta, FIXED_ON_RESUME, RECORD_DEFAULTS)
 
 
 class RetrainTask(pl.LightningModule):
@@ -339,6 +330,7 @@ class RetrainTask(pl.LightningModule):
         write_csv(run.out / "train_log.csv", self.history)
         board = run.board
         board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
+                       "val/held_out_loss": row.get("val_loss", ""),
                        "lr": lr, **{f"val/{k}": v for k, v in metrics.items() if k.endswith("x")}}, row["step"])
         if board.active:  # an extra forward pass: only when it is written
             board.image("val/zero-filled|output|target|error",
@@ -435,7 +427,8 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
             "precision": cfg.precision, "coils": ds.coils, "maps": maps_method() if ds.coils else None,
             "params": count_params(net),
-            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype)}
+            "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype),
+            **({"init": str(cfg.init)} if cfg.init else {})}
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
               "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data), "coils": ds.coils}}
     sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
@@ -448,6 +441,10 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
         on_main(world, lambda: check_resume(out, meta))
         ck = check_resumable(last, spec, run, net)
         start, best_psnr, history, ckpt = ck["epoch"], ck["best_psnr"], ck["history"], last
+    elif cfg.init is not None:  # a fresh run fine-tunes the pretrained encoder (a resumed one restores its weights)
+        from nas_recon.train.pretrain import load_pretrained
+
+        load_pretrained(cfg.init, spec, net)
     if world.main:
         atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
     run.board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
