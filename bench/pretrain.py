@@ -9,7 +9,11 @@ protocol). All are evaluated on the same test/ at 4x and 8x.
 
 Resumable (finished runs are skipped). Prints the table and the mean difference; writes OUT/pretrain/summary.json.
 
-Usage: python bench/pretrain.py --out PAYS_OUT [--budget standard] [--epochs 30] [--seeds 0 1 2]
+--tag names another pretraining (OUT/pretrain/MODEL-simclrTAG and its fine-tunings), e.g. a longer one; the
+scratch runs are shared.
+
+Usage: python bench/pretrain.py --out PAYS_OUT [--budget standard] [--epochs 30] [--batch 8] [--seeds 0 1 2]
+                                [--tag -e200]
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=30, help="pretraining epochs")
     p.add_argument("--share", type=float, default=0.1, help="share of the training slices with a reference")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--batch", type=int, default=8, help="pretraining slices per batch (2 x this many views)")
+    p.add_argument("--tag", default="", help="names this pretraining and its fine-tunings")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     configure()
@@ -57,13 +63,13 @@ def main() -> None:
     data = a.out / "data"
     under = a.out / "ssdu" / "data-4x"
     root = a.out / "pretrain"
-    pre = root / f"{a.model}-simclr"
+    pre = root / f"{a.model}-simclr{a.tag}"
     log = pre / "pretrain_log.csv"
     if not (pre / PRETRAINED).is_file() or not log.is_file() or log.read_text().count("\n") <= a.epochs:
         say.stage(f"pretraining the {a.model} encoder ({a.epochs} epochs) on {under / 'train'}")
         t = time.time()
-        run_pretrain(PretrainConfig(str(under), str(pre), a.model, epochs=a.epochs, size=b.size, seed=0,
-                                    device=a.device), resume=(pre / "last.ckpt").is_file())
+        run_pretrain(PretrainConfig(str(under), str(pre), a.model, epochs=a.epochs, batch_size=a.batch,
+                                    size=b.size, seed=0, device=a.device), resume=(pre / "last.ckpt").is_file())
         say.stage(f"pretrained in {time.time() - t:.0f} s")
     slices = sum(inspect_volume(v).num_slices for v in list_volumes(data / "train"))
     few = max(1, round(a.share * slices))
@@ -71,15 +77,16 @@ def main() -> None:
     runs = {}
     for seed in a.seeds:
         for arm, init in (("scratch", None), ("pretrained", str(pre))):
-            run = root / f"{a.model}-{arm}-{few}slices-s{seed}"
+            tag = a.tag if init else ""
+            run = root / f"{a.model}-{arm}-{few}slices{tag}-s{seed}"
             if not finished(run, recipe.epochs):
                 say.stage(f"retraining {a.model} {arm} on {few} of {slices} slices, seed {seed}")
                 run_retrain(RetrainConfig(str(data), str(run), recipe, model=a.model, seed=seed, device=a.device,
                                           size=b.size, init=init), resume=(run / "run.json").is_file())
             runs[(arm, seed)] = run
     say.stage("evaluate + report")
-    rep = make_report(list(runs.values()), root / "report", data / "test", b.size, b.eval_crop, b.eval_max_slices,
-                      a.device, 0, ("zero-filled",), notes=[f"bench/pretrain.py budget {a.budget}"])
+    rep = make_report(list(runs.values()), root / f"report{a.tag}", data / "test", b.size, b.eval_crop,
+                      b.eval_max_slices, a.device, 0, ("zero-filled",), notes=[f"bench/pretrain.py budget {a.budget}"])
     read = [read_run(r) for r in runs.values()]
     label_runs(read)
     label = {r["path"].resolve(): r["label"] for r in read}
@@ -96,7 +103,7 @@ def main() -> None:
         sd = statistics.stdev(diff[acc]) if len(diff[acc]) > 1 else float("nan")
         print(f"pretrained - scratch at {acc}: {statistics.mean(diff[acc]):+.2f} dB (per seed "
               f"{', '.join(f'{d:+.2f}' for d in diff[acc])}; sd {sd:.2f})")
-    (root / "summary.json").write_text(json.dumps({"slices": few, "of": slices, "zero_filled": zf,
+    (root / f"summary{a.tag}.json").write_text(json.dumps({"slices": few, "of": slices, "zero_filled": zf,
                                                    "figures": {f"{k[0]} s{k[1]}": v for k, v in fig.items()},
                                                    "difference": diff}, indent=1))
 

@@ -201,7 +201,7 @@ def test_multicoil_sample_is_the_sense_model_with_the_rss_target(mc160, tmp_path
     again = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4, 8)), "eval", 0, maps_dir=tmp_path / "maps",
                          write_maps=False)
     with monkeypatch.context() as mp:  # read back, not computed again
-        mp.setattr("nas_recon.data.dataset.espirit_maps", lambda *a, **k: pytest.fail("maps computed again"))
+        mp.setattr("nas_recon.data.coilmaps.CoilMaps.estimate", lambda *a, **k: pytest.fail("maps computed again"))
         torch.testing.assert_close(again[1].maps, x.maps)
     other = SliceDataset(mc160 / "val", 160, None, MaskSpec("random", (4, 8)), "eval", 0, maps_dir=tmp_path / "m2",
                          write_maps=False)

@@ -213,7 +213,8 @@ def run_evaluate_cmd(args: argparse.Namespace) -> int:
         result = evaluate(predict, args.data, args.size, MaskSpec(args.mask_type, tuple(args.accelerations)),
                           args.seed, args.crop or None, args.max_slices,
                           progress=lambda i, n: bar.update(task, completed=i, total=n),
-                          trained_on=(info["coils"], ", ".join(checkpoints)) if checkpoints else None)
+                          trained_on=(info["coils"], ", ".join(checkpoints)) if checkpoints else None,
+                          coil_estimator=info.get("coil_estimator", "auto"))
     result["method"] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in info.items()}
     write_metrics(result, args.out)
     console.print(metrics_table(f"{info['model']} on {args.data}", result["aggregate"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -12,30 +10,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nas_recon.data.coilmaps import CoilMaps, content_digest
 from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_mask, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
 from nas_recon.data.ssdu import SsduSplit, SsduTransform
 from nas_recon.data.transforms import INPUT_MAX, Draw, MultiCoilTransform, SingleCoilTransform
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
-from nas_recon.io import save_array
-from nas_recon.physics.coils import (
-    MIN_CALIBRATION,
-    acs_width,
-    espirit_backend,
-    espirit_maps,
-    espirit_method,
-    rss,
-)
+from nas_recon.physics.coils import MIN_CALIBRATION, acs_width, rss
 from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
 
 CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
-
-
-def maps_method() -> str:
-    """What run.json records of a multi-coil run's maps: ESPIRiT through BART when on PATH, else sigpy."""
-    return espirit_method(espirit_backend())
 
 
 def list_volumes(folder: str | Path) -> list[Path]:
@@ -62,7 +48,8 @@ def split_volumes(files: list[Path], fraction: float, seed: int) -> tuple[list[P
 
 class SliceDataset(Dataset):
     """Paired (zero-filled, target) slices: reads a slice lazily (ifft2c -> centre crop to `size`), draws its
-    acceleration and generator, multi-coil its ESPIRiT maps, and hands them to its transform
+    acceleration and generator, multi-coil its sensitivity maps (`coil_estimator`: a registered estimator by name,
+    nas_recon.data.coilmaps, cached in `maps_dir`), and hands them to its transform
     (nas_recon.data.transforms: single- or multi-coil) for crop -> mask -> scale.
 
     mode "train": a fresh (mask, acceleration, crop) per draw from (seed, epoch, index), crops centred on a
@@ -91,6 +78,7 @@ class SliceDataset(Dataset):
         maps_dir: str | Path | None = None,
         write_maps: bool = True,
         ssdu: SsduSplit | None = None,
+        coil_estimator: str = "auto",
     ) -> None:
         if mode not in ("train", "eval", "given"):
             raise ConfigError(f"mode: unknown '{mode}', expected train, eval or given")
@@ -110,14 +98,13 @@ class SliceDataset(Dataset):
         self.mode, self.seed, self.epoch = mode, seed, 0
         self.volumes: list[VolumeInfo] = [inspect_volume(p, min_size=size) for p in files]
         self.coils = check_one_kind(self.volumes)
-        self.maps_dir = Path(maps_dir) if maps_dir is not None else None
-        self.write_maps = write_maps  # DDP: every rank reads the maps cache, rank 0 alone writes it
-        if self.coils and self.maps_dir is not None and write_maps:
-            check_maps_dir(self.maps_dir)
+        # DDP: every rank reads the maps cache, rank 0 alone writes it
+        self.coil_maps_of = CoilMaps(coil_estimator, maps_dir, write_maps)
+        if self.coils:
+            self.coil_maps_of.check()
         self.ssdu = ssdu
         self.transform = ((MultiCoilTransform if self.coils else SingleCoilTransform)(crop, self.masks.kind)
                           if ssdu is None else SsduTransform(ssdu, crop))
-        self.espirit = espirit_backend()  # BART's ecalib when on PATH (5-8x faster), else sigpy's
         self._omega: dict[int, np.ndarray] = {}  # SSDU: each volume's own column mask
         if ssdu is not None:
             self.check_ssdu(ssdu)
@@ -156,7 +143,6 @@ class SliceDataset(Dataset):
         per_slice = size * size * 8 * max(1, self.coils) * (1 + len(self.masks.accelerations) * bool(self.coils))
         self.cache_enabled = len(self.slices) * per_slice <= cache_bytes  # multi-coil: coil images and maps
         self._cache: dict[tuple[int, int], torch.Tensor] = {}
-        self._maps: dict[tuple[int, int, float], torch.Tensor] = {}
         self._digests: dict[tuple[int, int], str] = {}  # slice content digests (the maps cache's keys)
         self._mags: dict[tuple[int, int], torch.Tensor] = {}  # |image| / RSS of the paired slices (crop centres)
 
@@ -228,44 +214,28 @@ class SliceDataset(Dataset):
 
     def coil_maps(self, vi: int, s: int, acc: float, img: torch.Tensor | None = None,
                   own: np.ndarray | None = None) -> torch.Tensor:
-        """ESPIRiT maps [coils, size, size] of slice `s` (its coil images `img`, read when not given) from the fully
-        sampled centre of its k-space at `acc` (the same for every mask of that acceleration), or of the file's own
-        mask `own` (SSDU: undersampled files): computed once, kept in memory and in `maps_dir`."""
-        key = (vi, s, float(acc) if own is None else "own")
-        if key in self._maps:
-            return self._maps[key]
+        """Sensitivity maps [coils, size, size] of slice `s` (its coil images `img`, read when not given) from the
+        fully sampled centre of its k-space at `acc` (the same for every mask of that acceleration), or of the file's
+        own mask `own` (SSDU: undersampled files): computed once, kept in memory and in `maps_dir`."""
         vol = self.volumes[vi]
-        want = (self.coils, self.size, self.size)
         img = self.paired_image(vi, s) if img is None else img
         # known by content: a cache shared by runs (--maps-dir) never serves another file's slice of the same name
-        digest = self._digests.get((vi, s)) or hashlib.blake2b(img.numpy().tobytes(), digest_size=6).hexdigest()
+        digest = self._digests.get((vi, s)) or content_digest(img)
         self._digests[(vi, s)] = digest
         how = f"{acc:g}x-{self.masks.kind}" if own is None else "own"
-        name = f"{vol.path.stem}-{s}-{how}-{self.size}-{self.espirit}-{digest}.npy"
-        path = self.maps_dir / name if self.maps_dir else None
-        if path is not None and path.is_file():
-            try:
-                maps = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise DataError(f"{path}: unreadable sensitivity maps ({e}); delete the file to recompute") from None
-            if maps.shape != want or maps.dtype != np.complex64:
-                raise DataError(f"{path}: sensitivity maps of shape {maps.shape} ({maps.dtype}), expected {want} "
-                                "complex64; delete the file to recompute")
-        else:
-            k = fft2c(img).numpy()
+
+        def measured() -> tuple[np.ndarray, np.ndarray]:
             m = (make_mask(self.size, acc, None, self.masks.kind, np.random.default_rng(0)) if own is None
                  else own)  # its centre is all read
-            try:
-                maps = espirit_maps(k * m, m, backend=self.espirit)
-            except DataError as e:  # a centre too narrow to calibrate: say where, and what would widen it
-                raise DataError(f"{vol.path}: slice {s} at {acc:g}x: {e} (the centre is 0.32 / R of --size "
-                                f"{self.size}; use a larger --size or lower accelerations)") from None
-            if path is not None and self.write_maps:
-                save_array(path, maps)
-        maps_t = torch.from_numpy(maps)
-        if self.cache_enabled:
-            self._maps[key] = maps_t
-        return maps_t
+            return fft2c(img).numpy() * m, m
+
+        def explain(e: DataError) -> DataError:  # a centre too narrow to calibrate: say where, and what would widen it
+            return DataError(f"{vol.path}: slice {s} at {acc:g}x: {e} (the centre is 0.32 / R of --size "
+                             f"{self.size}; use a larger --size or lower accelerations)")
+
+        return self.coil_maps_of.get((vi, s, float(acc) if own is None else "own"),
+                                     f"{vol.path.stem}-{s}-{how}-{self.size}", digest,
+                                     (self.coils, self.size, self.size), measured, self.cache_enabled, explain)
 
     def check_ssdu(self, split: SsduSplit) -> None:
         """Before any work: every volume undersampled (its own mask, --size columns wide, splittable; multi-coil: a
@@ -310,11 +280,11 @@ class SliceDataset(Dataset):
         mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
         k_meas = torch.from_numpy(raw) * mask[0]
         extra: dict[str, torch.Tensor] = {}
-        if self.coils:
-            try:
-                maps = torch.from_numpy(espirit_maps(k_meas.numpy(), m, backend=self.espirit))
-            except DataError as e:  # its own mask's centre is too narrow to calibrate
-                raise DataError(f"{vol.path}: slice {s}: {e}") from None
+        if self.coils:  # the same component as the paired slices: its own mask's centre, cached by content
+            maps = self.coil_maps_of.get(
+                (vi, s, "given"), f"{vol.path.stem}-{s}-given-{width}", content_digest(k_meas),
+                (self.coils, raw.shape[-2], width), lambda: (k_meas.numpy(), m), self.cache_enabled,
+                lambda e: DataError(f"{vol.path}: slice {s}: {e}"))
             x0 = (maps.conj() * ifft2c(k_meas)).sum(0)
             extra["maps"] = complex_to_chan(maps)
         else:
@@ -347,18 +317,6 @@ class SliceDataset(Dataset):
         maps = self.coil_maps(vi, s, float(acc), img, omega) if self.coils else None
         return self.transform(Draw(img, float(acc), rng, self.mode == "train", lambda: self.slice_magnitude(vi, s, img),
                                    vol.path, s, self.volume_max(vi), maps, omega))
-
-
-def check_maps_dir(folder: Path) -> None:
-    """ConfigError unless `folder` is, or can be made, a writable folder for the ESPIRiT maps (decided before any
-    work, not at the first map)."""
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"{folder}: the maps folder (--maps-dir) is a file, expected a folder")
-    base = next(p for p in (folder, *folder.parents) if p.exists())
-    if not base.is_dir():
-        raise ConfigError(f"{folder}: the maps folder (--maps-dir) lies under the file {base}")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise ConfigError(f"{folder}: the maps folder (--maps-dir) cannot be written ({base} is read-only)")
 
 
 def check_one_kind(volumes: list[VolumeInfo]) -> int:

@@ -73,9 +73,11 @@ def predictor_for(checkpoint: str | list[str] | None, model: str | None,
         checkpoint = str(checkpoint[0])
     if checkpoint is not None:
         net, spec, ck = model_from_checkpoint(Path(checkpoint))
-        coils = ck["data"].get("coils", 0) if isinstance(ck.get("data"), dict) else 0
+        data = ck["data"] if isinstance(ck.get("data"), dict) else {}
+        coils = data.get("coils", 0)
+        est = {"coil_estimator": data.get("coil_estimator", "auto")} if coils else {}  # its inputs' maps
         return network_predictor(net, resolve_device(device_name)), {"model": spec.name, "checkpoint": checkpoint,
-                                                                     "epoch": ck.get("epoch"), "coils": coils}
+                                                                     "epoch": ck.get("epoch"), "coils": coils, **est}
     if model == "zero-filled":
         return (lambda b: ZeroFilled()(*b.inputs())), {"model": "zero-filled"}
     if model == "tv":
@@ -143,12 +145,14 @@ def check_kind(trained: int, held: int, network: str | Path, data: str | Path) -
 def evaluate(predict: Predictor, data: str | Path, size: int = SIZE, masks: MaskSpec | None = None, seed: int = 0,
              crop: int | None = None, max_slices: int | None = None, batch_size: int = 4,
              progress: Callable[[int, int], None] | None = None, trained_on: tuple[int, str] | None = None,
-             maps_dir: str | Path | None = None) -> dict[str, Any]:
+             maps_dir: str | Path | None = None, coil_estimator: str = "auto") -> dict[str, Any]:
     """Metrics of `predict` on every slice of `data` at each acceleration (fixed masks).
 
-    `trained_on`: (coil count, checkpoint) of a network; data of the other kind is refused.
+    `trained_on`: (coil count, checkpoint) of a network; data of the other kind is refused. `coil_estimator`:
+    multi-coil, the maps' estimator (a network's: the one it trained with).
     """
-    ds = SliceDataset(data, size, crop, masks or MaskSpec(), "eval", seed, max_slices, maps_dir=maps_dir)
+    ds = SliceDataset(data, size, crop, masks or MaskSpec(), "eval", seed, max_slices, maps_dir=maps_dir,
+                      coil_estimator=coil_estimator)
     if trained_on is not None:
         check_kind(trained_on[0], ds.coils, trained_on[1], data)
     loader = DataLoader(ds, batch_size)

@@ -283,7 +283,7 @@ def evaluate_run(run: dict[str, Any], data: Path, size: int, crop: int | None, m
     def compute() -> dict[str, Any]:
         predict, info = predictor_for(str(ckpt), None, device)
         res = evaluate(predict, data, size, MaskSpec(), seed, crop, max_slices, trained_on=(info["coils"], str(ckpt)),
-                       maps_dir=maps_dir)
+                       maps_dir=maps_dir, coil_estimator=info.get("coil_estimator", "auto"))
         res["method"] = info
         return res
 

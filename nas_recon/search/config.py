@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from nas_recon.data.coilmaps import estimator_choices
 from nas_recon.defaults import ACCELERATIONS, SIZE, SSDU_RHO, SSDU_SELECTIONS, SUPERVISIONS
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
@@ -24,7 +25,8 @@ FIXED_ON_RESUME = ("data", "space", "seed", "strategy", "crop", "size", "batch_s
                    "lr", "arch_lr", "arch_weight_decay", "grad_clip", "mask_type", "accelerations", "repeats",
                    "layer_lr", "max_skips", "tau_max", "tau_min", "cost", "cost_weight", "cell_bias", "select",
                    "precision", "flops_target", "flops_band", "pool", "rungs", "eta", "recipe", "final_seeds",
-                   "storage", "score_slices", "finalists", "supervision", "ssdu_rho", "ssdu_selection")
+                   "storage", "score_slices", "finalists", "supervision", "ssdu_rho", "ssdu_selection",
+                   "coil_estimator")
 
 
 @dataclass
@@ -77,6 +79,8 @@ class SearchConfig:
                             "losses in float32", choices=PRECISIONS)
     maps_dir: str | None = option(None, "multi-coil: folder caching the ESPIRiT maps (default OUT/maps); runs on "
                                   "the same data may share one", kind="path")
+    coil_estimator: str = option("auto", "multi-coil: the coil-sensitivity estimator (auto: BART's ESPIRiT when on "
+                                 "PATH, else sigpy's; or a registered name)", choices=estimator_choices())
     flops_target: str | None = option(None, "a FLOPs budget as a constraint: G (conv MACs at 320 x 320, e.g. 17.3) or "
                                       "like:MODEL (e.g. like:dccnn-3, or a genotype JSON); the derived cell and every "
                                       "candidate lie inside the band", kind="str")

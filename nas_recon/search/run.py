@@ -18,7 +18,8 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
-from nas_recon.data.dataset import SliceDataset, list_volumes, maps_method, split_volumes
+from nas_recon.data.coilmaps import resolve_estimator
+from nas_recon.data.dataset import SliceDataset, list_volumes, split_volumes
 from nas_recon.data.identity import data_record
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit
@@ -331,9 +332,9 @@ def write_run_record(cfg: SearchConfig, record: dict[str, Any], coils: int = 0) 
     """run.json: the settings and the training data's record (written once every check has passed)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    maps = resolve_estimator(cfg.coil_estimator).method if coils else None
     atomic_write_text(out / "run.json", json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
-                                                    "data_record": record, "coils": coils,
-                                                    "maps": maps_method() if coils else None}, indent=1))
+                                                    "data_record": record, "coils": coils, "maps": maps}, indent=1))
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
@@ -382,7 +383,7 @@ def split_dataset(cfg: SearchConfig, files: list[Path], offset: int) -> SliceDat
     ssdu = SsduSplit(cfg.ssdu_rho, cfg.ssdu_selection) if cfg.supervision == "ssdu" else None
     return SliceDataset(files, cfg.size, cfg.crop, masks, "train", cfg.seed + offset, cfg.max_slices,
                         repeats=cfg.repeats, maps_dir=cfg.maps_dir or Path(cfg.out) / "maps", write_maps=writes(),
-                        ssdu=ssdu)
+                        ssdu=ssdu, coil_estimator=cfg.coil_estimator)
 
 
 def split_loader(cfg: SearchConfig, ds: SliceDataset, offset: int, world: World = ALONE) -> DataLoader:

@@ -109,7 +109,8 @@ def prepare(cfg: Any, run_dir: Path, device: str | None = None) -> Selection:
     meta = json.loads((run_dir / "run.json").read_text())
     record = meta.get("data_record", {})
     maps = (cfg.maps_dir or str(run_dir / "maps")) if meta.get("coils") else None  # one ESPIRiT cache for all trials
-    setup = TrialSetup(str(cfg.data), sel, recipe, cfg.size, device or cfg.device, cfg.precision, maps)
+    setup = TrialSetup(str(cfg.data), sel, recipe, cfg.size, device or cfg.device, cfg.precision, maps,
+                       cfg.coil_estimator)
     settings = {"space": space.name, "bias": space.bias, "band": band.to_dict(), "plan": plan.to_dict(),
                 "recipe": recipe.to_dict(), "seed": cfg.seed, "size": cfg.size, "precision": cfg.precision,
                 "data": record.get("digest"), "pool": [c.genotype.to_dict() for c in pool],

@@ -31,6 +31,7 @@ class TrialSetup:
     device: str
     precision: str = "32"
     maps_dir: str | None = None
+    coil_estimator: str = "auto"
 
     def folder(self, candidate: int, seed: int) -> Path:
         return self.sel_dir / "trials" / f"c{candidate:03d}-s{seed}"
@@ -89,7 +90,8 @@ def run_job(setup: TrialSetup, job: Job, progress: RetrainProgress | None = None
     if done < job.epochs:
         cfg = RetrainConfig(setup.data, str(folder), setup.recipe, genotype=str(setup.genotype_file(job.candidate)),
                             seed=job.seed, device=setup.device, size=setup.size, precision=setup.precision,
-                            maps_dir=setup.maps_dir, stop_epoch=job.epochs, validate="end")
+                            maps_dir=setup.maps_dir, coil_estimator=setup.coil_estimator, stop_epoch=job.epochs,
+                            validate="end")
         history = run_retrain(cfg, resume=(folder / "run.json").is_file(), progress=progress)["history"]
     score = epoch_score(history, job.epochs)
     if score is None:

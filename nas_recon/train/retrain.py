@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
-from nas_recon.data.dataset import INPUT_MAX, SliceDataset, maps_method
+from nas_recon.data.dataset import INPUT_MAX, SliceDataset
 from nas_recon.data.identity import data_record
 from nas_recon.data.sample import unscaled_magnitudes
 from nas_recon.data.sampler import EpochSampler
@@ -189,9 +189,10 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
     maps = cfg.maps_dir or Path(cfg.out) / "maps"  # multi-coil: ESPIRiT maps, read by every rank, written by rank 0
     ssdu = SsduSplit(r.ssdu_rho, r.ssdu_selection) if r.supervision == "ssdu" else None
     ds = SliceDataset(train_dir, cfg.size, r.crop or None, masks, "train", cfg.seed, r.max_slices or None,
-                      repeats=r.repeats, maps_dir=maps, write_maps=writes(), ssdu=ssdu)
+                      repeats=r.repeats, maps_dir=maps, write_maps=writes(), ssdu=ssdu,
+                      coil_estimator=cfg.coil_estimator)
     val = SliceDataset(val_dir, cfg.size, r.val_crop or None, masks, "eval", cfg.seed, r.val_max_slices or None,
-                       maps_dir=maps, write_maps=writes(), ssdu=ssdu)
+                       maps_dir=maps, write_maps=writes(), ssdu=ssdu, coil_estimator=cfg.coil_estimator)
     if val.coils != ds.coils:
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
@@ -218,8 +219,9 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         cfg, spec, dev, ds, val, out, resume, progress if world.main else RetrainProgress(), loss_fn, world))
 
 
-FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision", "init")
-RECORD_DEFAULTS = {"precision": "32", "init": None}  # what a run.json written before the key existed meant
+FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision", "init", "coil_estimator")
+# what a run.json written before the key existed meant
+RECORD_DEFAULTS = {"precision": "32", "init": None, "coil_estimator": "auto"}
 RESUME_STATE = ("lightning", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
@@ -425,12 +427,14 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     net = place(build_model(spec), device)
     meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
             "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
-            "precision": cfg.precision, "coils": ds.coils, "maps": maps_method() if ds.coils else None,
+            "precision": cfg.precision, "coils": ds.coils, "maps": ds.coil_maps_of.method if ds.coils else None,
             "params": count_params(net),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype),
-            **({"init": str(cfg.init)} if cfg.init else {})}
+            **({"init": str(cfg.init)} if cfg.init else {}),
+            **({"coil_estimator": cfg.coil_estimator} if ds.coils else {})}
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
-              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data), "coils": ds.coils}}
+              "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data), "coils": ds.coils,
+                       **({"coil_estimator": ds.coil_maps_of.name} if ds.coils else {})}}
     sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
     loader = DataLoader(ds, batch_sampler=sampler)
     run = RetrainRun(cfg, device, world, ds, val, sampler, DataLoader(val, r.batch_size), loss_fn, out, common,
