@@ -84,3 +84,33 @@ def test_a_damaged_last_pt_is_refused_before_lightning_sees_it(data_root, tmp_pa
     torch.save(ck, out / "last.pt")
     with pytest.raises(ConfigError, match="last.pt: its training state does not fit this run"):
         run_retrain(cfg, resume=True)
+
+
+def test_one_run_record_writes_checks_and_refuses_for_every_kind(tmp_path):
+    """run.json by the engine's RunRecord: kind and version first, a folder in use refused, a changed fixed
+    setting refused, a key an older record lacks read as its default; search, retrain and pretrain each declare one."""
+    import json
+
+    from nas_recon import __version__
+    from nas_recon.engine.record import RunRecord
+    from nas_recon.search.config import RECORD as SEARCH
+    from nas_recon.train.pretrain import RECORD as PRETRAIN
+    from nas_recon.train.retrain import RECORD as RETRAIN
+
+    assert {r.kind for r in (SEARCH, RETRAIN, PRETRAIN)} == {"search", "retrain", "pretrain"}
+    rec = RunRecord("retrain", ("seed", "precision"), {"precision": "32"}, "retrain")
+    out = tmp_path / "run"
+    rec.write(out, {"seed": 0, "model": {"name": "dccnn-3"}})
+    saved = json.loads((out / "run.json").read_text())
+    assert list(saved)[:2] == ["kind", "version"] and saved["kind"] == "retrain" and saved["version"] == __version__
+    marker = out / "last.pt"
+    rec.check_new(out, False, marker)  # no marker yet: a new run may start
+    marker.write_bytes(b"")
+    with pytest.raises(ConfigError, match=re.escape(f"{out}: a retrain run is already there (use --resume")):
+        rec.check_new(out, False, marker)
+    rec.check_new(out, True, marker)
+    rec.check_resume(out, {"seed": 0, "precision": "32"})  # 'precision' absent from the record: its default
+    with pytest.raises(ConfigError, match="setting 'precision' was '32', now 'bf16-mixed'"):
+        rec.check_resume(out, {"seed": 0, "precision": "bf16-mixed"})
+    with pytest.raises(ConfigError, match="the record of a retrain run, not a search run"):
+        SEARCH.read(out)

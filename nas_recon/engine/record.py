@@ -1,13 +1,18 @@
-"""A run folder's record on resume: one rule for every kind of run (search, retrain, pretrain)."""
+"""A run folder's record: one run.json writer and one resume rule for every kind of run (search, retrain, pretrain)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nas_recon import __version__
 from nas_recon.data.identity import describe_data, same_data
 from nas_recon.errors import ConfigError
+from nas_recon.io import atomic_write_text
+from nas_recon.outputs import read_run_record
 
 
 def check_unchanged(source: Path, saved: dict[str, Any], now: dict[str, Any], keys: Sequence[str],
@@ -34,3 +39,40 @@ def check_unchanged(source: Path, saved: dict[str, Any], now: dict[str, Any], ke
             key, old, new = f"{key}.{sub}", old.get(sub), new.get(sub)
         raise ConfigError(f"--resume: setting '{key}' was {old!r}, now {new!r} (from {source}); resume with the same "
                           "settings or use another --out")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A kind of run folder's run.json: one writer, one resume check, one rule for a folder already in use.
+
+    `fixed`: the settings a resume may not change; `defaults`: what a record written before a key existed meant;
+    `noun` and `resumed`: how the messages name the run ("a retrain run is already there", "this run trained on").
+    """
+
+    kind: str
+    fixed: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    noun: str = "run"
+    resumed: str = "run"
+
+    def file(self, out: str | Path) -> Path:
+        return Path(out) / "run.json"
+
+    def check_new(self, out: str | Path, resume: bool, marker: Path) -> None:
+        """Refuse to start over the run whose `marker` file is in `out` unless resuming it (nothing written)."""
+        if marker.exists() and not resume:
+            raise ConfigError(f"{out}: a {self.noun} run is already there (use --resume, or another --out)")
+
+    def read(self, out: str | Path) -> dict[str, Any]:
+        """The folder's run.json (one line naming the file when it is unreadable or of another kind)."""
+        return read_run_record(self.file(out), self.kind)
+
+    def check_resume(self, out: str | Path, now: dict[str, Any], saved: dict[str, Any] | None = None) -> None:
+        """--resume: refuse when a fixed setting changed (`saved`: the record's settings, default its run.json)."""
+        saved = self.read(out) if saved is None else saved
+        check_unchanged(self.file(out), saved, now, self.fixed, dict(self.defaults), self.resumed)
+
+    def write(self, out: str | Path, meta: dict[str, Any]) -> None:
+        """run.json atomically: the kind, the package version, then `meta`."""
+        Path(out).mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.file(out), json.dumps({"kind": self.kind, "version": __version__, **meta}, indent=1))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from nas_recon.data.coilmaps import estimator_choices
 from nas_recon.defaults import ACCELERATIONS, SIZE, SSDU_RHO, SSDU_SELECTIONS, SUPERVISIONS
+from nas_recon.engine.record import RunRecord
 from nas_recon.errors import ConfigError
 from nas_recon.options import option
 from nas_recon.search.selections import SELECTIONS as REGISTERED_SELECTIONS
@@ -158,3 +159,7 @@ class SearchConfig:
             if not halving and getattr(self, name) != default:
                 raise ConfigError(f"--{name.replace('_', '-')}: a setting of --select halving; this search derives "
                                   f"by --select {self.select}")
+
+
+# search's run.json: a key an older record lacks had its default
+RECORD = RunRecord("search", FIXED_ON_RESUME, asdict(SearchConfig(data="", out="")), "search", "search")

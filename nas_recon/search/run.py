@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -37,17 +36,15 @@ from nas_recon.engine.dist import (
     sync_gradients,
     writes,
 )
-from nas_recon.engine.record import check_unchanged
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, Diverged, NasReconError
 from nas_recon.genotype import Genotype, save_genotype
-from nas_recon.io import atomic_write_text, write_csv
+from nas_recon.io import write_csv
 from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
 from nas_recon.models.init import layer_lr_groups
-from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
-from nas_recon.search.config import FIXED_ON_RESUME, SELECTIONS, STRATEGIES, SearchConfig
+from nas_recon.search.config import FIXED_ON_RESUME, RECORD, SELECTIONS, STRATEGIES, SearchConfig
 from nas_recon.search.derive import chosen_margin, count_skips, decision_stats, derive_genotype, weights_to_json
 from nas_recon.search.nni_api import check_nni, is_arch_step, pin_arch_optimizer, resample
 from nas_recon.search.penalty import ExpectedCost, describe, op_cost_table
@@ -293,21 +290,18 @@ def load_splits(cfg: SearchConfig) -> tuple[list[Path], list[Path]]:
 def prepare_run_dir(cfg: SearchConfig, resume: bool) -> tuple[Path | None, dict[str, Any]]:
     """Check the run folder (nothing written): the checkpoint to resume from (or None) and the data record."""
     out = Path(cfg.out)
-    run_json = out / "run.json"
+    run_json = RECORD.file(out)
     ckpt = out / "checkpoints" / "last.ckpt"
-    if run_json.exists() and not resume:
-        raise ConfigError(f"{out}: a search run is already there (use --resume, or another --out)")
+    RECORD.check_new(out, resume, run_json)
     record = data_record(train_folder(cfg))
     if resume and run_json.exists():
-        meta = read_run_record(run_json, "search")
+        meta = RECORD.read(out)
         saved = meta.get("config")
         if not isinstance(saved, dict):
             raise ConfigError(f"{run_json}: unreadable run record (no 'config' object); use another --out")
-        defaults = asdict(SearchConfig(data="", out=""))  # a key an older run.json lacks had its default
         # the data known by content (an older run.json: by its resolved folder)
         was = meta.get("data_record", str(train_folder(replace(cfg, data=str(saved.get("data", cfg.data))))))
-        check_unchanged(run_json, {**saved, "data": was}, {**asdict(cfg), "data": record}, FIXED_ON_RESUME,
-                        defaults, kind="search")
+        RECORD.check_resume(out, {**asdict(cfg), "data": record}, {**saved, "data": was})
     return (ckpt if resume and ckpt.exists() else None), record
 
 
@@ -330,11 +324,8 @@ def check_search_checkpoint(path: Path, module: pl.LightningModule) -> None:
 
 def write_run_record(cfg: SearchConfig, record: dict[str, Any], coils: int = 0) -> None:
     """run.json: the settings and the training data's record (written once every check has passed)."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     maps = resolve_estimator(cfg.coil_estimator).method if coils else None
-    atomic_write_text(out / "run.json", json.dumps({"kind": "search", "version": __version__, "config": asdict(cfg),
-                                                    "data_record": record, "coils": coils, "maps": maps}, indent=1))
+    RECORD.write(cfg.out, {"config": asdict(cfg), "data_record": record, "coils": coils, "maps": maps})
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:

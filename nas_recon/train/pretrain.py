@@ -4,7 +4,6 @@ projected, SimCLR's NT-Xent between the views; no reference is read. `retrain --
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict
@@ -18,7 +17,6 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from nas_recon import __version__
 from nas_recon.data.dataset import SliceDataset
 from nas_recon.data.identity import data_record
 from nas_recon.data.sample import Sample
@@ -26,20 +24,20 @@ from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
-from nas_recon.engine.record import check_unchanged
+from nas_recon.engine.record import RunRecord
 from nas_recon.engine.trainer import StepReport, build_trainer, fit
 from nas_recon.errors import ConfigError, DataError
-from nas_recon.io import atomic_write_text, write_csv
+from nas_recon.io import write_csv
 from nas_recon.lock import run_lock
 from nas_recon.models.encoders import encoder_of
 from nas_recon.models.registry import ModelSpec, build_model
-from nas_recon.outputs import read_run_record
 from nas_recon.physics.masks import MaskSpec
 from nas_recon.runtime import configure
 from nas_recon.train.config import PretrainConfig
 
 PRETRAINED = "encoder.pt"  # what a pretraining run leaves for retrain --init
 FIXED_ON_RESUME = ("model", "data", "seed", "size", "crop", "batch_size", "temperature", "lr", "epochs", "rho")
+RECORD = RunRecord("pretrain", FIXED_ON_RESUME, noun="pretraining")
 
 
 class PretrainProgress:
@@ -227,14 +225,13 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, progress: PretrainPr
     out = Path(cfg.out)
     with run_lock(out, "pretrain"):
         last = out / "last.ckpt"
-        meta = {"kind": "pretrain", "version": __version__, "model": cfg.model,
+        meta = {"model": cfg.model,
                 "data": data_record(cfg.data, ("train",)), **{k: getattr(cfg, k) for k in FIXED_ON_RESUME
                                                                if k not in ("model", "data")}}
-        if last.exists() and not resume:
-            raise ConfigError(f"{out}: a pretraining run is already there (use --resume, or another --out)")
+        RECORD.check_new(out, resume, last)
         if resume and last.exists():
-            check_unchanged(out / "run.json", read_run_record(out / "run.json", "pretrain"), meta, FIXED_ON_RESUME)
-        atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
+            RECORD.check_resume(out, meta)
+        RECORD.write(out, meta)
         keys = trained_keys(net, cfg.model)
         model = place(Contrastive(net, encoder, bottleneck_width(net, encoder, max(32, net.min_size))), device)
         views = ContrastiveViews(a, b, cfg.seed)

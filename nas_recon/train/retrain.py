@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, replace
@@ -15,7 +14,6 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from nas_recon import __version__
 from nas_recon.data.dataset import INPUT_MAX, SliceDataset
 from nas_recon.data.identity import data_record
 from nas_recon.data.sample import unscaled_magnitudes
@@ -34,16 +32,15 @@ from nas_recon.engine.dist import (
     run_on_ranks,
     writes,
 )
-from nas_recon.engine.record import check_unchanged
+from nas_recon.engine.record import RunRecord
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, DataError, Diverged
 from nas_recon.evaluate.metrics import slice_metrics
 from nas_recon.genotype import load_genotype
-from nas_recon.io import atomic_write_text, write_csv
+from nas_recon.io import write_csv
 from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits, check_model_fits
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
-from nas_recon.outputs import read_run_record
 from nas_recon.physics.fft import chan_to_complex
 from nas_recon.physics.fusion import CG_ITERATIONS, KSpaceFusion
 from nas_recon.physics.masks import MaskSpec
@@ -222,19 +219,18 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
 FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision", "init", "coil_estimator")
 # what a run.json written before the key existed meant
 RECORD_DEFAULTS = {"precision": "32", "init": None, "coil_estimator": "auto"}
+RECORD = RunRecord("retrain", FIXED_ON_RESUME, RECORD_DEFAULTS, "retrain")
 RESUME_STATE = ("lightning", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
 def check_new_run(out: Path, resume: bool) -> None:
     """Refuse to start a run over the one already in `out` (its last.pt) unless resuming it."""
-    if (out / "last.pt").exists() and not resume:
-        raise ConfigError(f"{out}: a retrain run is already there (use --resume, or another --out)")
+    RECORD.check_new(out, resume, out / "last.pt")
 
 
 def check_resume(out: Path, meta: dict[str, Any]) -> None:
     """Refuse --resume when a setting that shaped the earlier epochs changed (run.json would misdescribe them)."""
-    path = out / "run.json"
-    check_unchanged(path, read_run_record(path, "retrain"), meta, FIXED_ON_RESUME, RECORD_DEFAULTS)
+    RECORD.check_resume(out, meta)
 
 
 class RetrainTask(pl.LightningModule):
@@ -425,7 +421,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     configure()
     torch.manual_seed(cfg.seed)
     net = place(build_model(spec), device)
-    meta = {"kind": "retrain", "version": __version__, "model": spec.to_dict(), "recipe": r.to_dict(),
+    meta = {"model": spec.to_dict(), "recipe": r.to_dict(),
             "data": data_record(cfg.data, ("train", "val")), "seed": cfg.seed, "size": cfg.size,
             "precision": cfg.precision, "coils": ds.coils, "maps": ds.coil_maps_of.method if ds.coils else None,
             "params": count_params(net),
@@ -450,7 +446,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
 
         load_pretrained(cfg.init, spec, net)
     if world.main:
-        atomic_write_text(out / "run.json", json.dumps(meta, indent=1))
+        RECORD.write(out, meta)
     run.board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
     stop = cfg.stop_epoch or r.epochs
     progress.start(stop, len(loader), start)
