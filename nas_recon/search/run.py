@@ -36,6 +36,7 @@ from nas_recon.engine.dist import (
     sync_gradients,
     writes,
 )
+from nas_recon.engine.tblog import Board
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, Diverged, NasReconError
 from nas_recon.genotype import Genotype, save_genotype
@@ -65,7 +66,6 @@ from nas_recon.search.supernet import (
 from nas_recon.search.unrolled import unrolled_oneshot
 from nas_recon.space.spaces import SearchSpace, load_space
 from nas_recon.train.losses import Objective, objective
-from nas_recon.train.tblog import Board
 
 logging.getLogger("nni").setLevel(logging.ERROR)
 

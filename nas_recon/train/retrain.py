@@ -33,6 +33,7 @@ from nas_recon.engine.dist import (
     writes,
 )
 from nas_recon.engine.record import RunRecord
+from nas_recon.engine.tblog import Board
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, DataError, Diverged
 from nas_recon.evaluate.metrics import slice_metrics
@@ -49,7 +50,6 @@ from nas_recon.train.config import RetrainConfig
 from nas_recon.train.losses import objective
 from nas_recon.train.precision import autocast, check_precision
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
-from nas_recon.train.tblog import Board
 
 
 class RetrainProgress:
