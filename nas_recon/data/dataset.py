@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,11 @@ from nas_recon.data.coilmaps import CoilMaps, content_digest
 from nas_recon.data.hdf5 import VolumeInfo, check_finite, check_mask, check_target, inspect_volume, open_h5
 from nas_recon.data.sample import Sample
 from nas_recon.data.ssdu import SsduSplit, SsduTransform
-from nas_recon.data.transforms import INPUT_MAX, Draw, MultiCoilTransform, SingleCoilTransform
+from nas_recon.data.transforms import Draw, GivenTransform, MultiCoilTransform, SingleCoilTransform
 from nas_recon.defaults import SIZE
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.physics.coils import MIN_CALIBRATION, acs_width, rss
-from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
+from nas_recon.physics.fft import center_crop, fft2c, ifft2c
 from nas_recon.physics.masks import MaskSpec, eval_seed, make_mask
 
 CACHE_BYTES = 2 << 30  # paired slices are kept in memory when all of them fit in this many bytes
@@ -103,8 +104,9 @@ class SliceDataset(Dataset):
         if self.coils:
             self.coil_maps_of.check()
         self.ssdu = ssdu
-        self.transform = ((MultiCoilTransform if self.coils else SingleCoilTransform)(crop, self.masks.kind)
-                          if ssdu is None else SsduTransform(ssdu, crop))
+        self.transform: Callable[[Draw], Sample] = (
+            GivenTransform(size) if mode == "given" else SsduTransform(ssdu, crop) if ssdu is not None
+            else (MultiCoilTransform if self.coils else SingleCoilTransform)(crop, self.masks.kind))
         self._omega: dict[int, np.ndarray] = {}  # SSDU: each volume's own column mask
         if ssdu is not None:
             self.check_ssdu(ssdu)
@@ -279,24 +281,14 @@ class SliceDataset(Dataset):
         m = check_mask(vol.path, self._file(vi)["mask"], width)
         mask = torch.from_numpy(m.astype(np.float32)).view(1, 1, width)
         k_meas = torch.from_numpy(raw) * mask[0]
-        extra: dict[str, torch.Tensor] = {}
+        maps = None
         if self.coils:  # the same component as the paired slices: its own mask's centre, cached by content
             maps = self.coil_maps_of.get(
                 (vi, s, "given"), f"{vol.path.stem}-{s}-given-{width}", content_digest(k_meas),
                 (self.coils, raw.shape[-2], width), lambda: (k_meas.numpy(), m), self.cache_enabled,
                 lambda e: DataError(f"{vol.path}: slice {s}: {e}"))
-            x0 = (maps.conj() * ifft2c(k_meas)).sum(0)
-            extra["maps"] = complex_to_chan(maps)
-        else:
-            x0 = ifft2c(k_meas)
-        peak = float(center_crop(x0, self.size, self.size).abs().max())
-        if not peak > 0:
-            raise DataError(f"{vol.path}: slice {s} has no signal (its zero-filled image is all zero); "
-                            "remove the slice or the file")
-        scale = INPUT_MAX / peak
-        x = complex_to_chan(x0 * scale)
-        return Sample(input=x, target=x.clone(), kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale,
-                      file=vol.path.name, slice=s, acceleration=float(width / m.sum()), max_value=peak, **extra)
+        return self.transform(Draw(ifft2c(k_meas), float(width / m.sum()), np.random.default_rng(0), False,
+                                   lambda: torch.zeros(()), vol.path, s, 0.0, maps, m, k_meas))
 
     def __getitem__(self, index: int) -> Sample:
         vi, s, acc = self.items[index % len(self.items)]

@@ -1,8 +1,9 @@
-"""Transforms from a fully sampled slice and its draws to a training pair: one for single-coil, one for multi-coil.
+"""Transforms from a slice and its draws to a sample: a fully sampled slice to a training pair (single- and
+multi-coil), and a slice measured under its file's own mask to a network input (GivenTransform).
 
-Both do: (crop: the whole slice's zero-filled peak under its own mask, then a crop centred on a random foreground
-pixel in training or the centre in evaluation) -> column mask -> zero-filled input and target -> scale to max
-|input| = 6 (a crop like its whole slice). They differ in the operator A^H and the target.
+The pair transforms do: (crop: the whole slice's zero-filled peak under its own mask, then a crop centred on a
+random foreground pixel in training or the centre in evaluation) -> column mask -> zero-filled input and target ->
+scale to max |input| = 6 (a crop like its whole slice). They differ in the operator A^H and the target.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from nas_recon.data.sample import Sample
 from nas_recon.errors import DataError
 from nas_recon.physics.coils import phase, rss
-from nas_recon.physics.fft import complex_to_chan, fft2c, ifft2c
+from nas_recon.physics.fft import center_crop, complex_to_chan, fft2c, ifft2c
 from nas_recon.physics.masks import make_mask
 from nas_recon.physics.sense import column_projection
 
@@ -37,7 +38,8 @@ class Draw:
     slice: int
     max_value: float
     maps: torch.Tensor | None = None  # multi-coil: sensitivities [coils, H, W]
-    mask: np.ndarray | None = None  # SSDU: the file's own column mask (image is then its zero-filled image)
+    mask: np.ndarray | None = None  # SSDU, given: the file's own column mask (image is then its zero-filled image)
+    kspace: torch.Tensor | None = None  # given: the measured k-space (its unacquired columns zero)
 
 
 def crop_corner(mag: torch.Tensor, crop: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -113,3 +115,28 @@ class MultiCoilTransform(PairTransform):
 
     def target(self, img: torch.Tensor, maps: torch.Tensor | None, mag: torch.Tensor | None) -> torch.Tensor:
         return (rss(img) if mag is None else mag) * phase((maps.conj() * img).sum(0))
+
+
+class GivenTransform:
+    """A slice of a file that carries its own mask (fastMRI's test layout) to a network input on its whole acquired
+    grid: the measured k-space as is (data consistency included), x0 its zero-filled image (multi-coil: A^H k with
+    the maps), scaled so that max |x0| over the central `size` x `size` is 6; `target` is x0 (no reference)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, d: Draw) -> Sample:
+        k_meas, maps, m = d.kspace, d.maps, d.mask
+        assert k_meas is not None and m is not None
+        x0 = d.image if maps is None else (maps.conj() * d.image).sum(0)
+        peak = float(center_crop(x0, self.size, self.size).abs().max())
+        if not peak > 0:
+            raise DataError(f"{d.path}: slice {d.slice} has no signal (its zero-filled image is all zero); "
+                            "remove the slice or the file")
+        scale = INPUT_MAX / peak
+        x = complex_to_chan(x0 * scale)
+        width = m.shape[-1]
+        extra = {} if maps is None else {"maps": complex_to_chan(maps)}
+        return Sample(input=x, target=x.clone(), kspace=complex_to_chan(k_meas * scale),
+                      mask=torch.from_numpy(m.astype(np.float32)).view(1, 1, width), scale=scale, file=d.path.name,
+                      slice=d.slice, acceleration=float(width / m.sum()), max_value=peak, **extra)

@@ -14,11 +14,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from nas_recon.data.dataset import INPUT_MAX, SliceDataset
+from nas_recon.data.dataset import SliceDataset
 from nas_recon.data.identity import data_record
 from nas_recon.data.sample import unscaled_magnitudes
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit, ssdu_losses
+from nas_recon.data.transforms import INPUT_MAX
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
 from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
