@@ -36,6 +36,7 @@ from nas_recon.engine.dist import (
     sync_gradients,
     writes,
 )
+from nas_recon.engine.progress import RunProgress
 from nas_recon.engine.tblog import Board
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
 from nas_recon.errors import ConfigError, Diverged, NasReconError
@@ -82,14 +83,7 @@ class SearchResult:
     run_dir: Path
 
 
-class SearchProgress:
-    """Progress hooks the CLI implements (library code never prints)."""
-
-    def start(self, total_epochs: int, steps_per_epoch: int, start_epoch: int) -> None: ...
-
-    def step(self, epoch: int, step: int, w_loss: float, a_loss: float | None) -> None: ...
-
-    def epoch_end(self, row: dict[str, Any]) -> None: ...
+SearchProgress = RunProgress  # the engine's hooks: step(epoch, step, weight loss, architecture loss)
 
 
 class SearchTask(pl.LightningModule):

@@ -24,6 +24,7 @@ from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
+from nas_recon.engine.progress import RunProgress
 from nas_recon.engine.record import RunRecord
 from nas_recon.engine.trainer import StepReport, build_trainer, fit
 from nas_recon.errors import ConfigError, DataError
@@ -40,12 +41,7 @@ FIXED_ON_RESUME = ("model", "data", "seed", "size", "crop", "batch_size", "tempe
 RECORD = RunRecord("pretrain", FIXED_ON_RESUME, noun="pretraining")
 
 
-class PretrainProgress:
-    """Hooks the CLI implements (library code never prints)."""
-
-    def start(self, epochs: int, steps: int, start_epoch: int) -> None: ...
-
-    def step(self, epoch: int, step: int, loss: float) -> None: ...
+PretrainProgress = RunProgress  # the engine's hooks
 
 
 def flip(s: Sample, on: bool) -> Sample:
@@ -178,6 +174,7 @@ def trained_keys(net: nn.Module, name: str) -> list[str]:
     side = max(32, getattr(net, "min_size", 1))
     x = torch.rand(1, 2, side, side, generator=torch.Generator().manual_seed(0))
     was = net.training
+    net.eval()  # the probe must not move running statistics (batch norms) before training
     params = dict(net.named_parameters())
     for p in params.values():
         p.grad = None

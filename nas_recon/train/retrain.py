@@ -33,6 +33,7 @@ from nas_recon.engine.dist import (
     run_on_ranks,
     writes,
 )
+from nas_recon.engine.progress import RunProgress
 from nas_recon.engine.record import RunRecord
 from nas_recon.engine.tblog import Board
 from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
@@ -52,15 +53,7 @@ from nas_recon.train.losses import objective
 from nas_recon.train.precision import autocast, check_precision
 from nas_recon.train.recipe import Recipe, check_recipe_size, for_model
 
-
-class RetrainProgress:
-    """Hooks the CLI implements (library code never prints)."""
-
-    def start(self, epochs: int, steps: int, start_epoch: int) -> None: ...
-
-    def step(self, epoch: int, step: int, loss: float) -> None: ...
-
-    def epoch_end(self, row: dict[str, Any]) -> None: ...
+RetrainProgress = RunProgress  # the engine's hooks
 
 
 def data_folders(root: str | Path) -> tuple[Path, Path]:
