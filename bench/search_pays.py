@@ -80,6 +80,8 @@ def main() -> None:
     p.add_argument("--random", type=int, default=12, help="random networks of each band")
     p.add_argument("--pool", type=int, default=18)
     p.add_argument("--rungs", type=int, default=2)
+    p.add_argument("--eta", type=int, default=3, help="halving's reduction factor (the first rung: 1/eta^(rungs-1) "
+                   "of the epochs)")
     p.add_argument("--tag", default="", help="names this round's search and selected folders (search{TAG}-sS)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
@@ -106,7 +108,7 @@ def main() -> None:
             sdir = tdir / f"search{a.tag}-s{s}"
             search_stage(data, sdir, b, SPACE, s, a.device, say, f"target {frac:.0%}: search seed {s}",
                          select="halving", flops_target=f"{target / 1e9:.6f}", recipe=b.recipe, pool=a.pool,
-                         rungs=a.rungs)
+                         rungs=a.rungs, eta=a.eta)
             g = load_genotype(sdir / "genotype.json")
             sel = summary(sdir / SELECTION)
             log(t0, f"seed {s}: selected {g.summary()} ({sel['winner']['origin']}), cost {sel['cost']}")
