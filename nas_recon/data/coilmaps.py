@@ -7,12 +7,14 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from nas_recon.errors import ConfigError, DataError
 from nas_recon.io import save_array
+from nas_recon.options import option
 from nas_recon.physics.coils import COIL_ESTIMATORS, CoilEstimator, coil_estimator
 
 FLAG = "--coil-estimator"
@@ -21,6 +23,12 @@ FLAG = "--coil-estimator"
 def estimator_choices() -> tuple[str, ...]:
     """The names `--coil-estimator` takes: auto and every registered estimator."""
     return ("auto", *COIL_ESTIMATORS)
+
+
+def estimator_option() -> Any:
+    """The `coil_estimator` field of a run's config (search, retrain): its flag, default and choices, declared once."""
+    return option("auto", "multi-coil: the coil-sensitivity estimator (auto: BART's ESPIRiT when on PATH, else "
+                  "sigpy's; or a registered name)", choices=estimator_choices())
 
 
 def check_estimator_name(name: str) -> str:
@@ -42,7 +50,7 @@ def resolve_estimator(name: str) -> CoilEstimator:
 def content_digest(x: torch.Tensor | np.ndarray) -> str:
     """A short digest of an array's bytes: the cache knows a slice by content, not by its file's name."""
     arr = x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    return hashlib.blake2b(np.ascontiguousarray(arr).tobytes(), digest_size=6).hexdigest()
+    return hashlib.blake2b(arr.tobytes(), digest_size=6).hexdigest()
 
 
 class CoilMaps:

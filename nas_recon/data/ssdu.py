@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from nas_recon.data.sample import Sample
-from nas_recon.data.transforms import INPUT_MAX, Draw, crop_corner
+from nas_recon.data.transforms import Draw, crop_corner, input_scale
 from nas_recon.defaults import SSDU_RHO as RHO
 from nas_recon.defaults import SSDU_SELECTIONS as SELECTIONS
 from nas_recon.errors import ConfigError, DataError
@@ -90,10 +90,7 @@ class SsduTransform:
         combine = (lambda z: z) if maps is None else (lambda z: (maps.conj() * z).sum(0))
         x_omega = combine(img)
         peak = float(x_omega.abs().max())
-        if not peak > 0:
-            raise DataError(f"{d.path}: slice {d.slice} has no signal (its zero-filled image is all zero); "
-                            "remove the slice or the file")
-        scale = INPUT_MAX / peak
+        scale = input_scale(peak, d)
         height = img.shape[-2]
         if self.crop is not None and self.crop < height:
             c = self.crop

@@ -42,6 +42,14 @@ class Draw:
     kspace: torch.Tensor | None = None  # given: the measured k-space (its unacquired columns zero)
 
 
+def input_scale(peak: float, d: Draw) -> float:
+    """The factor that takes a slice's zero-filled peak to INPUT_MAX; DataError for a slice without signal."""
+    if not peak > 0:
+        raise DataError(f"{d.path}: slice {d.slice} has no signal (its zero-filled image is all zero); "
+                        "remove the slice or the file")
+    return INPUT_MAX / peak
+
+
 def crop_corner(mag: torch.Tensor, crop: int, rng: np.random.Generator) -> tuple[int, int]:
     """Top-left of a crop centred on a random foreground pixel of `mag` (> 10 % of its max)."""
     size = mag.shape[-1]
@@ -86,10 +94,7 @@ class PairTransform:
         k_meas = fft2c(img) * mask[0]
         x0 = self.zero_filled(img, maps, mask[0])
         peak = float(x0.abs().max()) if peak_ref is None else peak_ref
-        if not peak > 0:
-            raise DataError(f"{d.path}: slice {d.slice} has no signal (its zero-filled image is all zero); "
-                            "remove the slice or the file")
-        scale = INPUT_MAX / peak
+        scale = input_scale(peak, d)
         extra = {} if maps is None else {"maps": complex_to_chan(maps)}
         return Sample(input=complex_to_chan(x0 * scale), target=complex_to_chan(self.target(img, maps, mag) * scale),
                       kspace=complex_to_chan(k_meas * scale), mask=mask, scale=scale, file=d.path.name,
@@ -130,10 +135,7 @@ class GivenTransform:
         assert k_meas is not None and m is not None
         x0 = d.image if maps is None else (maps.conj() * d.image).sum(0)
         peak = float(center_crop(x0, self.size, self.size).abs().max())
-        if not peak > 0:
-            raise DataError(f"{d.path}: slice {d.slice} has no signal (its zero-filled image is all zero); "
-                            "remove the slice or the file")
-        scale = INPUT_MAX / peak
+        scale = input_scale(peak, d)
         x = complex_to_chan(x0 * scale)
         width = m.shape[-1]
         extra = {} if maps is None else {"maps": complex_to_chan(maps)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from nas_recon.data.coilmaps import estimator_choices
+from nas_recon.data.coilmaps import estimator_option
 from nas_recon.defaults import ACCELERATIONS, SIZE, SSDU_RHO, SSDU_SELECTIONS, SUPERVISIONS
 from nas_recon.engine.record import RunRecord
 from nas_recon.errors import ConfigError
@@ -80,8 +80,7 @@ class SearchConfig:
                             "losses in float32", choices=PRECISIONS)
     maps_dir: str | None = option(None, "multi-coil: folder caching the ESPIRiT maps (default OUT/maps); runs on "
                                   "the same data may share one", kind="path")
-    coil_estimator: str = option("auto", "multi-coil: the coil-sensitivity estimator (auto: BART's ESPIRiT when on "
-                                 "PATH, else sigpy's; or a registered name)", choices=estimator_choices())
+    coil_estimator: str = estimator_option()
     flops_target: str | None = option(None, "a FLOPs budget as a constraint: G (conv MACs at 320 x 320, e.g. 17.3) or "
                                       "like:MODEL (e.g. like:dccnn-3, or a genotype JSON); the derived cell and every "
                                       "candidate lie inside the band", kind="str")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nas_recon.data.coilmaps import estimator_choices
+from nas_recon.data.coilmaps import estimator_option
 from nas_recon.defaults import SIZE
 from nas_recon.options import option
 from nas_recon.physics.fusion import CG_ITERATIONS
@@ -29,8 +29,7 @@ class RetrainConfig:
                             "16-mixed (CUDA)", choices=PRECISIONS)
     maps_dir: str | None = option(None, "multi-coil: folder caching the ESPIRiT maps (default OUT/maps); runs on "
                                   "the same data may share one", kind="path")
-    coil_estimator: str = option("auto", "multi-coil: the coil-sensitivity estimator (auto: BART's ESPIRiT when on "
-                                 "PATH, else sigpy's; or a registered name)", choices=estimator_choices())
+    coil_estimator: str = estimator_option()
     soft_dc: bool = option(False, "a learnt data-consistency weight in every fusion (started at 1) instead of "
                            "replacing the sampled points; multi-coil: MoDL's CG solve", flag=True)
     cg_iterations: int = option(CG_ITERATIONS, f"multi-coil soft DC: conjugate-gradient steps per fusion (default "
