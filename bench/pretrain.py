@@ -10,10 +10,11 @@ protocol). All are evaluated on the same test/ at 4x and 8x.
 Resumable (finished runs are skipped). Prints the table and the mean difference; writes OUT/pretrain/summary.json.
 
 --tag names another pretraining (OUT/pretrain/MODEL-simclrTAG and its fine-tunings), e.g. a longer one; the
-scratch runs are shared.
+scratch runs are shared. --freeze S fine-tunes with the encoder frozen for the first share S of the epochs (retrain
+--init-freeze: linear probing, then fine-tuning); --ft-epochs N trains both arms N epochs instead of the recipe's.
 
 Usage: python bench/pretrain.py --out PAYS_OUT [--budget standard] [--epochs 30] [--batch 8] [--seeds 0 1 2]
-                                [--tag -e200]
+                                [--tag -e200] [--freeze 0.5] [--ft-epochs 48]
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--batch", type=int, default=8, help="pretraining slices per batch (2 x this many views)")
     p.add_argument("--tag", default="", help="names this pretraining and its fine-tunings")
+    p.add_argument("--freeze", type=float, default=0.0, help="share of the fine-tuning epochs the encoder is frozen")
+    p.add_argument("--ft-epochs", type=int, default=0, help="fine-tuning epochs (0: the recipe's)")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     configure()
@@ -73,19 +76,24 @@ def main() -> None:
         say.stage(f"pretrained in {time.time() - t:.0f} s")
     slices = sum(inspect_volume(v).num_slices for v in list_volumes(data / "train"))
     few = max(1, round(a.share * slices))
-    recipe = with_overrides(budget_recipe(b), {"max_slices": few}, f"--share {a.share}")
+    recipe = with_overrides(budget_recipe(b), {"max_slices": few, **({"epochs": a.ft_epochs} if a.ft_epochs else {})},
+                            f"--share {a.share}")
+    longer = f"-ft{a.ft_epochs}" if a.ft_epochs else ""
+    frozen = f"-f{a.freeze:g}" if a.freeze else ""
     runs = {}
     for seed in a.seeds:
         for arm, init in (("scratch", None), ("pretrained", str(pre))):
-            tag = a.tag if init else ""
-            run = root / f"{a.model}-{arm}-{few}slices{tag}-s{seed}"
+            tag = f"{a.tag}{frozen}" if init else ""
+            run = root / f"{a.model}-{arm}-{few}slices{tag}{longer}-s{seed}"
             if not finished(run, recipe.epochs):
                 say.stage(f"retraining {a.model} {arm} on {few} of {slices} slices, seed {seed}")
                 run_retrain(RetrainConfig(str(data), str(run), recipe, model=a.model, seed=seed, device=a.device,
-                                          size=b.size, init=init), resume=(run / "run.json").is_file())
+                                          size=b.size, init=init, init_freeze=(a.freeze or None) if init else None),
+                            resume=(run / "run.json").is_file())
             runs[(arm, seed)] = run
     say.stage("evaluate + report")
-    rep = make_report(list(runs.values()), root / f"report{a.tag}", data / "test", b.size, b.eval_crop,
+    name = f"{a.tag}{frozen}{longer}"
+    rep = make_report(list(runs.values()), root / f"report{name}", data / "test", b.size, b.eval_crop,
                       b.eval_max_slices, a.device, 0, ("zero-filled",), notes=[f"bench/pretrain.py budget {a.budget}"])
     read = [read_run(r) for r in runs.values()]
     label_runs(read)
@@ -103,7 +111,7 @@ def main() -> None:
         sd = statistics.stdev(diff[acc]) if len(diff[acc]) > 1 else float("nan")
         print(f"pretrained - scratch at {acc}: {statistics.mean(diff[acc]):+.2f} dB (per seed "
               f"{', '.join(f'{d:+.2f}' for d in diff[acc])}; sd {sd:.2f})")
-    (root / f"summary{a.tag}.json").write_text(json.dumps({"slices": few, "of": slices, "zero_filled": zf,
+    (root / f"summary{name}.json").write_text(json.dumps({"slices": few, "of": slices, "zero_filled": zf,
                                                    "figures": {f"{k[0]} s{k[1]}": v for k, v in fig.items()},
                                                    "difference": diff}, indent=1))
 

@@ -18,7 +18,7 @@ def option(default: Any = MISSING, help: str = "", *, kind: str | None = None,  
            factory: Callable[[], Any] | None = None, required: bool = False) -> Any:
     """A dataclass field that is also a command-line option.
 
-    kind: the argparse type by name (pos_int, nonneg_int, pos_float, nonneg_float, fraction, seed_int, size_int,
+    kind: the argparse type by name (pos_int, nonneg_int, pos_float, nonneg_float, fraction, share, seed_int, size_int,
     path, str); zero_is_none: the flag's 0 means the field's None ("0 = off"); flag: a store_true switch.
     """
     meta = {CLI: {"help": help, "kind": kind, "choices": tuple(choices) if choices else None,

@@ -3,6 +3,7 @@ alone, retrain --init and its refusals."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -11,7 +12,10 @@ from conftest import SIZE
 from nas_recon.cli.main import main
 from nas_recon.models.encoders import encoder_of
 from nas_recon.models.registry import ModelSpec, build_model
+from nas_recon.train.config import RetrainConfig
 from nas_recon.train.pretrain import PRETRAINED, load_pretrained, nt_xent, trained_keys
+from nas_recon.train.recipe import load_recipe, with_overrides
+from nas_recon.train.retrain import run_retrain
 
 WIDTH = 36
 
@@ -59,8 +63,8 @@ def test_pretraining_reads_undersampled_files_alone_and_retrain_init_loads_the_e
     assert json.loads((ft / "run.json").read_text())["init"] == str(run)
     net = build_model(ModelSpec("unet"))
     torch.manual_seed(0)
-    n = load_pretrained(run, ModelSpec("unet"), net)
-    assert n == len(a["encoder_keys"]) and torch.equal(net.state_dict()[a["encoder_keys"][0]],
+    keys = load_pretrained(run, ModelSpec("unet"), net)
+    assert keys == list(a["encoder_keys"]) and torch.equal(net.state_dict()[a["encoder_keys"][0]],
                                                        a["state_dict"][a["encoder_keys"][0]])
 
 
@@ -93,3 +97,31 @@ def test_pretraining_refuses_a_model_without_an_encoder(data_root, tmp_path, cap
                  "--size", str(SIZE), "--device", "cpu"]) == 2
     err = capsys.readouterr().err.strip()
     assert "no encoder to pretrain" in err and "unet" in err and not (tmp_path / "p").exists()
+
+
+def test_init_freeze_holds_the_pretrained_encoder_still_for_its_share_of_the_epochs_then_fine_tunes_it(
+        data_root, tmp_path, capsys):
+    run = tmp_path / "pt"
+    assert main(["pretrain", "--data", str(data_root), "--out", str(run), "--model", "unet", "--size", str(SIZE),
+                 "--crop", "32", "--epochs", "1", "--batch-size", "4", "--device", "cpu"]) == 0
+    pre = torch.load(run / PRETRAINED, weights_only=False)
+    recipe = with_overrides(load_recipe("quick"), {"epochs": 2, "crop": 32}, "test")
+    ft = tmp_path / "ft"
+    cfg = RetrainConfig(str(data_root), str(ft), recipe, model="unet", size=SIZE, device="cpu", init=str(run),
+                        init_freeze=0.5, stop_epoch=1)
+    assert run_retrain(cfg)["history"][-1]["epoch"] == 1  # epoch 1 of 2: frozen
+    held = torch.load(ft / "last.pt", weights_only=False)["state_dict"]
+    enc = pre["encoder_keys"]
+    weights = [k for k in enc if k.endswith("weight")]
+    assert weights and all(torch.equal(held[k], pre["state_dict"][k]) for k in enc)
+    torch.manual_seed(cfg.seed)  # the run's own initial network
+    start = build_model(ModelSpec("unet")).state_dict()
+    assert any(not torch.equal(held[k], v) for k, v in start.items() if k not in enc)  # the decoder learnt
+    assert json.loads((ft / "run.json").read_text())["init_freeze"] == 0.5
+    run_retrain(replace(cfg, stop_epoch=None), resume=True)  # epoch 2: the encoder fine-tuned
+    after = torch.load(ft / "last.pt", weights_only=False)["state_dict"]
+    assert any(not torch.equal(after[k], pre["state_dict"][k]) for k in weights)
+    assert main(["retrain", "--model", "unet", "--data", str(data_root), "--out", str(tmp_path / "x"), "--recipe",
+                 "quick", "--size", str(SIZE), "--epochs", "1", "--init-freeze", "0.5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--init-freeze" in err and "--init" in err and "\n" not in err and not (tmp_path / "x").exists()

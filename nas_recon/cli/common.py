@@ -67,11 +67,13 @@ size_int = _number(int, lambda v: 16 <= v <= 4096, "an image size in [16, 4096]"
 pos_float = _number(float, lambda v: v > 0, "a finite number > 0")
 nonneg_float = _number(float, lambda v: v >= 0, "a finite number >= 0")
 fraction = _number(float, lambda v: 0 < v < 1, "a fraction in (0, 1)")
+share = _number(float, lambda v: 0 <= v < 1, "a share in [0, 1)")
 acceleration = _number(float, lambda v: 1 <= v <= 64, "an acceleration in [1, 64]")
 
 
 KINDS = {"pos_int": pos_int, "nonneg_int": nonneg_int, "seed_int": seed_int, "size_int": size_int,
-         "pos_float": pos_float, "nonneg_float": nonneg_float, "fraction": fraction, "path": Path, "str": str,
+         "pos_float": pos_float, "nonneg_float": nonneg_float, "fraction": fraction, "share": share,
+         "path": Path, "str": str,
          None: None}
 
 

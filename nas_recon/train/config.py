@@ -40,6 +40,10 @@ class RetrainConfig:
     #                                larger stop_epoch resumes): a successive-halving rung
     init: str | None = option(None, "an image network's encoder from contrastive pretraining (nas-recon pretrain's "
                               "OUT or its encoder.pt) to fine-tune from", kind="path")
+    init_freeze: float | None = option(None, "with --init: the share of the epochs the pretrained encoder stays "
+                                       "frozen while the rest of the network learns, then all is fine-tuned "
+                                       "(linear probing then fine-tuning); 0 = off (default)", kind="share",
+                                       zero_is_none=True)
     validate: str = "every"  # "every" epoch (best.pt by val PSNR), or only at the "end" of this call (a rung's score)
 
 

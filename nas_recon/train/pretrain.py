@@ -244,8 +244,8 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, progress: PretrainPr
     return {"run_dir": out, "history": task.history, "encoder": out / PRETRAINED}
 
 
-def load_pretrained(path: str | Path, spec: ModelSpec, net: nn.Module) -> int:
-    """Load a pretraining run's encoder weights (OUT/encoder.pt, or the file) into `net` of `spec`; the number of
+def load_pretrained(path: str | Path, spec: ModelSpec, net: nn.Module) -> list[str]:
+    """Load a pretraining run's encoder weights (OUT/encoder.pt, or the file) into `net` of `spec`; the names of the
     tensors loaded. ConfigError when it holds another model or shape."""
     p = Path(path)
     p = p / PRETRAINED if p.is_dir() else p
@@ -263,4 +263,4 @@ def load_pretrained(path: str | Path, spec: ModelSpec, net: nn.Module) -> int:
     if bad is not None:
         raise ConfigError(f"--init {p}: its tensor '{bad}' does not fit this network; pretrain the same model")
     net.load_state_dict({**own, **{k: ck["state_dict"][k] for k in keys}})
-    return len(keys)
+    return keys

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,9 @@ def check_acting_flags(cfg: RetrainConfig, coils: int) -> None:
     if cfg.cg_iterations != CG_ITERATIONS and not coils:
         raise ConfigError(f"--cg-iterations: {cfg.data} holds single-coil data, whose soft data consistency is a "
                           "closed form (no conjugate gradients); it would be recorded and not used")
+    if cfg.init_freeze is not None and cfg.init is None:
+        raise ConfigError("--init-freeze: acts only with --init (it freezes the pretrained encoder for a share of the "
+                          "epochs); it would be recorded and not used")
     if cfg.maps_dir is not None and not coils:
         raise ConfigError(f"--maps-dir: {cfg.data} holds single-coil data (no coil sensitivities to cache); it would "
                           "be recorded and not used")
@@ -188,10 +192,11 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
         raise DataError(f"{cfg.data}: train/ has {ds.coils or 'single'}-coil and val/ {val.coils or 'single'}-coil "
                         "volumes; both need the same kind")
     check_acting_flags(cfg, ds.coils)
+    encoder: list[str] = []  # the pretrained tensors' names (--init-freeze holds them still)
     if cfg.init is not None:  # refused before anything is written: another model, width or shape
         from nas_recon.train.pretrain import load_pretrained
 
-        load_pretrained(cfg.init, spec, build_model(spec))
+        encoder = load_pretrained(cfg.init, spec, build_model(spec))
     if r.mixup:
         if ds.coils:
             raise ConfigError(f"--mixup: mixes single-coil slices (each mixture measured again under one mask); "
@@ -207,12 +212,13 @@ def run_retrain(cfg: RetrainConfig, resume: bool = False, progress: RetrainProgr
                      "use a smaller model, crop (--crop) or --batch-size")
     out = Path(cfg.out)
     return run_on_ranks(r.batch_size, device, out, "retrain", lambda world, dev: _train(
-        cfg, spec, dev, ds, val, out, resume, progress if world.main else RetrainProgress(), loss_fn, world))
+        cfg, spec, dev, ds, val, out, resume, progress if world.main else RetrainProgress(), loss_fn, world,
+        encoder))
 
 
-FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision", "init", "coil_estimator")
+FIXED_ON_RESUME = ("model", "recipe", "data", "seed", "size", "precision", "init", "init_freeze", "coil_estimator")
 # what a run.json written before the key existed meant
-RECORD_DEFAULTS = {"precision": "32", "init": None, "coil_estimator": "auto"}
+RECORD_DEFAULTS = {"precision": "32", "init": None, "init_freeze": None, "coil_estimator": "auto"}
 RECORD = RunRecord("retrain", FIXED_ON_RESUME, RECORD_DEFAULTS, "retrain")
 RESUME_STATE = ("lightning", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
@@ -231,10 +237,15 @@ class RetrainTask(pl.LightningModule):
     """Retraining as a LightningModule: the recipe's loss, Adam and its lr drop; at each epoch's end validation,
     best.pt, last.pt (resumable), train_log.csv and TensorBoard (rank 0 alone writes)."""
 
-    def __init__(self, run: RetrainRun, net: torch.nn.Module, history: list[dict[str, Any]], best_psnr: float
-                 ) -> None:
+    def __init__(self, run: RetrainRun, net: torch.nn.Module, history: list[dict[str, Any]], best_psnr: float,
+                 frozen: Sequence[str] = ()) -> None:
         super().__init__()
         self.run, self.net = run, net
+        # --init-freeze: the pretrained encoder's parameters, held still for the first epochs
+        names = set(frozen)
+        object.__setattr__(self, "frozen", [p for n, p in net.named_parameters() if n in names])
+        share = run.cfg.init_freeze or 0.0
+        self.frozen_epochs = math.ceil(run.cfg.recipe.epochs * share - 1e-9) if self.frozen else 0
         self.history, self.best_psnr = history, best_psnr
         self.sched: Any = None
         self.first_loss: float | None = None
@@ -293,6 +304,11 @@ class RetrainTask(pl.LightningModule):
         self.total += self.last_loss
         self.n += 1
         return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.current_epoch < self.frozen_epochs:  # no gradient: Adam leaves them (and their moments) untouched
+            for p in self.frozen:
+                p.grad = None
 
     def on_train_epoch_end(self) -> None:
         run, r = self.run, self.run.cfg.recipe
@@ -406,7 +422,8 @@ def check_resumable(last: Path, spec: ModelSpec, run: RetrainRun, net: torch.nn.
 
 
 def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceDataset, val: SliceDataset,
-           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any, world: World = ALONE) -> dict[str, Any]:
+           out: Path, resume: bool, progress: RetrainProgress, loss_fn: Any, world: World = ALONE,
+           encoder: Sequence[str] = ()) -> dict[str, Any]:
     """run_retrain inside the run folder's lock (rank 0) or beside it (other ranks): the engine's Trainer fits a
     RetrainTask."""
     r = cfg.recipe
@@ -421,6 +438,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
             "params": count_params(net),
             "genotype_file": cfg.genotype, "genotype_extra": genotype_extra(cfg.genotype),
             **({"init": str(cfg.init)} if cfg.init else {}),
+            **({"init_freeze": cfg.init_freeze} if cfg.init_freeze else {}),
             **({"coil_estimator": cfg.coil_estimator} if ds.coils else {})}
     common = {"model": spec.to_dict(), "recipe": r.to_dict(), "seed": cfg.seed,
               "data": {"size": cfg.size, "input_max": INPUT_MAX, "folder": str(cfg.data), "coils": ds.coils,
@@ -450,7 +468,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
         history.append({"epoch": 0, "train_loss": "", "val_psnr": metrics.get("psnr", ""),
                         "val_ssim": metrics.get("ssim", ""), "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0,
                         **({"val_loss": metrics.get("loss", "")} if run.ssdu else {})})
-    task = RetrainTask(run, net, history, best_psnr)
+    task = RetrainTask(run, net, history, best_psnr, encoder if cfg.init_freeze else ())
     trainer = build_trainer(device, stop, cfg.precision, out, [StepReport(
         lambda epoch, step: progress.step(epoch, step, task.last_loss))], checkpoint_io=RunCheckpointIO())
     try:
