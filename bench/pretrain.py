@@ -34,6 +34,7 @@ from nas_recon.report.build import label_runs, make_report, read_run
 from nas_recon.runtime import configure
 from nas_recon.train.config import PretrainConfig, RetrainConfig
 from nas_recon.train.pretrain import PRETRAINED, run_pretrain
+from nas_recon.train.pretrain import RECORD as PRETRAIN
 from nas_recon.train.recipe import with_overrides
 from nas_recon.train.retrain import run_retrain
 
@@ -72,7 +73,7 @@ def main() -> None:
         say.stage(f"pretraining the {a.model} encoder ({a.epochs} epochs) on {under / 'train'}")
         t = time.time()
         run_pretrain(PretrainConfig(str(under), str(pre), a.model, epochs=a.epochs, batch_size=a.batch,
-                                    size=b.size, seed=0, device=a.device), resume=(pre / "last.ckpt").is_file())
+                                    size=b.size, seed=0, device=a.device), resume=PRETRAIN.resumable(pre) is not None)
         say.stage(f"pretrained in {time.time() - t:.0f} s")
     slices = sum(inspect_volume(v).num_slices for v in list_volumes(data / "train"))
     few = max(1, round(a.share * slices))

@@ -74,6 +74,36 @@ def test_checkpoint_io_refuses_state_outside_the_network(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_every_kind_keeps_one_checkpoint_format_and_refuses_another_kinds(tmp_path):
+    from nas_recon.search.config import RECORD as SEARCH
+    from nas_recon.train.pretrain import RECORD as PRETRAIN
+    from nas_recon.train.retrain import RECORD as RETRAIN
+
+    lightning = {"epoch": 3, "global_step": 9, "pytorch-lightning_version": "2", "loops": {}, "optimizer_states": []}
+    for record, module in ((SEARCH, "training_module.model.w"), (RETRAIN, "net.w"), (PRETRAIN, "model.net.w")):
+        out = tmp_path / record.kind
+        assert record.checkpoint(out) == out / "last.pt" and record.resumable(out) is None
+        io = record.checkpoint_io()
+        io.save_checkpoint({**lightning, "state_dict": {module: torch.ones(2)},
+                            EXTRA: {"model": {"name": record.kind}}}, record.checkpoint(out))
+        ck = read_checkpoint(out / "last.pt")  # nas-recon's format: its kind, the weights at the top level
+        assert ck["kind"] == record.kind and list(ck["state_dict"]) == [module.removeprefix(record.prefix)]
+        back = io.load_checkpoint(out / "last.pt")  # what Lightning restores: its own keys, the module's names
+        assert back["epoch"] == 3 and torch.equal(back["state_dict"][module], torch.ones(2))
+        assert record.resumable(out) == out / "last.pt"
+    with pytest.raises(ConfigError, match="a retrain checkpoint, not a search one"):
+        SEARCH.checkpoint_io().load_checkpoint(tmp_path / "retrain" / "last.pt")
+    with pytest.raises(ConfigError, match="a search checkpoint, not a pretrain one"):
+        PRETRAIN.checkpoint_io().load_checkpoint(tmp_path / "search" / "last.pt")
+    # an earlier version's search and pretraining kept Lightning's own files: found, and read as they are
+    old = tmp_path / "old"
+    (old / "checkpoints").mkdir(parents=True)
+    legacy = old / "checkpoints" / "last.ckpt"
+    torch.save({**lightning, "state_dict": {"training_module.model.w": torch.ones(2)}}, legacy)
+    assert SEARCH.resumable(old) == legacy and RETRAIN.resumable(old) is None
+    assert SEARCH.checkpoint_io().load_checkpoint(legacy)["epoch"] == 3
+
+
 def test_a_damaged_last_pt_is_refused_before_lightning_sees_it(data_root, tmp_path):
     out = tmp_path / "r"
     cfg = RetrainConfig(str(data_root), str(out), recipe(epochs=2), model="dccnn-1", device="cpu", size=SIZE)

@@ -19,6 +19,8 @@ import torch
 from conftest import EXAMPLE, SIZE, write_volume
 from test_hostile import check_clean, fill, run, snapshot, world  # noqa: F401 - `world` is the shared fixture
 
+from nas_recon.engine.checkpoint import save_checkpoint
+
 SEARCH = ["--data", "{w}/data", "--epochs", "1", "--crop", "16", "--batch-size", "2", "--device", "cpu"]
 
 
@@ -39,17 +41,17 @@ def w2(world, tmp_path_factory):  # noqa: F811
         (r2 / kind).mkdir()
         (r2 / kind / f"{kind}.json").write_text(json.dumps({"budget": "tiny", "seed": 0}))
     search = r2 / "search"
-    ck = torch.load(search / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    raw = (search / "checkpoints" / "last.ckpt").read_bytes()
+    ck = torch.load(search / "last.pt", map_location="cpu", weights_only=False)
+    raw = (search / "last.pt").read_bytes()
     run_json = (search / "run.json").read_bytes()
     renamed = {k + "_renamed" if i == 0 else k: v for i, (k, v) in enumerate(ck["state_dict"].items())}
     other = {**ck, "state_dict": renamed}
     broken = {
         "run.json": {"truncated": run_json[: len(run_json) // 2], "list": b"[]", "string": b'"search"',
                      "no-config": b'{"kind": "search"}', "not-utf8": b'{"kind": "search", "\xe9": 1}'},
-        "checkpoints/last.ckpt": {"empty": b"", "truncated": raw[: len(raw) // 2], "text": b"not a checkpoint",
-                                  "retrain-last-pt": (world / "run" / "last.pt").read_bytes(),
-                                  "list": None, "other-supernet": None},
+        "last.pt": {"empty": b"", "truncated": raw[: len(raw) // 2], "text": b"not a checkpoint",
+                    "retrain-last-pt": (world / "run" / "last.pt").read_bytes(),
+                    "list": None, "other-supernet": None},
     }
     for name, variants in broken.items():
         for label, data in variants.items():
@@ -59,8 +61,8 @@ def w2(world, tmp_path_factory):  # noqa: F811
                 (d / name).write_bytes(data)
             elif label == "list":
                 torch.save([1, 2], d / name)
-            else:
-                torch.save(other, d / name)
+            else:  # a well-formed checkpoint of another supernet
+                save_checkpoint(d / name, {k: v for k, v in other.items() if k not in ("format", "sha256")})
     tiny = r2 / "tiny-nifti"
     tiny.mkdir()
     import nibabel as nib
@@ -137,7 +139,7 @@ def test_a_run_folder_of_another_kind_is_refused(w2, capsys, cmd, kind):
 # --- 3. a search that fails safe: broken state is named and nothing is rewritten ----------------------------
 
 BROKEN = [(f"broken-run-{label}", "run.json") for label in ("truncated", "list", "string", "no-config", "not-utf8")]
-BROKEN += [(f"broken-last-{label}", "last.ckpt")
+BROKEN += [(f"broken-last-{label}", "last.pt")
            for label in ("empty", "truncated", "text", "retrain-last-pt", "list", "other-supernet")]
 
 

@@ -12,10 +12,12 @@ import pytest
 import torch
 from conftest import SIZE
 
+from nas_recon.engine.checkpoint_io import EXTRA
 from nas_recon.errors import ConfigError
 from nas_recon.genotype import load_genotype
 from nas_recon.models.registry import count_params
 from nas_recon.models.searched import build_from_genotype
+from nas_recon.search.config import RECORD
 from nas_recon.search.run import SearchConfig, run_search
 from nas_recon.search.supernet import arch_parameters, build_supernet, edge_weights, first_cell, make_strategy
 from nas_recon.space import load_space
@@ -50,7 +52,7 @@ def test_tiny_search_writes_a_valid_genotype_and_is_deterministic(data_root, tmp
     d = json.loads((tmp_path / "a" / "genotype.json").read_text())
     assert set(d["data"]["train_w"]).isdisjoint(d["data"]["train_alpha"])
     assert len(d["alphas"]) == 2 + 3 + 4
-    for name in ("alphas.csv", "search_log.csv", "cell.svg", "cell.png", "checkpoints/last.ckpt"):
+    for name in ("alphas.csv", "search_log.csv", "cell.svg", "cell.png", "last.pt"):
         assert (tmp_path / "a" / name).is_file(), name
     log = (tmp_path / "a" / "search_log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,w_loss,alpha_loss")
@@ -58,6 +60,24 @@ def test_tiny_search_writes_a_valid_genotype_and_is_deterministic(data_root, tmp
     a = json.loads((tmp_path / "a" / "genotype.json").read_text())
     b = json.loads((tmp_path / "b" / "genotype.json").read_text())
     assert a["cell"] == b["cell"] and a["alphas"] == b["alphas"]
+
+
+def test_a_search_folder_of_an_earlier_nas_recon_resumes_from_its_lightning_checkpoint(data_root, tmp_path):
+    full = run_search(tiny_config(data_root, tmp_path / "full", epochs=2))
+    old = tmp_path / "old"
+    run_search(tiny_config(data_root, old, epochs=1))
+    # what an earlier nas-recon kept: Lightning's own file, checkpoints/last.ckpt
+    ck = RECORD.checkpoint_io().load_checkpoint(old / "last.pt")
+    del ck[EXTRA]
+    (old / "checkpoints").mkdir()
+    torch.save(ck, old / "checkpoints" / "last.ckpt")
+    (old / "last.pt").unlink()
+    (old / "genotype.json").unlink()
+    resumed = run_search(tiny_config(data_root, old, epochs=2), resume=True)
+    assert resumed.epochs_run == 2 and (old / "last.pt").is_file()  # continued, and now in the one format
+    assert resumed.genotype.same_cell(full.genotype)
+    a, b = (json.loads((d / "genotype.json").read_text())["alphas"] for d in (tmp_path / "full", old))
+    assert a == b  # one machine: the resumed search is the uninterrupted one
 
 
 def test_early_stopping_needs_a_stable_and_decided_genotype(data_root, tmp_path):
@@ -98,7 +118,7 @@ def test_resume_after_kill_gives_the_uninterrupted_result(data_root, tmp_path):
     subprocess.run([*cli, *args, "--out", str(tmp_path / "full")], check=True, capture_output=True)
     proc = subprocess.Popen([*cli, *args, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    ckpt = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

@@ -22,7 +22,7 @@ from nas_recon.cli.common import (
     relaunch,
 )
 from nas_recon.cli.train import progress_bar
-from nas_recon.search.config import SearchConfig
+from nas_recon.search.config import RECORD, SearchConfig
 from nas_recon.search.selections import selection as selection_of
 
 
@@ -137,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(SearchConfig, args, device=args.device, workers=args.workers)
     columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    if args.resume and not (Path(args.out) / "checkpoints" / "last.ckpt").is_file():
-        console.print(f"--resume: nothing to resume in {args.out} (no checkpoints/last.ckpt); starting a fresh run")
+    if args.resume and RECORD.resumable(args.out) is None:
+        console.print(f"--resume: nothing to resume in {args.out} (no last.pt); starting a fresh run")
     with Progress(*columns, console=console) as bar:
         if selection_of(cfg.select).retrains:
             from nas_recon.select.halving import run_halving_search

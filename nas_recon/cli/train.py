@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("pretrain", help="contrastive pretraining of an image network's encoder on undersampled "
                        "images (Self-MRI's SimCLR); retrain --init fine-tunes from it")
     add_options(t, PretrainConfig)
-    t.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     add_device(t)
     add_verbose(t)
     t.set_defaults(func=run_pretrain_cmd)

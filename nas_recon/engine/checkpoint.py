@@ -61,15 +61,19 @@ def damage(path: Path, error: BaseException) -> str:
     return f"checkpoint is corrupt ({str(error).splitlines()[0][:100]})"
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load and check a checkpoint file."""
+def load_file(path: Path) -> Any:
+    """torch.load of a checkpoint file on the CPU; one line naming the damage in words when it fails."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: checkpoint not found")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # torch raises several types for damaged files
         raise ConfigError(f"{path}: {damage(path, e)}") from e
+
+
+def check_checkpoint(path: Path, ckpt: Any) -> dict[str, Any]:
+    """A loaded checkpoint checked: nas-recon's format, a model and its weights (sha256 when stored)."""
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ConfigError(f"{path}: not a nas-recon checkpoint (field 'format' missing or wrong)")
     if "model" not in ckpt or "state_dict" not in ckpt:
@@ -81,6 +85,18 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     if "sha256" in ckpt and ckpt["sha256"] != state_digest(ckpt["state_dict"]):
         raise ConfigError(f"{path}: checkpoint weights are damaged (sha256 does not match the one stored)")
     return ckpt
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load and check a checkpoint file."""
+    return check_checkpoint(Path(path), load_file(path))
+
+
+def check_kind(path: Path, ckpt: dict[str, Any], kind: str) -> None:
+    """Refuse a run checkpoint of another kind of run (one written before kinds were recorded is a retrain's)."""
+    held = ckpt.get("kind", "retrain")
+    if held != kind:
+        raise ConfigError(f"{path}: a {held} checkpoint, not a {kind} one")
 
 
 def model_from_checkpoint(path: Path, expect: ModelSpec | None = None) -> tuple[nn.Module, ModelSpec, dict[str, Any]]:

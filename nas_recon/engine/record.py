@@ -10,6 +10,7 @@ from typing import Any
 
 from nas_recon import __version__
 from nas_recon.data.identity import describe_data, same_data
+from nas_recon.engine.checkpoint_io import RunCheckpointIO
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.outputs import read_run_record
@@ -47,6 +48,8 @@ class RunRecord:
 
     `fixed`: the settings a resume may not change; `defaults`: what a record written before a key existed meant;
     `noun` and `resumed`: how the messages name the run ("a retrain run is already there", "this run trained on").
+    Its checkpoint: OUT/last.pt in the one format (engine.checkpoint_io), the task's trained modules under `prefix`;
+    `legacy`: the files an earlier nas-recon wrote instead, still resumed.
     """
 
     kind: str
@@ -54,13 +57,29 @@ class RunRecord:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     noun: str = "run"
     resumed: str = "run"
+    prefix: str = "net."
+    legacy: tuple[str, ...] = ()
 
     def file(self, out: str | Path) -> Path:
         return Path(out) / "run.json"
 
-    def check_new(self, out: str | Path, resume: bool, marker: Path) -> None:
-        """Refuse to start over the run whose `marker` file is in `out` unless resuming it (nothing written)."""
-        if marker.exists() and not resume:
+    def checkpoint(self, out: str | Path) -> Path:
+        """Where this kind of run keeps its last state (rewritten at every epoch's end)."""
+        return Path(out) / "last.pt"
+
+    def resumable(self, out: str | Path) -> Path | None:
+        """The checkpoint a resume continues from: OUT/last.pt, or an earlier nas-recon's file; None."""
+        return next((p for p in (self.checkpoint(out), *(Path(out) / n for n in self.legacy)) if p.is_file()), None)
+
+    def checkpoint_io(self) -> RunCheckpointIO:
+        """The one checkpoint format, for this kind's Trainer."""
+        return RunCheckpointIO(self.kind, self.prefix)
+
+    def check_new(self, out: str | Path, resume: bool, marker: Path | None = None) -> None:
+        """Refuse to start over the run in `out` (its `marker` file, by default a checkpoint) unless resuming it
+        (nothing written)."""
+        marker = marker or self.resumable(out)
+        if marker is not None and marker.exists() and not resume:
             raise ConfigError(f"{out}: a {self.noun} run is already there (use --resume, or another --out)")
 
     def read(self, out: str | Path) -> dict[str, Any]:

@@ -161,4 +161,7 @@ class SearchConfig:
 
 
 # search's run.json: a key an older record lacks had its default
-RECORD = RunRecord("search", FIXED_ON_RESUME, asdict(SearchConfig(data="", out="")), "search", "search")
+# NNI's one-shot module holds the task (and its supernet) as `training_module`; before the one checkpoint format a
+# search kept Lightning's checkpoints/last.ckpt
+RECORD = RunRecord("search", FIXED_ON_RESUME, asdict(SearchConfig(data="", out="")), "search", "search",
+                   prefix="training_module.", legacy=("checkpoints/last.ckpt",))

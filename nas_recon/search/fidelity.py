@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields, replace
@@ -93,11 +92,12 @@ def oneshot_scores(supernet: nn.Module, space: SearchSpace, cells: Sequence[Geno
 
 
 def load_search(run_dir: Path) -> tuple[nn.Module, Any, SearchSpace]:
-    """A finished search's trained supernet (checkpoints/last.ckpt), its SearchConfig and space."""
-    from nas_recon.search.run import SearchConfig
+    """A finished search's trained supernet (its last.pt, or an earlier nas-recon's checkpoints/last.ckpt), its
+    SearchConfig and space."""
+    from nas_recon.search.config import RECORD, SearchConfig
 
     run_json = run_dir / "run.json"
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = RECORD.resumable(run_dir) or RECORD.checkpoint(run_dir)
     try:
         meta = json.loads(run_json.read_text())
     except (OSError, ValueError) as e:
@@ -116,11 +116,9 @@ def load_search(run_dir: Path) -> tuple[nn.Module, Any, SearchSpace]:
     if strat.one_op:
         sample_one_op(supernet)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    except (OSError, KeyError, RuntimeError, EOFError, TypeError) as e:
-        raise ConfigError(f"{ckpt}: not a readable search checkpoint ({e})") from None
+        state = RECORD.checkpoint_io().load_checkpoint(ckpt)["state_dict"]
+    except ConfigError as e:
+        raise ConfigError(f"{e} (not a readable search checkpoint)") from None
     prefix = "training_module.model."
     state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback
 from torch.utils.data import DataLoader
 
 from nas_recon import __version__
@@ -23,25 +23,24 @@ from nas_recon.data.identity import data_record
 from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit
 from nas_recon.device import resolve_device
-from nas_recon.engine.checkpoint import damage
+from nas_recon.engine.checkpoint_io import EXTRA
 from nas_recon.engine.dist import (
     ALONE,
     RankShare,
     World,
     broadcast,
     identical_on_ranks,
-    on_main,
     run_on_ranks,
     sum_over_ranks,
     sync_gradients,
     writes,
 )
 from nas_recon.engine.progress import RunProgress
+from nas_recon.engine.run import Run
 from nas_recon.engine.tblog import Board
-from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
-from nas_recon.errors import ConfigError, Diverged, NasReconError
+from nas_recon.engine.trainer import EXPLODED, StepReport, exploded
+from nas_recon.errors import ConfigError, NasReconError
 from nas_recon.genotype import Genotype, save_genotype
-from nas_recon.io import write_csv
 from nas_recon.memory import SUPERNET_BYTES_PER_PIXEL, check_fits
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.physics.masks import MaskSpec
@@ -150,9 +149,9 @@ class Monitor(Callback):
     """Per-epoch bookkeeping: losses, alphas, derived genotype, early stopping; saved in checkpoints."""
 
     def __init__(self, cfg: SearchConfig, space: SearchSpace, task: SearchTask, datasets: list[SliceDataset],
-                 progress: SearchProgress, world: World = ALONE) -> None:
+                 progress: SearchProgress, life: Run) -> None:
         self.cfg, self.space, self.task, self.datasets, self.progress = cfg, space, task, datasets, progress
-        self.world = world
+        self.life, self.world = life, life.world
         self.history: list[dict[str, Any]] = []
         self.alpha_rows: list[dict[str, Any]] = []
         self.stable = 0
@@ -194,17 +193,13 @@ class Monitor(Callback):
         finite = all(math.isfinite(v) for v in losses) and all(bool(torch.isfinite(a).all()) for a in alphas)
         mean, first = s["w"] / max(1, s["nw"]), self.task.first_loss
         if finite and first is not None and exploded(mean, first):
-            ckpt = Path(self.cfg.out) / "checkpoints" / "last.ckpt"
-            raise Diverged(f"search diverged: the weight loss grew to {mean:.3g} in epoch {epoch}, over "
-                           f"{EXPLODED:g}x the untrained network's {first:.3g}; stopped, the last good checkpoint is "
-                           f"{ckpt if ckpt.is_file() else 'none (first epoch)'} (lower --lr or --arch-lr)")
+            raise self.life.diverged(f"search diverged: the weight loss grew to {mean:.3g} in epoch {epoch}, over "
+                                     f"{EXPLODED:g}x the untrained network's {first:.3g}", "lower --lr or --arch-lr")
         if finite:
             return
-        ckpt = Path(self.cfg.out) / "checkpoints" / "last.ckpt"
         what = "the architecture weights" if any(not bool(torch.isfinite(a).all()) for a in alphas) else "the loss"
-        raise Diverged(f"search diverged: {what} became non-finite in epoch {epoch}; stopped, the last good "
-                            f"checkpoint is {ckpt if ckpt.is_file() else 'none (first epoch)'} (lower --arch-lr "
-                            "or --lr)")
+        raise self.life.diverged(f"search diverged: {what} became non-finite in epoch {epoch}",
+                                 "lower --arch-lr or --lr")
 
     def gather_sums(self, epoch: int) -> None:
         """Several ranks: the epoch's loss sums over all of them; and their alphas must be bit-identical."""
@@ -256,9 +251,9 @@ class Monitor(Callback):
         self.history.append(row)
         if not self.world.main:
             return
-        out = Path(self.cfg.out)
-        write_csv(out / "search_log.csv", self.history)
-        write_csv(out / "alphas.csv", self.alpha_rows)
+        out = self.life.out
+        self.life.log("search_log.csv", self.history)
+        self.life.log("alphas.csv", self.alpha_rows)
         if self.board is None:
             self.board = Board(out)
         if self.board.active:
@@ -267,7 +262,12 @@ class Monitor(Callback):
                                 "decision/drift": row.get("drift"), "cost/expected": row.get("expected_cost")}, epoch)
             self.board.scalars({f"alpha/n{r['node']}_{r['input']}/{r['op']}": r["weight"] for r in self.alpha_rows
                                 if r["epoch"] == epoch}, epoch)
+        self.life.save(trainer)  # last.pt, the monitor's state and this epoch's row included
         self.progress.epoch_end(row)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint[EXTRA] = {"model": {"name": "supernet", "space": self.cfg.space, "strategy": self.cfg.strategy},
+                             "epoch": trainer.current_epoch + 1}
 
 
 def train_folder(cfg: SearchConfig) -> Path:
@@ -285,7 +285,7 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> tuple[Path | None, dict[
     """Check the run folder (nothing written): the checkpoint to resume from (or None) and the data record."""
     out = Path(cfg.out)
     run_json = RECORD.file(out)
-    ckpt = out / "checkpoints" / "last.ckpt"
+    ckpt = RECORD.resumable(out)
     RECORD.check_new(out, resume, run_json)
     record = data_record(train_folder(cfg))
     if resume and run_json.exists():
@@ -296,15 +296,15 @@ def prepare_run_dir(cfg: SearchConfig, resume: bool) -> tuple[Path | None, dict[
         # the data known by content (an older run.json: by its resolved folder)
         was = meta.get("data_record", str(train_folder(replace(cfg, data=str(saved.get("data", cfg.data))))))
         RECORD.check_resume(out, {**asdict(cfg), "data": record}, {**saved, "data": was})
-    return (ckpt if resume and ckpt.exists() else None), record
+    return (ckpt if resume else None), record
 
 
 def check_search_checkpoint(path: Path, module: pl.LightningModule) -> None:
-    """Refuse a last.ckpt Lightning could not resume this search from (damaged, foreign, another supernet)."""
+    """Refuse a checkpoint Lightning could not resume this search from (damaged, foreign, another supernet)."""
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several types for damaged files
-        raise ConfigError(f"{path}: {damage(path, e)}; use another --out") from None
+        ck = RECORD.checkpoint_io().load_checkpoint(path)
+    except ConfigError as e:
+        raise ConfigError(f"{e}; use another --out") from None
     need = ("state_dict", "epoch", "optimizer_states", "loops", "pytorch-lightning_version")
     if not isinstance(ck, dict) or any(k not in ck for k in need):
         raise ConfigError(f"{path}: not a search checkpoint (expected Lightning's {', '.join(need)}); "
@@ -314,12 +314,6 @@ def check_search_checkpoint(path: Path, module: pl.LightningModule) -> None:
         odd = sorted(have ^ want)[0]
         raise ConfigError(f"{path}: checkpoint holds another supernet than this search builds (e.g. "
                           f"'{odd}' differs); use another --out")
-
-
-def write_run_record(cfg: SearchConfig, record: dict[str, Any], coils: int = 0) -> None:
-    """run.json: the settings and the training data's record (written once every check has passed)."""
-    maps = resolve_estimator(cfg.coil_estimator).method if coils else None
-    RECORD.write(cfg.out, {"config": asdict(cfg), "data_record": record, "coils": coils, "maps": maps})
 
 
 def run_search(cfg: SearchConfig, resume: bool = False, progress: SearchProgress | None = None) -> SearchResult:
@@ -387,8 +381,9 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
     side = cfg.crop or cfg.size
     check_fits("search", cfg.batch_size // world.size, side, side, SUPERNET_BYTES_PER_PIXEL, device,
                "use a smaller --crop or --batch-size")
-    ckpt, record = on_main(world, lambda: prepare_run_dir(cfg, resume))
-    out = Path(cfg.out)
+    life = Run(RECORD, Path(cfg.out), resume, world)
+    ckpt, record = life.on_main(lambda: prepare_run_dir(cfg, resume))
+    out = life.out
     w_files, a_files = files
 
     configure()
@@ -418,26 +413,23 @@ def _search(cfg: SearchConfig, resume: bool, progress: SearchProgress, space: An
         pin_arch_optimizer(oneshot, arch_parameters(supernet), lambda ps: torch.optim.Adam(
             ps, cfg.arch_lr, betas=(0.5, 0.999), weight_decay=cfg.arch_weight_decay))
     if ckpt is not None:
-        on_main(world, lambda: check_search_checkpoint(ckpt, oneshot))
-    if world.main:
-        write_run_record(cfg, record, ds_w.coils)
+        life.on_main(lambda: check_search_checkpoint(ckpt, oneshot))
+    # run.json: the settings and the training data's record (written once every check has passed)
+    maps = resolve_estimator(cfg.coil_estimator).method if ds_w.coils else None
+    life.write_record({"config": asdict(cfg), "data_record": record, "coils": ds_w.coils, "maps": maps})
     w_loader, a_loader = split_loader(cfg, ds_w, 0, world), split_loader(cfg, ds_a, 1, world)
     score_loader = split_loader(cfg, ds_a, 1)  # scoring after the search: the same fixed batches on every rank
     loaders = strategy.train_dataloader(lambda: w_loader, lambda: a_loader)
 
-    monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress, world)
-    # checkpoints/last.ckpt rewritten at the end of every epoch (save_last alone only writes at the end of fit)
-    saver = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None, save_top_k=1,
-                            every_n_epochs=1, save_on_train_epoch_end=True, enable_version_counter=False)
+    monitor = Monitor(cfg, space, task, [ds_w, ds_a], progress, life)  # writes last.pt at every epoch's end
     report = StepReport(lambda epoch, step: progress.step(epoch, step, task.last["w"],
                                                           task.last["a"] if bilevel else None))
-    trainer = build_trainer(device, cfg.epochs, cfg.precision, out,
-                            [monitor, report, saver] if world.main else [monitor, report],
-                            grad_clip=None if bilevel else cfg.grad_clip)
+    trainer = life.trainer(device, cfg.epochs, cfg.precision, [monitor, report],
+                           grad_clip=None if bilevel else cfg.grad_clip)
     steps = max(len(w_loader), len(a_loader)) if bilevel else len(w_loader)
     progress.start(cfg.epochs, steps, 0)
     try:
-        fit(trainer, oneshot, loaders, ckpt)
+        life.fit(trainer, oneshot, loaders, ckpt)
     finally:
         if monitor.board is not None:
             monitor.board.close()

@@ -24,11 +24,12 @@ from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit
 from nas_recon.device import place, resolve_device
 from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
+from nas_recon.engine.checkpoint_io import EXTRA
 from nas_recon.engine.progress import RunProgress
 from nas_recon.engine.record import RunRecord
-from nas_recon.engine.trainer import StepReport, build_trainer, fit
+from nas_recon.engine.run import Run
+from nas_recon.engine.trainer import StepReport
 from nas_recon.errors import ConfigError, DataError
-from nas_recon.io import write_csv
 from nas_recon.lock import run_lock
 from nas_recon.models.encoders import encoder_of
 from nas_recon.models.registry import ModelSpec, build_model
@@ -38,7 +39,9 @@ from nas_recon.train.config import PretrainConfig
 
 PRETRAINED = "encoder.pt"  # what a pretraining run leaves for retrain --init
 FIXED_ON_RESUME = ("model", "data", "seed", "size", "crop", "batch_size", "temperature", "lr", "epochs", "rho")
-RECORD = RunRecord("pretrain", FIXED_ON_RESUME, noun="pretraining")
+# the task holds the network and its projection head as `model`; before the one checkpoint format a pretraining kept
+# Lightning's last.ckpt
+RECORD = RunRecord("pretrain", FIXED_ON_RESUME, noun="pretraining", prefix="model.", legacy=("last.ckpt",))
 
 
 PretrainProgress = RunProgress  # the engine's hooks
@@ -119,11 +122,11 @@ def bottleneck_width(net: nn.Module, encoder: nn.Module, side: int) -> int:
 
 
 class PretrainTask(pl.LightningModule):
-    """NT-Xent over the two views of each slice; pretrain_log.csv and last.ckpt at each epoch's end."""
+    """NT-Xent over the two views of each slice; pretrain_log.csv and last.pt at each epoch's end."""
 
-    def __init__(self, model: Contrastive, cfg: PretrainConfig, out: Path, history: list[dict[str, Any]]) -> None:
+    def __init__(self, model: Contrastive, cfg: PretrainConfig, life: Run, history: list[dict[str, Any]]) -> None:
         super().__init__()
-        self.model, self.cfg, self.out, self.history = model, cfg, out, history
+        self.model, self.cfg, self.life, self.history = model, cfg, life, history
         self.total, self.n, self.t0, self.last_loss = 0.0, 0, time.time(), math.nan
         self.views: ContrastiveViews | None = None
         self.sampler: EpochSampler | None = None
@@ -152,17 +155,19 @@ class PretrainTask(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.history.append({"epoch": self.current_epoch + 1, "loss": self.total / max(1, self.n),
                              "seconds": round(time.time() - self.t0, 3)})
-        write_csv(self.out / "pretrain_log.csv", self.history)
-        self.trainer.save_checkpoint(self.out / "last.ckpt")
-        save_checkpoint(self.out / PRETRAINED, {
+        self.life.log("pretrain_log.csv", self.history)
+        self.life.save(self.trainer)
+        save_checkpoint(self.life.out / PRETRAINED, {
             "model": ModelSpec(self.cfg.model).to_dict(), "state_dict": self.model.net.state_dict(),
             "encoder_keys": self.encoder_keys, "pretrain": {**asdict(self.cfg), "epoch": self.current_epoch + 1}})
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["nas_recon_history"] = self.history
+        checkpoint[EXTRA] = {"model": ModelSpec(self.cfg.model).to_dict(), "epoch": self.current_epoch + 1,
+                             "history": self.history}
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.history[:] = checkpoint.get("nas_recon_history", [])
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # (an earlier nas-recon's: Lightning's keys)
+        own = checkpoint.get(EXTRA)
+        self.history[:] = own["history"] if own else checkpoint.get("nas_recon_history", [])
 
 
 def trained_keys(net: nn.Module, name: str) -> list[str]:
@@ -221,26 +226,27 @@ def run_pretrain(cfg: PretrainConfig, resume: bool = False, progress: PretrainPr
     a, b = views_datasets(cfg)
     out = Path(cfg.out)
     with run_lock(out, "pretrain"):
-        last = out / "last.ckpt"
+        life = Run(RECORD, out, resume)
+        last = life.resume_from()
         meta = {"model": cfg.model,
                 "data": data_record(cfg.data, ("train",)), **{k: getattr(cfg, k) for k in FIXED_ON_RESUME
                                                                if k not in ("model", "data")}}
-        RECORD.check_new(out, resume, last)
-        if resume and last.exists():
-            RECORD.check_resume(out, meta)
-        RECORD.write(out, meta)
+        life.check_new()
+        if last is not None:
+            life.check_resume(meta)
+        life.write_record(meta)
         keys = trained_keys(net, cfg.model)
         model = place(Contrastive(net, encoder, bottleneck_width(net, encoder, max(32, net.min_size))), device)
         views = ContrastiveViews(a, b, cfg.seed)
         sampler = EpochSampler(len(views), cfg.seed)
         loader = DataLoader(views, cfg.batch_size, sampler=sampler, drop_last=len(views) > cfg.batch_size)
         history: list[dict[str, Any]] = []
-        task = PretrainTask(model, cfg, out, history)
+        task = PretrainTask(model, cfg, life, history)
         task.views, task.sampler, task.encoder_keys = views, sampler, keys
         progress.start(cfg.epochs, len(loader), 0)
-        trainer = build_trainer(device, cfg.epochs, "32", out, [StepReport(
+        trainer = life.trainer(device, cfg.epochs, "32", [StepReport(
             lambda epoch, step: progress.step(epoch, step, task.last_loss))])
-        fit(trainer, task, loader, last if resume and last.exists() else None)
+        life.fit(trainer, task, loader, last)
     return {"run_dir": out, "history": task.history, "encoder": out / PRETRAINED}
 
 

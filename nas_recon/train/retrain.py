@@ -22,26 +22,25 @@ from nas_recon.data.sampler import EpochSampler
 from nas_recon.data.ssdu import SsduSplit, ssdu_losses
 from nas_recon.data.transforms import INPUT_MAX
 from nas_recon.device import place, resolve_device
-from nas_recon.engine.checkpoint import read_checkpoint, save_checkpoint
-from nas_recon.engine.checkpoint_io import EXTRA, RunCheckpointIO
+from nas_recon.engine.checkpoint import check_kind, read_checkpoint, save_checkpoint
+from nas_recon.engine.checkpoint_io import EXTRA
 from nas_recon.engine.dist import (
     ALONE,
     ShardedBatches,
     World,
     gather_rows,
     mean_over_ranks,
-    on_main,
     run_on_ranks,
     writes,
 )
 from nas_recon.engine.progress import RunProgress
 from nas_recon.engine.record import RunRecord
+from nas_recon.engine.run import Run
 from nas_recon.engine.tblog import Board
-from nas_recon.engine.trainer import EXPLODED, StepReport, build_trainer, exploded, fit
-from nas_recon.errors import ConfigError, DataError, Diverged
+from nas_recon.engine.trainer import EXPLODED, StepReport, exploded
+from nas_recon.errors import ConfigError, DataError
 from nas_recon.evaluate.metrics import slice_metrics
 from nas_recon.genotype import load_genotype
-from nas_recon.io import write_csv
 from nas_recon.memory import NETWORK_BYTES_PER_PIXEL, check_fits, check_model_fits
 from nas_recon.models.init import layer_lr_groups
 from nas_recon.models.registry import CLASSICAL, ModelSpec, build_model, count_params, spec_for_genotype
@@ -223,16 +222,6 @@ RECORD = RunRecord("retrain", FIXED_ON_RESUME, RECORD_DEFAULTS, "retrain")
 RESUME_STATE = ("lightning", "scheduler", "rng", "epoch", "best_psnr", "history")  # what last.pt adds to weights
 
 
-def check_new_run(out: Path, resume: bool) -> None:
-    """Refuse to start a run over the one already in `out` (its last.pt) unless resuming it."""
-    RECORD.check_new(out, resume, out / "last.pt")
-
-
-def check_resume(out: Path, meta: dict[str, Any]) -> None:
-    """Refuse --resume when a setting that shaped the earlier epochs changed (run.json would misdescribe them)."""
-    RECORD.check_resume(out, meta)
-
-
 class RetrainTask(pl.LightningModule):
     """Retraining as a LightningModule: the recipe's loss, Adam and its lr drop; at each epoch's end validation,
     best.pt, last.pt (resumable), train_log.csv and TensorBoard (rank 0 alone writes)."""
@@ -294,12 +283,9 @@ class RetrainTask(pl.LightningModule):
             self.first_loss = float(batch_loss)  # the untrained network's: a loss far above it has diverged
         first = self.first_loss
         if not torch.isfinite(batch_loss) or (first is not None and exploded(float(batch_loss), first)):
-            last = run.out / "last.pt"
-            good = last if last.exists() else "none (first epoch)"
             what = (f"became {float(batch_loss)}" if not torch.isfinite(batch_loss) else
                     f"grew to {float(batch_loss):.3g}, over {EXPLODED:g}x the untrained network's {first:.3g}")
-            raise Diverged(f"loss {what} at epoch {self.current_epoch + 1} step {step + 1}; "
-                           f"stopped, the last good checkpoint is {good}")
+            raise run.lifecycle.diverged(f"loss {what} at epoch {self.current_epoch + 1} step {step + 1}")
         self.last_loss = float(batch_loss)
         self.total += self.last_loss
         self.n += 1
@@ -334,8 +320,8 @@ class RetrainTask(pl.LightningModule):
         if improved:
             save_checkpoint(run.out / "best.pt", {**run.common, "state_dict": self.net.state_dict(),
                                                   "epoch": epoch + 1, "val": metrics})
-        self.trainer.save_checkpoint(run.out / "last.pt")  # through RunCheckpointIO, with on_save_checkpoint's fields
-        write_csv(run.out / "train_log.csv", self.history)
+        run.lifecycle.save(self.trainer)  # last.pt in the one format, with on_save_checkpoint's fields
+        run.lifecycle.log("train_log.csv", self.history)
         board = run.board
         board.scalars({"loss/train": row["train_loss"], "val/psnr": row["val_psnr"], "val/ssim": row["val_ssim"],
                        "val/held_out_loss": row.get("val_loss", ""),
@@ -369,6 +355,7 @@ class RetrainRun:
     common: dict[str, Any]
     board: Board
     progress: RetrainProgress
+    lifecycle: Run
 
     @property
     def ssdu(self) -> bool:
@@ -400,6 +387,7 @@ def make_scheduler(r: Recipe, opt: torch.optim.Optimizer) -> Any:
 def check_resumable(last: Path, spec: ModelSpec, run: RetrainRun, net: torch.nn.Module) -> dict[str, Any]:
     """last.pt, read and checked against this run before Lightning restores it (one-line errors)."""
     ck = read_checkpoint(last)
+    check_kind(last, ck, "retrain")
     if ck["model"] != spec.to_dict():
         raise ConfigError(f"{last}: checkpoint holds another model than {spec.name} ({ck['model']!r})")
     missing = [k for k in RESUME_STATE if k not in ck]
@@ -427,8 +415,8 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     """run_retrain inside the run folder's lock (rank 0) or beside it (other ranks): the engine's Trainer fits a
     RetrainTask."""
     r = cfg.recipe
-    last = out / "last.pt"
-    on_main(world, lambda: check_new_run(out, resume))
+    life = Run(RECORD, out, resume, world)
+    life.check_new()
     configure()
     torch.manual_seed(cfg.seed)
     net = place(build_model(spec), device)
@@ -446,19 +434,18 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
     sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
     loader = DataLoader(ds, batch_sampler=sampler)
     run = RetrainRun(cfg, device, world, ds, val, sampler, DataLoader(val, r.batch_size), loss_fn, out, common,
-                     Board(out, enabled=False), progress)
+                     Board(out, enabled=False), progress, life)
     history: list[dict[str, Any]] = []
-    start, best_psnr, ckpt = 0, -math.inf, None
-    if resume and last.exists():
-        on_main(world, lambda: check_resume(out, meta))
-        ck = check_resumable(last, spec, run, net)
-        start, best_psnr, history, ckpt = ck["epoch"], ck["best_psnr"], ck["history"], last
+    start, best_psnr, ckpt = 0, -math.inf, life.resume_from()
+    if ckpt is not None:
+        life.check_resume(meta)
+        ck = check_resumable(ckpt, spec, run, net)
+        start, best_psnr, history = ck["epoch"], ck["best_psnr"], ck["history"]
     elif cfg.init is not None:  # a fresh run fine-tunes the pretrained encoder (a resumed one restores its weights)
         from nas_recon.train.pretrain import load_pretrained
 
         load_pretrained(cfg.init, spec, net)
-    if world.main:
-        RECORD.write(out, meta)
+    life.write_record(meta)
     run.board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
     stop = cfg.stop_epoch or r.epochs
     progress.start(stop, len(loader), start)
@@ -469,10 +456,10 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
                         "val_ssim": metrics.get("ssim", ""), "lr": r.lr, "seconds": 0.0, "step": 0, "wall_seconds": 0.0,
                         **({"val_loss": metrics.get("loss", "")} if run.ssdu else {})})
     task = RetrainTask(run, net, history, best_psnr, encoder if cfg.init_freeze else ())
-    trainer = build_trainer(device, stop, cfg.precision, out, [StepReport(
-        lambda epoch, step: progress.step(epoch, step, task.last_loss))], checkpoint_io=RunCheckpointIO())
+    trainer = life.trainer(device, stop, cfg.precision, [StepReport(
+        lambda epoch, step: progress.step(epoch, step, task.last_loss))])
     try:
-        fit(trainer, task, loader, ckpt)
+        life.fit(trainer, task, loader, ckpt)
     finally:
         run.board.close()
     return {"run_dir": out, "history": task.history, "best_psnr": task.best_psnr, "params": count_params(net),
