@@ -12,9 +12,12 @@ Resumable (finished runs are skipped). Prints the table and the mean difference;
 --tag names another pretraining (OUT/pretrain/MODEL-simclrTAG and its fine-tunings), e.g. a longer one; the
 scratch runs are shared. --freeze S fine-tunes with the encoder frozen for the first share S of the epochs (retrain
 --init-freeze: linear probing, then fine-tuning); --ft-epochs N trains both arms N epochs instead of the recipe's.
+--rescale fine-tunes from a copy of the encoder whose conv weights are scaled back to the norms of a fresh
+initialisation: the U-Net's convs have no bias and feed an instance norm, so the network computes the same, but
+Adam's relative steps on those weights are those of a fresh network again.
 
 Usage: python bench/pretrain.py --out PAYS_OUT [--budget standard] [--epochs 30] [--batch 8] [--seeds 0 1 2]
-                                [--tag -e200] [--freeze 0.5] [--ft-epochs 48]
+                                [--tag -e200] [--freeze 0.5] [--ft-epochs 48] [--rescale]
 """
 
 from __future__ import annotations
@@ -25,10 +28,13 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
 from stagelog import Log
 
 from nas_recon.data.dataset import list_volumes
 from nas_recon.data.hdf5 import inspect_volume
+from nas_recon.engine.checkpoint import save_checkpoint
+from nas_recon.models.registry import ModelSpec, build_model
 from nas_recon.pipelines.demo import BUDGETS, budget_recipe
 from nas_recon.report.build import label_runs, make_report, read_run
 from nas_recon.runtime import configure
@@ -47,6 +53,35 @@ def finished(run: Path, epochs: int) -> bool:
     return log.is_file() and log.read_text().strip().splitlines()[-1].split(",")[0] == str(epochs)
 
 
+def rescaled(pre: Path, model: str) -> Path:
+    """PRE's encoder.pt with every 4-d (conv) weight scaled to the norm of a fresh network's (seed 0), as
+    PRE-rescaled/encoder.pt; the function is unchanged where an instance norm without affine follows a bias-free
+    conv, which check_same verifies on a probe image."""
+    out = pre.parent / f"{pre.name}-rescaled"
+    if (out / PRETRAINED).is_file():
+        return out
+    ck = torch.load(pre / PRETRAINED, weights_only=False)
+    torch.manual_seed(0)
+    fresh = build_model(ModelSpec(model)).state_dict()
+    sd = dict(ck["state_dict"])
+    for k in ck["encoder_keys"]:
+        if sd[k].dim() == 4:
+            sd[k] = sd[k] * (fresh[k].norm() / sd[k].norm())
+    net_a, net_b = build_model(ModelSpec(model)), build_model(ModelSpec(model))
+    net_a.load_state_dict(ck["state_dict"])
+    net_b.load_state_dict(sd)
+    x = torch.rand(1, 2, 64, 64, generator=torch.Generator().manual_seed(0))
+    args = (x, torch.zeros_like(x), torch.ones(1, 1, 1, 64))
+    with torch.no_grad():
+        diff = float((net_a.eval()(*args) - net_b.eval()(*args)).abs().max())
+    if diff > 1e-3:
+        raise SystemExit(f"rescaling changed the network's output by {diff:g}: its convs are not scale-invariant")
+    out.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out / PRETRAINED, {k: v for k, v in {**ck, "state_dict": sd}.items()
+                                       if k not in ("format", "sha256", "version", "package_version")})
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, required=True, help="a bench/search_pays.py output folder (after bench/ssdu.py)")
@@ -59,6 +94,7 @@ def main() -> None:
     p.add_argument("--tag", default="", help="names this pretraining and its fine-tunings")
     p.add_argument("--freeze", type=float, default=0.0, help="share of the fine-tuning epochs the encoder is frozen")
     p.add_argument("--ft-epochs", type=int, default=0, help="fine-tuning epochs (0: the recipe's)")
+    p.add_argument("--rescale", action="store_true", help="conv weights at a fresh initialisation's norms")
     p.add_argument("--device", default="cpu")
     a = p.parse_args()
     configure()
@@ -81,6 +117,8 @@ def main() -> None:
                             f"--share {a.share}")
     longer = f"-ft{a.ft_epochs}" if a.ft_epochs else ""
     frozen = f"-f{a.freeze:g}" if a.freeze else ""
+    if a.rescale:
+        pre, frozen = rescaled(pre, a.model), f"{frozen}-rescaled"
     runs = {}
     for seed in a.seeds:
         for arm, init in (("scratch", None), ("pretrained", str(pre))):

@@ -15,6 +15,7 @@ from pytorch_lightning.callbacks import Callback
 
 from nas_recon.engine.dist import ALONE, World, on_main
 from nas_recon.engine.record import RunRecord
+from nas_recon.engine.tblog import Board
 from nas_recon.engine.trainer import build_trainer, fit
 from nas_recon.errors import Diverged
 from nas_recon.io import write_csv
@@ -78,6 +79,10 @@ class Run:
         """A CSV of the epochs so far in the folder (rank 0), rewritten whole."""
         if self.world.main:
             write_csv(self.out / name, rows)
+
+    def board(self) -> Board:
+        """TensorBoard events under OUT/tensorboard (rank 0, when tensorboard is installed; the CSVs stay)."""
+        return Board(self.out, enabled=self.world.main)
 
     def diverged(self, what: str, hint: str = "") -> Diverged:
         """The stop of a diverged run: what happened, and the checkpoint it can go back to."""

@@ -251,11 +251,10 @@ class Monitor(Callback):
         self.history.append(row)
         if not self.world.main:
             return
-        out = self.life.out
         self.life.log("search_log.csv", self.history)
         self.life.log("alphas.csv", self.alpha_rows)
         if self.board is None:
-            self.board = Board(out)
+            self.board = self.life.board()
         if self.board.active:
             self.board.scalars({"loss/weights": row["w_loss"], "loss/alphas": row["alpha_loss"],
                                 "decision/chosen_margin": row.get("chosen_margin"),

@@ -446,7 +446,7 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
 
         load_pretrained(cfg.init, spec, net)
     life.write_record(meta)
-    run.board = Board(out, enabled=world.main)  # TensorBoard events when tensorboard is installed (the CSV stays)
+    run.board = life.board()  # TensorBoard events when tensorboard is installed (the CSV stays)
     stop = cfg.stop_epoch or r.epochs
     progress.start(stop, len(loader), start)
     if not history:  # the learning curve starts at the untrained model (step 0)
