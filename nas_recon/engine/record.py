@@ -6,14 +6,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nas_recon import __version__
 from nas_recon.data.identity import describe_data, same_data
-from nas_recon.engine.checkpoint_io import RunCheckpointIO
 from nas_recon.errors import ConfigError
 from nas_recon.io import atomic_write_text
 from nas_recon.outputs import read_run_record
+
+if TYPE_CHECKING:  # Lightning's import is heavy: only a run that trains pays it (not --help)
+    from nas_recon.engine.checkpoint_io import RunCheckpointIO
 
 
 def check_unchanged(source: Path, saved: dict[str, Any], now: dict[str, Any], keys: Sequence[str],
@@ -73,6 +75,8 @@ class RunRecord:
 
     def checkpoint_io(self) -> RunCheckpointIO:
         """The one checkpoint format, for this kind's Trainer."""
+        from nas_recon.engine.checkpoint_io import RunCheckpointIO
+
         return RunCheckpointIO(self.kind, self.prefix)
 
     def check_new(self, out: str | Path, resume: bool, marker: Path | None = None) -> None:
