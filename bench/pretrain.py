@@ -56,7 +56,7 @@ def finished(run: Path, epochs: int) -> bool:
 def rescaled(pre: Path, model: str) -> Path:
     """PRE's encoder.pt with every 4-d (conv) weight scaled to the norm of a fresh network's (seed 0), as
     PRE-rescaled/encoder.pt; the function is unchanged where an instance norm without affine follows a bias-free
-    conv, which check_same verifies on a probe image."""
+    conv, which is checked here on a probe image."""
     out = pre.parent / f"{pre.name}-rescaled"
     if (out / PRETRAINED).is_file():
         return out
