@@ -345,17 +345,23 @@ class RetrainRun:
 
     cfg: RetrainConfig
     device: torch.device
-    world: World
+    lifecycle: Run  # the folder, the ranks, the checkpoint and the logs
     ds: SliceDataset
     val: SliceDataset
     sampler: ShardedBatches
     val_loader: DataLoader
     loss_fn: Any
-    out: Path
     common: dict[str, Any]
     board: Board
     progress: RetrainProgress
-    lifecycle: Run
+
+    @property
+    def world(self) -> World:
+        return self.lifecycle.world
+
+    @property
+    def out(self) -> Path:
+        return self.lifecycle.out
 
     @property
     def ssdu(self) -> bool:
@@ -433,8 +439,8 @@ def _train(cfg: RetrainConfig, spec: ModelSpec, device: torch.device, ds: SliceD
                        **({"coil_estimator": ds.coil_maps_of.name} if ds.coils else {})}}
     sampler = ShardedBatches(EpochSampler(len(ds), cfg.seed), r.batch_size, world)  # global batches, split
     loader = DataLoader(ds, batch_sampler=sampler)
-    run = RetrainRun(cfg, device, world, ds, val, sampler, DataLoader(val, r.batch_size), loss_fn, out, common,
-                     Board(out, enabled=False), progress, life)
+    run = RetrainRun(cfg, device, life, ds, val, sampler, DataLoader(val, r.batch_size), loss_fn, common,
+                     Board(out, enabled=False), progress)
     history: list[dict[str, Any]] = []
     start, best_psnr, ckpt = 0, -math.inf, life.resume_from()
     if ckpt is not None:
